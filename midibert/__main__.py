@@ -1,0 +1,5 @@
+import sys
+
+from midibert.cli import main
+
+sys.exit(main())

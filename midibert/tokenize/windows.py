@@ -1,0 +1,75 @@
+"""Split a long encoding into fixed-length model inputs, keeping the token -> note links."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Windows:
+    """N windows of `length` tokens. starts[i]/lengths[i] locate window i in the encoding."""
+
+    ids: np.ndarray  # (N, L) or (N, L, F), PAD-filled
+    note_index: np.ndarray  # (N, L), -1 on padding
+    attention_mask: np.ndarray  # (N, L) bool, True on real tokens
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, values: np.ndarray, fill=-100) -> np.ndarray:
+        """Cut any per-token array (labels, ...) into the same windows, `fill` on padding."""
+        values = np.asarray(values)
+        out = np.full((len(self), self.ids.shape[1], *values.shape[1:]), fill, dtype=values.dtype)
+        for i, (s, n) in enumerate(zip(self.starts, self.lengths)):
+            out[i, :n] = values[s:s + n]
+        return out
+
+
+def window_starts(n_tokens: int, length: int, overlap: int = 0, bar_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where windows begin and how long each is.
+
+    With `bar_start` (bool per token) each window after the first begins at a bar line and
+    ends before the bar line that would not fit, unless a single bar is longer than a window.
+    """
+    if length < 1 or not 0 <= overlap < length:
+        raise ValueError(f"need length >= 1 and 0 <= overlap < length, got {length}, {overlap}")
+    if n_tokens == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if bar_start is None:
+        starts = np.arange(0, max(n_tokens - overlap, 1), length - overlap, dtype=np.int64)
+        return starts, np.minimum(length, n_tokens - starts)
+    bars = np.flatnonzero(bar_start)
+    starts, lengths, s = [], [], 0
+    while True:
+        end = min(s + length, n_tokens)
+        if end < n_tokens:  # pull the end back to the last bar line inside the window
+            cut = bars[(bars > s) & (bars <= end)]
+            end = int(cut[-1]) if len(cut) else end
+        starts.append(s)
+        lengths.append(end - s)
+        if end >= n_tokens:
+            break
+        nxt = end
+        if overlap:  # back up to a bar line at most `overlap` tokens before the end
+            back = bars[(bars > s) & (bars >= end - overlap) & (bars < end)]
+            nxt = int(back[0]) if len(back) else end
+        s = nxt
+    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+
+
+def make_windows(ids: np.ndarray, note_index: np.ndarray, length: int = 512, overlap: int = 0,
+                 bar_start: np.ndarray | None = None, pad_id: int = 0) -> Windows:
+    """Windows of `length` tokens (last one padded), optionally overlapping or cut at bar lines."""
+    ids = np.asarray(ids)
+    starts, lengths = window_starts(len(ids), length, overlap, bar_start)
+    w = Windows(ids=np.full((len(starts), length, *ids.shape[1:]), pad_id, dtype=ids.dtype),
+                note_index=np.full((len(starts), length), -1, dtype=np.int64),
+                attention_mask=np.zeros((len(starts), length), dtype=bool), starts=starts, lengths=lengths)
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        w.ids[i, :n] = ids[s:s + n]
+        w.note_index[i, :n] = note_index[s:s + n]
+        w.attention_mask[i, :n] = True
+    return w
