@@ -1,0 +1,36 @@
+"""Shared fixtures: where the real datasets are, and skipping clearly when they are not."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to wandb's servers
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MIDIBERT_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared(*parts: str) -> Path:
+    """A path under the real data root, or skip the test saying what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data absent: {path} (set MIDIBERT_DATA or place ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def pop909_files() -> list[Path]:
+    """A handful of real POP909 songs (MELODY / BRIDGE / PIANO tracks)."""
+    root = shared("pop909", "POP909")
+    return [root / f"{i:03d}" / f"{i:03d}.mid" for i in (1, 2, 17, 250, 909)]
+
+
+@pytest.fixture
+def asap_files() -> list[Path]:
+    """A few real ASAP scores and performances (other meters, several tracks, expressive timing)."""
+    root = shared("asap")
+    scores = sorted(root.glob("*/*/midi_score.mid"))[:4] + sorted(root.glob("*/*/*/midi_score.mid"))[:2]
+    perfs = [p for p in sorted(root.glob("Chopin/**/*.mid")) if p.name != "midi_score.mid"][:3]
+    return scores + perfs
