@@ -159,7 +159,7 @@ def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndar
         raise MidiError(f"{name}: no note within pitch range {cfg.pitch_range}")
 
     grid = bar_grid(score, cfg, last=int(notes.onset[notes.tokenized].max()), stats=stats)
-    tempo = tempo_at(score, notes.start)
+    tempo = tempo_at(score, notes.onset, res)
     return notes, grid, tempo, stats
 
 
@@ -208,16 +208,20 @@ def bar_grid(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict)
         meters.extend([meter] * n)
         pos += step * n
     bar_starts = np.concatenate(starts)
-    return Grid(bar_starts=bar_starts, bar_meters=meters)
+    n = int(np.searchsorted(bar_starts, last, side="right"))  # no bars after the last onset
+    return Grid(bar_starts=bar_starts[:n], bar_meters=meters[:n])
 
 
-def tempo_at(score: symusic.Score, ticks: np.ndarray) -> np.ndarray:
-    """Tempo in BPM (quarter notes per minute) in force at each tick; 120 where none is set."""
+def tempo_at(score: symusic.Score, steps: np.ndarray, res: int) -> np.ndarray:
+    """Tempo in BPM in force at each grid step; 120 where none is set.
+
+    Looked up on the grid, not the source ticks, so notes that share an onset share a tempo.
+    """
     if not len(score.tempos):
-        return np.full(len(ticks), 120.0)
-    t = np.array([tp.time for tp in score.tempos], dtype=np.int64)
+        return np.full(len(steps), 120.0)
+    t = _to_grid(np.array([tp.time for tp in score.tempos], dtype=np.int64), score.tpq, res)
     q = np.array([tp.qpm for tp in score.tempos], dtype=np.float64)
     order = np.argsort(t, kind="stable")
     t, q = t[order], q[order]
-    idx = np.searchsorted(t, ticks, side="right") - 1
+    idx = np.searchsorted(t, steps, side="right") - 1
     return np.where(idx >= 0, q[np.clip(idx, 0, None)], q[0])

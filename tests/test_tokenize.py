@@ -1,0 +1,207 @@
+"""Tokenizer contract: round trips on real and generated MIDI, note links, sources, save / load."""
+from __future__ import annotations
+
+import io
+
+import miditoolkit
+import numpy as np
+import pretty_midi
+import pytest
+import symusic
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from midibert import MidiError
+from midibert.tokenize import Tokenizer
+from midibert.tokenize.labels import melody_labels
+from tests.midi_factory import make_score
+
+SPECS = ["cp-score", "cp-performance", "remi-score", "remi-performance"]
+
+
+def decoded_notes(score: symusic.Score, res: int) -> np.ndarray:
+    """(onset, duration, pitch) rows of a decoded one-track score, in grid steps, sorted."""
+    a = score.tracks[0].notes.numpy()
+    per_step = score.tpq // res
+    rows = np.stack([a["time"] // per_step, a["duration"] // per_step, a["pitch"]], axis=1).astype(np.int64)
+    return rows[np.lexsort((rows[:, 1], rows[:, 2], rows[:, 0]))]
+
+
+def expected_notes(enc, tok) -> np.ndarray:
+    n = enc.notes
+    sel = n.tokenized
+    rows = np.stack([n.onset[sel], n.duration[sel], np.clip(n.pitch[sel], *tok.config.pitch_range)], axis=1)
+    return rows[np.lexsort((rows[:, 1], rows[:, 2], rows[:, 0]))]
+
+
+def assert_round_trip(tok: Tokenizer, src) -> None:
+    enc = tok.encode(src)
+    back = tok.decode(enc.ids)
+    np.testing.assert_array_equal(decoded_notes(back, tok.config.resolution), expected_notes(enc, tok))
+    again = tok.encode(back)
+    np.testing.assert_array_equal(again.ids, enc.ids)
+    if tok.config.performance:  # velocities survive up to the velocity step
+        step = tok.config.velocity_step
+        v = np.sort(back.tracks[0].notes.numpy()["velocity"])
+        assert np.abs(v.astype(int) - np.sort(np.clip(enc.notes.velocity[enc.notes.tokenized], 1, 127))).max() <= step
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_round_trip_real_pop909(spec, pop909_files):
+    tok = Tokenizer.from_spec(spec)
+    for path in pop909_files:
+        assert_round_trip(tok, path)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_round_trip_real_asap(spec, asap_files):
+    tok = Tokenizer.from_spec(spec)
+    for path in asap_files:
+        assert_round_trip(tok, path)
+
+
+def test_cp_every_note_once_and_melody_from_track_names(pop909_files):
+    tok = Tokenizer.create("cp", kind="score")
+    for path in pop909_files:
+        enc = tok.encode(path)
+        linked = enc.note_index[enc.note_index >= 0]
+        assert np.array_equal(np.sort(linked), np.flatnonzero(enc.notes.tokenized))
+        # Labels straight from the file's tracks, counted per class, must match the tokens'.
+        score = symusic.Score(str(path))
+        counts = {t.name: len(t.notes) for t in score.tracks}
+        labels = melody_labels(enc, classes=3)
+        assert (labels == 0).sum() == counts["MELODY"]
+        assert (labels == 1).sum() == counts["BRIDGE"]
+        assert (labels == 2).sum() == counts["PIANO"]
+        # and per note: the token's pitch is the pitch of a note on that track
+        melody_pitches = np.sort(score.tracks[[t.name for t in score.tracks].index("MELODY")].notes.numpy()["pitch"])
+        tok_pitch = enc.ids[labels == 0, 2] - 3 + tok.config.pitch_range[0]
+        assert np.array_equal(np.sort(tok_pitch), melody_pitches)
+
+
+def test_remi_note_tokens_point_at_notes(pop909_files):
+    tok = Tokenizer.create("remi", kind="performance")
+    enc = tok.encode(pop909_files[0])
+    per_note = np.bincount(enc.note_index[enc.note_index >= 0], minlength=len(enc.notes))
+    assert (per_note == 3).all()  # Pitch, Velocity, Duration
+
+
+notes_st = st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 3_000), st.integers(0, 127),
+                              st.integers(1, 127)), min_size=1, max_size=60)
+meters_st = st.lists(st.tuples(st.integers(0, 20_000), st.sampled_from([2, 3, 4, 5, 6, 7, 9, 12, 15]),
+                               st.sampled_from([2, 4, 8, 16])), max_size=4)
+tempos_st = st.lists(st.tuples(st.integers(0, 20_000), st.floats(20, 300)), max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notes=notes_st, meters=meters_st, tempos=tempos_st, tpq=st.sampled_from([24, 96, 220, 384, 480, 960, 1001]),
+       spec=st.sampled_from(SPECS), drop=st.booleans())
+def test_round_trip_generated(notes, meters, tempos, tpq, spec, drop):
+    tok = Tokenizer.from_spec(spec, out_of_range="drop" if drop else "clamp")
+    score = make_score({"a": notes[::2], "b": notes[1::2]}, tpq=tpq, meters=meters, tempos=tempos)
+    if drop and not any(21 <= p <= 108 for _, _, p, _ in notes):
+        with pytest.raises(MidiError, match="pitch range"):
+            tok.encode(score)
+        return
+    assert_round_trip(tok, score)
+
+
+def test_meters_and_changes_set_bar_lengths():
+    tok = Tokenizer.create("cp", kind="score")  # 4 steps per quarter
+    # 3/4 for two bars, then 6/8 from tick 2880 (= bar 3), notes on each downbeat
+    score = make_score({"p": [(0, 480, 60, 80), (1440, 480, 62, 80), (2880, 480, 64, 80), (4320, 480, 65, 80)]},
+                       meters=[(0, 3, 4), (2880, 6, 8)])
+    enc = tok.encode(score)
+    names = tok.names(enc.ids)
+    assert [r[0] for r in names] == ["Bar_New_3/4", "Bar_New", "Bar_New_6/8", "Bar_New"]
+    assert all(r[1] == "Position_0" for r in names)
+
+
+def test_out_of_range_pitch_is_clamped_or_dropped_and_counted():
+    score = make_score({"p": [(0, 480, 10, 80), (480, 480, 60, 80), (960, 480, 120, 80)]})
+    clamp = Tokenizer.create("cp", kind="score").encode(score)
+    assert clamp.stats["out_of_range_pitches"] == 2 and len(clamp.ids) == 3  # one token per note
+    drop = Tokenizer.create("cp", kind="score", out_of_range="drop").encode(score)
+    assert drop.stats["out_of_range_pitches"] == 2 and (drop.note_index >= 0).sum() == 1
+
+
+def test_zero_length_overlapping_and_drum_notes():
+    score = make_score({"p": [(0, 0, 60, 80), (0, 480, 60, 80), (0, 480, 60, 80)]},
+                       drums={"kit": [(0, 100, 36, 100)]})
+    enc = Tokenizer.create("cp", kind="score").encode(score)
+    assert len(enc.notes) == 3 and (enc.notes.duration >= 1).all() and enc.stats["short_durations"] == 1
+
+
+def test_sources_agree(pop909_files):
+    path = pop909_files[0]
+    tok = Tokenizer.create("cp", kind="performance")
+    ref = tok.encode(path).ids
+    assert np.array_equal(tok.encode(str(path)).ids, ref)
+    assert np.array_equal(tok.encode(path.read_bytes()).ids, ref)
+    assert np.array_equal(tok.encode(symusic.Score(str(path))).ids, ref)
+    assert np.array_equal(tok.encode(miditoolkit.MidiFile(str(path))).ids, ref)
+    # pretty_midi re-times the file through seconds, so allow grid-level differences only in tempo
+    pm = tok.encode(pretty_midi.PrettyMIDI(str(path)))
+    assert np.array_equal(pm.ids[:, :3], ref[:, :3])
+
+
+def corrupt_sources(tmp_path):
+    good = make_score({"p": [(0, 480, 60, 80)]}).dumps_midi()
+    files = {
+        "random.mid": np.random.default_rng(0).bytes(300),
+        "truncated.mid": good[: len(good) // 2],
+        "header_only.mid": b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0",
+        "zero_tracks.mid": b"MThd\x00\x00\x00\x06\x00\x01\x00\x00\x01\xe0",
+        "empty.mid": b"",
+        "drums_only.mid": make_score({}, drums={"kit": [(0, 100, 36, 100)]}).dumps_midi(),
+        "text.mid": b"this is not midi at all, just text" * 3,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return [tmp_path / n for n in files]
+
+
+@pytest.mark.parametrize("spec", ["cp-score", "remi-performance"])
+def test_corrupt_files_raise_midi_error_naming_the_file(tmp_path, spec):
+    tok = Tokenizer.from_spec(spec)
+    for path in corrupt_sources(tmp_path):
+        with pytest.raises(MidiError) as e:
+            tok.encode(path)
+        assert isinstance(e.value, ValueError) and path.name in str(e.value)
+    with pytest.raises(MidiError, match="no such file"):
+        tok.encode(tmp_path / "missing.mid")
+    with pytest.raises(MidiError, match="unsupported source"):
+        tok.encode(12345)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_save_load(tmp_path, spec):
+    tok = Tokenizer.from_spec(spec, resolution=8, pitch_range=(30, 100))
+    tok.save(tmp_path)
+    back = Tokenizer.load(tmp_path)
+    assert back.config == tok.config and back.vocab == tok.vocab and back.spec == spec
+    assert back.config_hash() == tok.config_hash() != Tokenizer.from_spec(spec).config_hash()
+
+
+def test_newer_format_and_bad_config_refused(tmp_path):
+    tok = Tokenizer.create()
+    d = tok.to_dict()
+    with pytest.raises(ValueError, match="newer"):
+        Tokenizer.from_dict({**d, "format_version": 99})
+    with pytest.raises(ValueError, match="representation"):
+        Tokenizer.create("abc")
+    with pytest.raises(ValueError, match="unknown tokenizer config"):
+        Tokenizer.from_dict({**d, "config": {**d["config"], "bogus": 1}})
+
+
+def test_decode_writes_a_midi_file(tmp_path, pop909_files):
+    tok = Tokenizer.create("cp", kind="performance")
+    enc = tok.encode(pop909_files[1])
+    out = tmp_path / "back.mid"
+    tok.decode(enc.ids).dump_midi(str(out))
+    back = tok.encode(out).ids
+    duration = tok.families.index("Duration")
+    others = [f for f in range(back.shape[1]) if f != duration]
+    assert np.array_equal(back[:, others], enc.ids[:, others])
+    # A MIDI file pairs note-on/off by pitch, so same-pitch overlaps can come back shorter.
+    assert (back[:, duration] == enc.ids[:, duration]).mean() > 0.99
