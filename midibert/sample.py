@@ -34,6 +34,7 @@ _MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor; the V chord and its leading to
 _PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (0, 1, 4, 0), (0, 3, 1, 4), (5, 3, 0, 4))
 
 Note = tuple[float, float, int, float]  # onset (beats), duration (beats), pitch, loudness offset
+TickNote = tuple[int, int, int, int]  # onset (ticks), duration (ticks), pitch, velocity
 Chord = tuple[int, int, bool]  # root degree, tonic pitch class, minor
 
 
@@ -53,7 +54,9 @@ def _chord_steps(chord: Chord) -> tuple[int, int, int]:
     return root, (root + 2) % 7, (root + 4) % 7
 
 
-def _chord_tone(chord: Chord, target: float, *, at_most: float = 127, at_least: float = 0, which: int | None = None) -> int:
+def _chord_tone(
+    chord: Chord, target: float, *, at_most: float = 127, at_least: float = 0, which: int | None = None
+) -> int:
     """Chord-tone pitch nearest ``target`` inside [at_least, at_most]; ``which`` picks root/third/fifth only."""
     degrees = _chord_steps(chord) if which is None else (_chord_steps(chord)[which],)
     pitches = [_pitch(s, chord) for s in range(7 * 11) if s % 7 in degrees]
@@ -78,7 +81,8 @@ def _march(chord: Chord, beats: int, variant: int) -> list[Note]:
     notes: list[Note] = []
     for beat in range(beats):
         if beat % 2 == 0:
-            notes.append((float(beat), 1.0, _chord_tone(chord, 38 if beat == 0 else 43, which=0 if beat == 0 else 2), 4))
+            bass = _chord_tone(chord, 38, which=0) if beat == 0 else _chord_tone(chord, 43, which=2)
+            notes.append((float(beat), 1.0, bass, 4))
         else:
             notes += [(float(beat), 0.5, p, -4) for p in (root, third, fifth)]
     return notes
@@ -144,7 +148,9 @@ STYLES: dict[str, _Style] = {
 }
 
 
-def _compose(rng: np.random.Generator, style: _Style, emotion: str, n_bars: int) -> tuple[list[list[tuple[float, float, int, int]]], float, int, bool]:
+def _compose(
+    rng: np.random.Generator, style: _Style, emotion: str, n_bars: int
+) -> tuple[list[list[tuple[float, float, int, int]]], float, int, bool]:
     """Notes per track as (onset beats, duration beats, pitch, velocity), plus tempo (qpm), tonic and mode."""
     minor, tempo_scale, loudness = _MOODS[emotion]
     tonic = int(rng.integers(12))
@@ -216,7 +222,8 @@ def _compose(rng: np.random.Generator, style: _Style, emotion: str, n_bars: int)
             final = [_chord_tone(chord, 40, which=0)] + [_chord_tone(chord, 55, which=k) for k in range(3)]
             piano += [(bar * style.beats, float(style.beats), p, 0) for p in final]
         else:
-            piano += [(bar * style.beats + o, d, p, acc) for o, d, p, acc in style.accompaniment(chord, style.beats, variant)]
+            pattern = style.accompaniment(chord, style.beats, variant)
+            piano += [(bar * style.beats + o, d, p, acc) for o, d, p, acc in pattern]
 
     centre = (lo + hi) // 2
     tracks = [
@@ -227,17 +234,18 @@ def _compose(rng: np.random.Generator, style: _Style, emotion: str, n_bars: int)
     return tracks, qpm, tonic, minor
 
 
-def _humanize(rng: np.random.Generator, notes: list[tuple[int, int, int, int]], amount: float, monophonic: bool) -> list[tuple[int, int, int, int]]:
+def _humanize(rng: np.random.Generator, notes: list[TickNote], amount: float, monophonic: bool) -> list[TickNote]:
     """Jitter onsets, durations and velocities like a performer; a monophonic line stays monophonic."""
     out = []
     for onset, dur, pitch, vel in notes:
-        onset = max(0, onset + int(round(rng.normal(0, 25 * amount))))
+        # Capped below half a sixteenth (120 ticks), so a line's notes keep their order and never coincide.
+        onset = max(0, onset + int(np.clip(round(rng.normal(0, 25 * amount)), -50, 50)))
         dur = max(10, int(round(dur * (1 + rng.normal(0, 0.1 * amount)))))
         vel = int(np.clip(round(vel + rng.normal(0, 8 * amount)), 1, 127))
         out.append((onset, dur, pitch, vel))
     out.sort()
     if monophonic:
-        out = [(o, max(10, min(d, nxt[0] - o)) if nxt else d, p, v) for (o, d, p, v), nxt in zip(out, out[1:] + [None])]
+        out = [(o, min(d, nxt[0] - o) if nxt else d, p, v) for (o, d, p, v), nxt in zip(out, out[1:] + [None])]
     return out
 
 
@@ -255,7 +263,7 @@ def _meta(kind: int, data: bytes) -> bytes:
     return bytes([0xFF, kind]) + _vlq(len(data)) + data
 
 
-def _track_chunk(name: str, channel: int, notes: list[tuple[int, int, int, int]], meta: tuple[bytes, ...] = ()) -> bytes:
+def _track_chunk(name: str, channel: int, notes: list[TickNote], meta: tuple[bytes, ...] = ()) -> bytes:
     """One MTrk chunk: meta events, name, program 0, then the notes (ticks)."""
     # Overlapping notes of one pitch would pair note-offs ambiguously, so an earlier one ends where the next begins.
     notes = sorted(notes)
@@ -283,7 +291,8 @@ def _track_chunk(name: str, channel: int, notes: list[tuple[int, int, int, int]]
 
 def _midi_bytes(chunks: list[bytes]) -> bytes:
     """A type-1 MIDI file from track chunks."""
-    return b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + len(chunks).to_bytes(2, "big") + TPQ.to_bytes(2, "big") + b"".join(chunks)
+    header = (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + len(chunks).to_bytes(2, "big") + TPQ.to_bytes(2, "big")
+    return b"MThd" + header + b"".join(chunks)
 
 
 def _piece_bytes(seed: int, index: int, style_name: str, emotion: str, bars: tuple[int, int], humanize: float) -> bytes:
@@ -295,14 +304,17 @@ def _piece_bytes(seed: int, index: int, style_name: str, emotion: str, bars: tup
     ticks = [[(round(o * TPQ), round(d * TPQ), p, v) for o, d, p, v in notes] for notes in tracks]
     if humanize > 0:
         ticks = [_humanize(rng, notes, humanize, monophonic=k == 0) for k, notes in enumerate(ticks)]
-    sharps = ((tonic + (3 if minor else 0)) * 7) % 12  # key signature: place of the relative major on the circle of fifths
+    sharps = ((tonic + (3 if minor else 0)) * 7) % 12  # the relative major's place on the circle of fifths
     conductor = (
         _meta(0x51, round(60_000_000 / qpm).to_bytes(3, "big")),
         _meta(0x58, bytes([style.beats, 2, 24, 8])),
         _meta(0x59, bytes([(sharps - 12 if sharps > 6 else sharps) & 0xFF, int(minor)])),
     )
     # Tempo, meter and key ride on the first (MELODY) track so the file has exactly the three named tracks.
-    chunks = [_track_chunk(name, k, notes, conductor if k == 0 else ()) for k, (name, notes) in enumerate(zip(TRACK_NAMES, ticks))]
+    chunks = [
+        _track_chunk(name, k, notes, conductor if k == 0 else ())
+        for k, (name, notes) in enumerate(zip(TRACK_NAMES, ticks))
+    ]
     return _midi_bytes(chunks)
 
 
@@ -328,7 +340,12 @@ def _splits(n: int, rng: np.random.Generator) -> list[str]:
 
 
 def generate_corpus(
-    out_dir: str | os.PathLike, *, n_pieces: int = 48, seed: int = 0, bars: tuple[int, int] = (8, 16), humanize: float = 0.0
+    out_dir: str | os.PathLike,
+    *,
+    n_pieces: int = 48,
+    seed: int = 0,
+    bars: tuple[int, int] = (8, 16),
+    humanize: float = 0.0,
 ) -> Path:
     """Write ``out_dir/midi/{style}/{id}.mid`` and ``out_dir/labels.csv``; same arguments give byte-identical files.
 
@@ -337,7 +354,9 @@ def generate_corpus(
     performances: onsets jitter by about 25 * humanize ticks and velocities by about 8 * humanize.
     """
     if n_pieces < 1 or not 1 <= bars[0] <= bars[1] or humanize < 0:
-        raise ValueError(f"need n_pieces >= 1, 1 <= bars[0] <= bars[1], humanize >= 0; got {n_pieces}, {bars}, {humanize}")
+        raise ValueError(
+            f"need n_pieces >= 1, 1 <= bars[0] <= bars[1], humanize >= 0; got {n_pieces}, {bars}, {humanize}"
+        )
     root = Path(out_dir)
     names = list(STYLES)
     rows = []
@@ -348,7 +367,7 @@ def generate_corpus(
         rel = f"midi/{style}/{piece_id}.mid"
         _write_atomic(root / rel, _piece_bytes(seed, i, style, emotion, bars, humanize))
         rows.append({"id": piece_id, "path": rel, "style": style, "emotion": emotion})
-    split_rng = np.random.default_rng([seed, -1 % 2**32])
+    split_rng = np.random.default_rng([seed, 2**32 - 1])  # a stream apart from every piece's [seed, index]
     for style in names:
         mine = [r for r in rows if r["style"] == style]
         for row, split in zip(mine, _splits(len(mine), split_rng)):

@@ -49,17 +49,19 @@ def pianoroll(
     (notebooks display it); with one, a PNG is written and its path returned.
     """
     onset, duration, pitch = (np.asarray(a, dtype=float) for a in (onset, duration, pitch))
-    panels = [(title, np.asarray(lab, dtype=int)) for title, lab in (("true", labels_true), ("predicted", labels_pred)) if lab is not None]
+    given = (("true", labels_true), ("predicted", labels_pred))
+    panels = [(title, np.asarray(lab, dtype=int)) for title, lab in given if lab is not None]
     if not panels:
         panels = [("notes", np.zeros(len(onset), dtype=int))]
     fig = Figure(figsize=(6 * len(panels), 4), layout="constrained")
     axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
     for ax, (title, labels) in zip(axes, panels):
         colours = [_CLASS_COLOURS[k % len(_CLASS_COLOURS)] for k in labels]
-        wrong = labels != panels[0][1] if title == "predicted" and labels_true is not None else np.zeros(len(labels), bool)
+        compared = title == "predicted" and labels_true is not None
+        wrong = labels != panels[0][1] if compared else np.zeros(len(labels), bool)
         ax.barh(pitch, duration, left=onset, height=0.8, color=colours,
                 edgecolor=np.where(wrong, "black", "none"), linewidth=np.where(wrong, 1.2, 0))
-        if title == "predicted" and labels_true is not None and len(labels):
+        if compared and len(labels):
             title = f"predicted (accuracy {np.mean(~wrong):.1%}; errors outlined)"
         ax.set_title(title)
         ax.set_xlabel("time")
@@ -67,7 +69,8 @@ def pianoroll(
     axes[0].set_ylabel("MIDI pitch")
     if labels_true is not None or labels_pred is not None:
         used = sorted(set(np.concatenate([lab for _, lab in panels]).tolist()))
-        handles = [Patch(color=_CLASS_COLOURS[k % len(_CLASS_COLOURS)], label=class_names[k] if k < len(class_names) else str(k)) for k in used]
+        names = [class_names[k] if k < len(class_names) else str(k) for k in used]
+        handles = [Patch(color=_CLASS_COLOURS[k % len(_CLASS_COLOURS)], label=name) for k, name in zip(used, names)]
         fig.legend(handles=handles, loc="outside right upper", fontsize="small")  # outside, so it hides no notes
     return fig if path is None else _save(fig, path)
 
@@ -97,7 +100,9 @@ def velocity_scatter(true: Sequence[float], pred: Sequence[float], path: str | o
     return _save(fig, path)
 
 
-def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, normalize: bool = True) -> Path:
+def confusion_matrix(
+    cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, normalize: bool = True
+) -> Path:
     """Confusion matrix (rows true, columns predicted), row-normalised by default, each cell annotated."""
     cm = np.asarray(cm, dtype=float)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm  # empty rows stay 0, not NaN
@@ -129,7 +134,9 @@ def _read_metrics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def training_curves(
-    csv_paths_or_dir: str | os.PathLike | Sequence[str | os.PathLike], path: str | os.PathLike, metrics: Sequence[str] | None = None
+    csv_paths_or_dir: str | os.PathLike | Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    metrics: Sequence[str] | None = None,
 ) -> Path:
     """Each metric over steps from Lightning ``metrics.csv`` files (a folder is searched recursively).
 
