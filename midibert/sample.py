@@ -238,7 +238,7 @@ def _humanize(rng: np.random.Generator, notes: list[TickNote], amount: float, mo
     """Jitter onsets, durations and velocities like a performer; a monophonic line stays monophonic."""
     out = []
     for onset, dur, pitch, vel in notes:
-        # Capped below half a sixteenth (120 ticks), so a line's notes keep their order and never coincide.
+        # Capped at 50 ticks, under half a sixteenth (120), so a line's notes keep their order and never coincide.
         onset = max(0, onset + int(np.clip(round(rng.normal(0, 25 * amount)), -50, 50)))
         dur = max(10, int(round(dur * (1 + rng.normal(0, 0.1 * amount)))))
         vel = int(np.clip(round(vel + rng.normal(0, 8 * amount)), 1, 127))
