@@ -1,0 +1,35 @@
+"""EMOPIA: 1,087 pop-piano clips from 387 songs labelled with an emotion quadrant (Q1-Q4).
+
+Clips of one song share its YouTube id, so the default split keeps songs whole (seeded);
+splitting by clip would leak a song's other clips into evaluation.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from midibert.datasets.base import DatasetInfo, Piece, assign_splits, read_csv, register
+
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+# Q{quadrant}_{youtube id}_{clip}.mid; YouTube ids may themselves contain "_" and "-".
+CLIP_NAME = re.compile(r"^(Q[1-4])_(.+)_(\d+)$")
+
+
+def read(root: Path, *, seed: int = 0) -> list[Piece]:
+    """The clips under midis/, quadrant from label.csv (else the file name), split by song."""
+    csv_label = {}
+    if (root / "label.csv").is_file():
+        csv_label = {r["ID"]: f"Q{r['4Q']}" for r in read_csv(root / "label.csv") if r.get("ID") and r.get("4Q")}
+    pieces = []
+    for path in sorted((root / "midis").glob("*.mid")):
+        m = CLIP_NAME.match(path.stem)
+        if not m:
+            continue  # not a clip (stray file); the listing stays reproducible either way
+        quadrant, song, _ = m.groups()
+        pieces.append(Piece(id=path.stem, path=path, labels={"emotion": csv_label.get(path.stem, quadrant)},
+                            group=song, kind="performance"))
+    return assign_splits(pieces, seed)
+
+
+INFO = register(DatasetInfo(name="emopia", folder="emopia", read=read, kind="performance",
+                            label_key="emotion", classes=QUADRANTS))

@@ -1,0 +1,82 @@
+"""POP909: 909 pop songs whose MELODY / BRIDGE / PIANO tracks give per-note melody labels.
+
+MidiBERT-Piano kept the 865 songs in 4/4 and split them 693 / 86 / 86; it also realigned
+every song to its annotated beats, which `quantize_to_beats` reproduces so the played
+(unquantised) MIDI can be tokenized as a score.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import symusic
+
+from midibert.datasets.base import SPLITS, DatasetInfo, Piece, published_split, register
+
+TPQ = 480
+BEATS_PER_BAR = 4  # all 865 qualified songs are in 4/4
+
+
+def read(root: Path, *, seed: int = 0, qualified_only: bool = True) -> list[Piece]:
+    """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split."""
+    split_of = {sid: s for s in SPLITS for sid in published_split(root, "pop909", s)}
+    ids = published_split(root, "pop909", "qualified_4_4_pieces") if qualified_only else \
+        sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
+    return [Piece(id=sid, path=root / "POP909" / sid / f"{sid}.mid", group=sid, kind="performance",
+                  split=split_of.get(sid)) for sid in ids]
+
+
+def beat_times(midi_path: Path) -> np.ndarray:
+    """(n_beats, 2): beat time in seconds and 1.0 where the beat is a downbeat, from beat_midi.txt."""
+    table = np.loadtxt(midi_path.parent / "beat_midi.txt", ndmin=2)
+    return table[:, :2]
+
+
+def quantize_to_beats(score: symusic.Score, beats: np.ndarray, tpq: int = TPQ) -> symusic.Score:
+    """A copy of `score` on a beat grid: beat i at tick tpq*i (shifted so downbeats start bars).
+
+    Note times map linearly between the annotated beats (and beyond the ends at the first / last
+    beat period), so expressive tempo drift disappears while within-beat timing is kept.
+    """
+    beats = np.asarray(beats, dtype=np.float64)
+    times = beats[:, 0] if beats.ndim == 2 else beats
+    if len(times) < 2:
+        raise ValueError("need at least two beats to quantize")
+    down = np.flatnonzero(beats[:, 1] > 0) if beats.ndim == 2 and beats.shape[1] > 1 else np.array([0])
+    shift = (-int(down[0])) % BEATS_PER_BAR if len(down) else 0  # first downbeat lands on a bar line
+    idx = np.arange(len(times), dtype=np.float64)
+
+    def to_beat(t: np.ndarray) -> np.ndarray:
+        b = np.interp(t, times, idx)
+        first = (times[1] - times[0]) or 1.0
+        last = (times[-1] - times[-2]) or 1.0
+        b = np.where(t < times[0], (t - times[0]) / first, b)
+        return np.where(t > times[-1], idx[-1] + (t - times[-1]) / last, b)
+
+    sec = score.to("second")
+    out = symusic.Score(tpq)
+    out.time_signatures.append(symusic.TimeSignature(0, BEATS_PER_BAR, 4))
+    out.tempos.append(symusic.Tempo(0, 60.0 / max(float(np.median(np.diff(times))), 1e-3)))
+    for track in sec.tracks:
+        new = symusic.Track(track.name, track.program, track.is_drum)
+        n = track.notes.numpy()
+        if len(n["time"]):
+            on = np.rint((to_beat(n["time"]) + shift) * tpq)
+            off = np.rint((to_beat(n["time"] + n["duration"]) + shift) * tpq)
+            on = np.clip(on, 0, None)
+            new.notes = symusic.Note.from_numpy(
+                time=on.astype(np.int32), duration=np.maximum(off - on, 1).astype(np.int32),
+                pitch=n["pitch"], velocity=n["velocity"])
+        out.tracks.append(new)
+    return out
+
+
+def load(piece: Piece, kind: str):
+    """Scores are realigned to the annotated beats (as MidiBERT-Piano did); performances read as played."""
+    if kind != "score":
+        return piece.path
+    return quantize_to_beats(symusic.Score(str(piece.path)), beat_times(piece.path))
+
+
+INFO = register(DatasetInfo(name="pop909", folder="pop909", read=read, kind="performance",
+                            note_labels=True, load=load))
