@@ -1,0 +1,150 @@
+"""MidiBert encoder and MLM model: shapes, padding invariance, positions, loss, config files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from midibert.masking import mask_tokens
+from midibert.model import BertConfig, MidiBert, MidiBertForMLM
+
+CP_VOCAB = [8, 20, 30, 40]  # Bar, Position, Pitch, Duration
+REMI_VOCAB = [60]
+POSITIONS = ["learned", "rotary", "relative"]
+
+
+def tiny(vocab=CP_VOCAB, **kw) -> BertConfig:
+    return BertConfig.preset("bert-tiny", vocab_sizes=vocab, **kw)
+
+
+def batch(vocab=CP_VOCAB, B=3, L=12, seed=0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random real tokens with right padding of different lengths per row."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.stack([torch.randint(3, v, (B, L), generator=g) for v in vocab], dim=-1)
+    mask = torch.arange(L)[None] < torch.tensor([L, L - 4, 5])[:B, None]
+    ids[~mask] = 0
+    return (ids if len(vocab) > 1 else ids[..., 0]), mask
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("pre_norm", [False, True])
+@pytest.mark.parametrize("vocab", [CP_VOCAB, REMI_VOCAB], ids=["cp", "remi"])
+def test_shapes(vocab, position, pre_norm):
+    cfg = tiny(vocab, position=position, pre_norm=pre_norm)
+    ids, mask = batch(vocab)
+    model = MidiBertForMLM(cfg)
+    logits = model(ids, mask)
+    assert [lg.shape for lg in logits] == [(3, 12, v) for v in vocab]
+    states = model.bert(ids, mask, output_all=True)
+    assert len(states) == cfg.layers + 1 and all(s.shape == (3, 12, 32) for s in states)
+    assert torch.isfinite(states[-1]).all()
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("vocab", [CP_VOCAB, REMI_VOCAB], ids=["cp", "remi"])
+def test_padding_does_not_change_real_outputs(vocab, position):
+    model = MidiBert(tiny(vocab, position=position)).eval()
+    ids, mask = batch(vocab)
+    ref = model(ids, mask)
+    # more padding at the end, and garbage ids under the padding
+    pad = torch.zeros((3, 7) + ids.shape[2:], dtype=ids.dtype)
+    longer_ids, longer_mask = torch.cat([ids, pad], 1), torch.cat([mask, torch.zeros(3, 7, dtype=torch.bool)], 1)
+    garbage = longer_ids.clone()
+    garbage[~longer_mask] = 5
+    for x in (longer_ids, garbage):
+        out = model(x, longer_mask)
+        torch.testing.assert_close(out[:, :12][mask], ref[mask], atol=1e-5, rtol=1e-5)
+
+
+def test_default_attention_mask_is_non_pad_tokens():
+    model = MidiBert(tiny()).eval()
+    ids, mask = batch()
+    torch.testing.assert_close(model(ids), model(ids, mask))
+
+
+def test_all_padding_row_stays_finite():
+    model = MidiBert(tiny()).eval()
+    ids, mask = batch()
+    mask[2] = False
+    assert torch.isfinite(model(ids, mask)).all()
+
+
+def test_learned_positions_reject_too_long_sequences():
+    model = MidiBert(tiny(max_len=8))
+    with pytest.raises(ValueError, match="max_len"):
+        model(*batch())
+
+
+def test_rotary_and_relative_take_any_length():
+    for position in ("rotary", "relative"):
+        model = MidiBert(tiny(max_len=8, position=position))
+        assert model(*batch()).shape == (3, 12, 32)
+
+
+def test_mlm_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = MidiBertForMLM(tiny(dropout=0.0))
+    ids, mask = batch(B=3, L=16)
+    masked, targets, _ = mask_tokens(ids, mask, CP_VOCAB, rate=0.3, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, metrics = model.loss(model(masked, mask), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert set(metrics) == {f"{k}_f{i}" for k in ("loss", "acc") for i in range(4)}
+
+
+def test_loss_weighting():
+    ids, mask = batch()
+    targets = torch.full_like(ids, -100)
+    targets[:, :3] = ids[:, :3]
+    for weighting, expect in (("vocab", torch.tensor(CP_VOCAB) / sum(CP_VOCAB)), ("equal", torch.full((4,), 0.25))):
+        model = MidiBertForMLM(tiny(families=["Bar", "Position", "Pitch", "Duration"]), loss_weighting=weighting)
+        loss, m = model.loss(model(ids, mask), targets)
+        per_family = torch.stack([m[f"loss_{f}"] for f in ("Bar", "Position", "Pitch", "Duration")])
+        torch.testing.assert_close(loss, (expect * per_family).sum())
+        assert all(0 <= m[f"acc_{f}"] <= 1 for f in ("Bar", "Pitch"))
+    with pytest.raises(ValueError):
+        MidiBertForMLM(tiny(), loss_weighting="bogus")
+
+
+def test_loss_skips_families_with_nothing_to_predict():
+    model = MidiBertForMLM(tiny())
+    ids, mask = batch()
+    targets = torch.full_like(ids, -100)
+    targets[0, 0, 2] = ids[0, 0, 2]
+    loss, m = model.loss(model(ids, mask), targets)
+    assert torch.isfinite(loss) and set(m) == {"loss_f2", "acc_f2"}
+
+
+def test_presets_and_config_round_trip(tmp_path):
+    base = BertConfig.preset("bert-base", vocab_sizes=CP_VOCAB)
+    assert (base.layers, base.hidden, base.heads, base.ffn) == (12, 768, 12, 3072)
+    small = BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB, position="rotary")
+    assert (small.layers, small.hidden, small.position) == (4, 256, "rotary")
+    assert BertConfig.from_dict(small.to_dict()) == small
+    with pytest.raises(ValueError):
+        BertConfig.preset("bert-huge", vocab_sizes=CP_VOCAB)
+    with pytest.raises(ValueError):
+        tiny(position="sinusoidal")
+    with pytest.raises(ValueError):
+        tiny(heads=5)
+
+
+def test_save_and_load_pretrained(tmp_path):
+    model = MidiBertForMLM(tiny(position="relative")).eval()
+    model.save_pretrained(tmp_path)
+    loaded = MidiBertForMLM.from_pretrained(tmp_path).eval()
+    assert loaded.cfg == model.cfg
+    ids, mask = batch()
+    for a, b in zip(model(ids, mask), loaded(ids, mask)):
+        torch.testing.assert_close(a, b)
+
+
+def test_bert_initialisation():
+    model = MidiBertForMLM(BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB))
+    w = model.bert.layers[0].ffn[0].weight
+    assert abs(w.std().item() - 0.02) < 0.002 and model.bert.layers[0].ffn[0].bias.abs().max() == 0
