@@ -1,0 +1,105 @@
+"""Masked-language-model corruption of token batches, as MidiBERT pre-trains on.
+
+A CP token is masked whole: every family of a chosen position is predicted, so the model
+cannot copy a note's pitch from its own duration. Of the chosen positions 80% become MASK,
+10% a random real token and 10% stay as they are (BERT). Padding is never chosen.
+
+    masked, targets, where = mask_tokens(ids, attention_mask, tokenizer.vocab_sizes, generator=g)
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from midibert.model import padding_mask
+
+MODES = ("token", "span", "bar")
+
+
+def cp_bar_start(input_ids: Tensor) -> Tensor:
+    """(B, L) True where a CP token opens a bar: Bar family (0) is Bar_New (id 4) or a meter change."""
+    return input_ids[..., 0] >= 4
+
+
+def mask_tokens(input_ids: Tensor, attention_mask: Tensor | None, vocab_sizes: list[int], *,
+                rate: float = 0.15, mode: str = "token", generator: torch.Generator | None = None,
+                special_ids: tuple[int, ...] = (0, 1, 2), mask_id: int = 1, mean_span: float = 3.0,
+                bar_start: Callable[[Tensor], Tensor] = cp_bar_start) -> tuple[Tensor, Tensor, Tensor]:
+    """Corrupt `rate` of the real positions of each sequence; returns (masked_input, targets, where).
+
+    input_ids: (B, L, F) for CP or (B, L) for REMI. targets has the same shape, holding the
+    original ids at chosen positions and -100 elsewhere; where is (B, L) bool.
+    mode "token" picks positions independently; "span" picks runs of geometric length (mean
+    `mean_span`); "bar" picks whole bars, a bar starting where `bar_start(input_ids)` is True
+    (for REMI pass e.g. `lambda ids: ids == remi.offset["Bar"]`). Special ids are assumed to be
+    the lowest of every family, so random replacements are drawn above them.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    real = padding_mask(input_ids) if attention_mask is None else attention_mask.bool()
+    ids3 = input_ids if input_ids.dim() == 3 else input_ids.unsqueeze(-1)
+    if mode == "token":
+        where = _choose_tokens(real, rate, generator)
+    else:
+        starts = bar_start(input_ids) if mode == "bar" else None
+        where = torch.stack([_choose_runs(r, rate, mean_span, s, generator)
+                             for r, s in zip(real, starts if starts is not None else [None] * len(real))])
+
+    action = torch.rand(where.shape, generator=generator, device=where.device)
+    to_mask = where & (action < 0.8)
+    to_random = where & (action >= 0.8) & (action < 0.9)
+    low = max(special_ids) + 1
+    random_ids = torch.stack([
+        torch.randint(low, v, ids3.shape[:2], generator=generator, device=ids3.device)
+        for v in vocab_sizes], dim=-1)
+
+    masked = ids3.clone()
+    masked[to_mask] = mask_id
+    masked[to_random] = random_ids[to_random]
+    targets = torch.full_like(ids3, -100)
+    targets[where] = ids3[where]
+    if input_ids.dim() == 2:
+        masked, targets = masked.squeeze(-1), targets.squeeze(-1)
+    return masked, targets, where
+
+
+def _budget(n_real: Tensor, rate: float) -> Tensor:
+    """How many positions to choose: rate of the real ones, at least one if any is real."""
+    return torch.where(n_real > 0, (n_real * rate).round().clamp(min=1), 0).long()
+
+
+def _choose_tokens(real: Tensor, rate: float, generator: torch.Generator | None) -> Tensor:
+    """Exactly round(rate * n_real) random real positions per row (like MidiBERT, not Bernoulli,
+    so short sequences are corrupted at the same rate as long ones)."""
+    scores = torch.rand(real.shape, generator=generator, device=real.device).masked_fill(~real, 2.0)
+    rank = scores.argsort(dim=1).argsort(dim=1)
+    return rank < _budget(real.sum(1), rate)[:, None]
+
+
+def _choose_runs(real: Tensor, rate: float, mean_span: float, bar_start: Tensor | None,
+                 generator: torch.Generator | None) -> Tensor:
+    """One row: whole runs of real positions (geometric spans, or bars) until `rate` is reached."""
+    where = torch.zeros_like(real)
+    idx = real.nonzero().squeeze(1)  # padding may sit anywhere; runs are over real positions only
+    n = len(idx)
+    budget = int(_budget(torch.tensor(n), rate))
+    if bar_start is not None:
+        bar = bar_start[idx].long().cumsum(0)  # tokens before the first bar start form bar 0
+        chosen = 0
+        for b in torch.randperm(int(bar[-1]) + 1 if n else 0, generator=generator, device=real.device):
+            if chosen >= budget:
+                break
+            in_bar = bar == b
+            where[idx[in_bar]] = True
+            chosen += int(in_bar.sum())
+        return where
+    stop = 1.0 - 1.0 / mean_span  # chance that a span goes on past each token
+    while int(where.sum()) < budget:
+        u = 1.0 - float(torch.rand((), generator=generator))  # in (0, 1], so log(u) is finite
+        length = 1 + int(math.log(u) / math.log(stop)) if stop > 0 else 1
+        start = int(torch.randint(n, (), generator=generator))
+        where[idx[start:start + min(length, budget - int(where.sum()))]] = True
+    return where

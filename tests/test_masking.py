@@ -1,0 +1,107 @@
+"""mask_tokens: whole compound tokens, rate, 80/10/10, padding untouched, modes, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from midibert.masking import mask_tokens
+
+VOCAB = [8, 20, 30, 40]
+
+
+def cp_batch(B=8, L=200, seed=0, bar_every=10):
+    """Random CP tokens, right padded to different lengths, a new bar (Bar id 4) every few tokens."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.stack([torch.randint(3, v, (B, L), generator=g) for v in VOCAB], dim=-1)
+    ids[..., 0] = 3  # Bar_Continue
+    ids[:, ::bar_every, 0] = 4  # Bar_New
+    lengths = torch.randint(L // 2, L + 1, (B,), generator=g)
+    lengths[0] = L
+    mask = torch.arange(L)[None] < lengths[:, None]
+    ids[~mask] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("mode", ["token", "span", "bar"])
+def test_rate_and_padding(mode):
+    ids, mask = cp_batch()
+    masked, targets, where = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(0))
+    assert not where[~mask].any()
+    assert (masked[~mask] == 0).all() and (targets[~mask] == -100).all()
+    rate = where.sum(1).float() / mask.sum(1)
+    tol = 0.01 if mode != "bar" else 0.06  # whole bars overshoot by up to one bar
+    assert ((rate - 0.15).abs() <= tol).all(), rate
+    # every family of a chosen position is predicted, nothing else is
+    assert ((targets != -100) == where[..., None]).all()
+    assert (targets[where] == ids[where]).all()
+    assert (masked[~where] == ids[~where]).all()
+
+
+def test_80_10_10():
+    ids, mask = cp_batch(B=64, L=500)
+    masked, _, where = mask_tokens(ids, mask, VOCAB, generator=torch.Generator().manual_seed(3))
+    n = where.sum().item()
+    is_mask = (masked[where] == 1).all(-1)
+    kept = (masked[where] == ids[where]).all(-1)
+    changed = ~is_mask & ~kept
+    assert abs(is_mask.sum().item() / n - 0.8) < 0.02
+    # a random token can by chance equal the original in every family (rare with these vocabs)
+    assert abs(changed.sum().item() / n - 0.1) < 0.02
+    assert abs(kept.sum().item() / n - 0.1) < 0.02
+    # random replacements are real tokens of each family, never special ones
+    rnd = masked[where][changed]
+    assert (rnd >= 3).all() and (rnd < torch.tensor(VOCAB)).all()
+
+
+def test_remi_and_default_mask():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 60, (4, 100), generator=g)
+    ids[1, 70:] = 0
+    masked, targets, where = mask_tokens(ids, None, [60], generator=g)
+    assert masked.shape == targets.shape == ids.shape and where.shape == (4, 100)
+    assert not where[1, 70:].any() and where[1].sum() == round(0.15 * 70)
+
+
+def test_bar_mode_masks_whole_bars_with_custom_predicate():
+    ids, mask = cp_batch(B=4, L=120, bar_every=12)
+    remi_like = ids[..., 1].clamp(min=4)
+    remi_like[:, ::12] = 3  # REMI "Bar" token id, found nowhere else
+    remi_like[~mask] = 0
+    _, _, where = mask_tokens(remi_like, mask, [20], mode="bar", bar_start=lambda x: x == 3,
+                              generator=torch.Generator().manual_seed(0))
+    for row, real in zip(where, mask):
+        bars = row[real][: real.sum() // 12 * 12].view(-1, 12)
+        assert (bars.all(1) | ~bars.any(1)).all()  # each complete bar fully in or fully out
+
+
+def test_span_mode_makes_runs():
+    ids, mask = cp_batch(B=16, L=400)
+    _, _, where = mask_tokens(ids, mask, VOCAB, mode="span", mean_span=4.0, generator=torch.Generator().manual_seed(0))
+    starts = (where[:, 1:] & ~where[:, :-1]).sum() + where[:, 0].sum()
+    assert where.sum() / starts > 2.5  # mean run length well above single tokens
+
+
+def test_deterministic_with_generator():
+    ids, mask = cp_batch()
+    for mode in ("token", "span", "bar"):
+        a = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7))
+        b = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7))
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ValueError):
+        mask_tokens(ids, mask, VOCAB, mode="whole")
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=5), seed=st.integers(0, 2**16),
+       mode=st.sampled_from(["token", "span", "bar"]), rate=st.floats(0.05, 1.0))
+def test_never_touches_padding(lengths, seed, mode, rate):
+    g = torch.Generator().manual_seed(seed)
+    L = max(lengths) + 1
+    ids = torch.stack([torch.randint(3, v, (len(lengths), L), generator=g) for v in VOCAB], dim=-1)
+    mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
+    ids[~mask] = 0
+    masked, targets, where = mask_tokens(ids, mask, VOCAB, rate=rate, mode=mode, generator=g)
+    assert not where[~mask].any() and (masked[~mask] == 0).all()
+    assert ((where.sum(1) > 0) == (mask.sum(1) > 0)).all()  # any real token -> at least one chosen
