@@ -1,0 +1,85 @@
+"""Baselines the paper compares MidiBERT with: BiLSTMs trained from scratch, the skyline melody
+rule and the majority class.
+
+The BiLSTMs read tokens through the same `Embeddings` as MidiBert and are called like the heads,
+`model(input_ids, attention_mask) -> logits`, so one training loop serves both. They expect
+right padding (real tokens first), which is what the batches hold.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from midibert.heads import AttentionPool, mlp
+from midibert.model import Embeddings, padding_mask
+
+
+class BiLSTM(nn.Module):
+    """Token embeddings and a bidirectional LSTM over the real tokens: -> (B, L, 2 * hidden)."""
+
+    def __init__(self, vocab_sizes: list[int], *, emb_size: int = 256, hidden: int = 256,
+                 layers: int = 3, dropout: float = 0.1):
+        super().__init__()
+        self.embed = Embeddings(vocab_sizes, emb_size, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if layers > 1 else 0.0)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        L = input_ids.shape[1]
+        # packing keeps the backward direction from starting in the padding
+        lengths = attention_mask.sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=L)[0]
+
+
+class BiLSTMTokenClassifier(nn.Module):
+    """The paper's per-token baseline: 3-layer BiLSTM, 256 units per direction, linear output."""
+
+    def __init__(self, vocab_sizes: list[int], num_classes: int, *, emb_size: int = 256,
+                 hidden: int = 256, layers: int = 3, dropout: float = 0.1):
+        super().__init__()
+        self.lstm = BiLSTM(vocab_sizes, emb_size=emb_size, hidden=hidden, layers=layers, dropout=dropout)
+        self.out = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, L, num_classes) logits."""
+        if attention_mask is None:
+            attention_mask = padding_mask(input_ids)
+        return self.out(self.lstm(input_ids, attention_mask))
+
+
+class BiLSTMSequenceClassifier(nn.Module):
+    """The paper's per-piece baseline: BiLSTM, attention pooling over real tokens, MLP."""
+
+    def __init__(self, vocab_sizes: list[int], num_classes: int, *, emb_size: int = 256,
+                 hidden: int = 256, layers: int = 3, dropout: float = 0.1, hops: int = 4):
+        super().__init__()
+        self.lstm = BiLSTM(vocab_sizes, emb_size=emb_size, hidden=hidden, layers=layers, dropout=dropout)
+        self.pool = AttentionPool(2 * hidden, hops=hops)
+        self.classifier = mlp(hops * 2 * hidden, hidden, num_classes, dropout)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, num_classes) logits."""
+        if attention_mask is None:
+            attention_mask = padding_mask(input_ids)
+        return self.classifier(self.pool(self.lstm(input_ids, attention_mask), attention_mask))
+
+
+def skyline_melody(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """Skyline rule: among notes starting at the same onset the highest is melody; per-note 0/1."""
+    pitch, onset = np.asarray(pitch), np.asarray(onset)
+    if pitch.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, group = np.unique(onset, return_inverse=True)
+    top = np.full(group.max() + 1, np.iinfo(np.int64).min)
+    np.maximum.at(top, group, pitch.astype(np.int64))
+    return (pitch == top[group]).astype(np.int64)
+
+
+def majority_class(train_labels: np.ndarray | Tensor) -> int:
+    """The most frequent label in the training set (labels < 0, i.e. ignored, are skipped)."""
+    labels = np.asarray(train_labels).ravel()
+    return int(np.bincount(labels[labels >= 0]).argmax())

@@ -1,0 +1,100 @@
+"""Fine-tuning heads on a MidiBert encoder: per-token (melody, velocity) and per-piece
+(composer, emotion) classifiers, plus layer-wise learning-rate decay.
+
+    clf = SequenceClassifier(MidiBertForMLM.from_pretrained(ckpt).bert, num_classes=8)
+    logits = clf(input_ids, attention_mask)             # (B, 8)
+
+Both heads return logits; class weights for imbalanced labels belong to the caller's loss.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import torch
+from torch import Tensor, nn
+
+from midibert.model import MidiBert, init_weights, padding_mask
+
+
+def mlp(dim: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """The classifier MidiBERT puts on top of its features: dropout, one ReLU layer, logits."""
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+
+class AttentionPool(nn.Module):
+    """Structured self-attention (Lin et al. 2017, as MidiBERT): `hops` attention distributions
+    over the sequence, padding excluded; (B, L, D) -> (B, hops * D)."""
+
+    def __init__(self, dim: int, *, hops: int = 4, att_hidden: int = 350):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, att_hidden, bias=False), nn.Tanh(),
+                                   nn.Linear(att_hidden, hops, bias=False))
+
+    def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
+        scores = self.score(x).masked_fill(~attention_mask.bool()[..., None], float("-inf"))
+        weights = scores.softmax(dim=1)  # (B, L, hops), sums to 1 over the real tokens
+        return torch.einsum("blh,bld->bhd", weights, x).flatten(1)
+
+
+class TokenClassifier(nn.Module):
+    """A label per token (melody / bridge / accompaniment, velocity bin) from the last layer."""
+
+    def __init__(self, encoder: MidiBert, num_classes: int, *, hidden: int = 256,
+                 dropout: float = 0.1, freeze_encoder: bool = False):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(not freeze_encoder)
+        self.classifier = mlp(encoder.cfg.hidden, hidden, num_classes, dropout)
+        self.classifier.apply(init_weights)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, L, num_classes) logits."""
+        return self.classifier(self.encoder(input_ids, attention_mask))
+
+
+class SequenceClassifier(nn.Module):
+    """A label per piece (composer, emotion): attention pooling over real tokens, then an MLP."""
+
+    def __init__(self, encoder: MidiBert, num_classes: int, *, hidden: int = 256,
+                 dropout: float = 0.1, hops: int = 4, freeze_encoder: bool = False):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(not freeze_encoder)
+        self.pool = AttentionPool(encoder.cfg.hidden, hops=hops)
+        self.classifier = mlp(hops * encoder.cfg.hidden, hidden, num_classes, dropout)
+        self.pool.apply(init_weights)
+        self.classifier.apply(init_weights)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, num_classes) logits."""
+        if attention_mask is None:
+            attention_mask = padding_mask(input_ids, self.encoder.cfg.pad_id)
+        return self.classifier(self.pool(self.encoder(input_ids, attention_mask), attention_mask))
+
+
+def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
+                        weight_decay: float = 0.01) -> list[dict]:
+    """Optimizer parameter groups with layer-wise LR decay: the head gets base_lr, encoder layer
+    i (of n) base_lr * decay ** (n - i), the embeddings (and position tables) decay ** (n + 1).
+    Lower layers hold more general features, so fine-tuning should move them less. Biases and
+    norms get no weight decay. Frozen parameters are left out."""
+    encoders = [m for m in model.modules() if isinstance(m, MidiBert)]
+    if len(encoders) != 1:
+        raise ValueError(f"expected one MidiBert inside the model, found {len(encoders)}")
+    n = encoders[0].cfg.layers
+    encoder_params = {id(p) for p in encoders[0].parameters()}
+    groups: dict[tuple[int, bool], list[Tensor]] = defaultdict(list)
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        layer = re.search(r"layers\.(\d+)\.", name)
+        if layer and id(p) in encoder_params:
+            depth = int(layer.group(1)) + 1
+        elif id(p) in encoder_params and "final_norm" not in name:
+            depth = 0
+        else:
+            depth = n + 1
+        groups[depth, p.dim() > 1].append(p)
+    return [{"params": ps, "lr": base_lr * decay ** (n + 1 - depth),
+             "weight_decay": weight_decay if decays else 0.0}
+            for (depth, decays), ps in sorted(groups.items())]
