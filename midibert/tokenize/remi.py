@@ -11,6 +11,8 @@ import symusic
 
 from midibert.tokenize.base import SPECIALS, Tokenizer
 
+BAR = len(SPECIALS)  # id of the Bar token, first after the specials
+
 
 class REMITokenizer(Tokenizer):
     representation = "remi"
@@ -18,7 +20,7 @@ class REMITokenizer(Tokenizer):
     def __init__(self, config):
         super().__init__(config)
         names = ["Bar"] + [f"TimeSig_{n}/{d}" for n, d in self.meters]
-        self.offset: dict[str, int] = {"Bar": len(SPECIALS), "TimeSig": len(SPECIALS) + 1}
+        self.offset: dict[str, int] = {"Bar": BAR, "TimeSig": BAR + 1}
         for family, values in self.value_names().items():
             self.offset[family] = len(SPECIALS) + len(names)
             names += values

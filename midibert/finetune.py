@@ -1,0 +1,122 @@
+"""Fine-tune and evaluate one task, driven by Hydra:
+
+    python -m midibert.finetune task=melody model=bert pretrained=runs/pretrain/score/bundle
+    python -m midibert.finetune task=style model=rnn
+    python -m midibert.finetune task=melody model=skyline      # rule baselines: skyline, majority
+
+Trains with early stopping on validation accuracy, restores the best checkpoint, predicts the
+test split, writes results.json / results.md / confusion matrices, and saves the model as a
+bundle for `midibert.classify`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from midibert.training import CONF_DIR, build_trainer, resume_path, save_config, seed_everything
+
+log = logging.getLogger("midibert")
+
+
+def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
+    return {"task": cfg.task.name, "model": cfg.model.arch, "representation": dm.tokenizer.config.representation,
+            "dataset": cfg.task.data.dataset, "class_names": list(cfg.task.class_names), "levels": levels,
+            "scale": scale, "seed": cfg.seed}
+
+
+def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
+    """Window-level and note- or piece-level metrics of test predictions."""
+    from midibert.evaluate import evaluate_sequence_task, evaluate_token_task
+
+    cat = {k: np.concatenate([p[k].numpy() for p in predictions]) for k in predictions[0]}
+    names = list(cfg.task.class_names)
+    if cfg.task.level == "token":
+        return evaluate_token_task(cat["probs"], cat["labels"], cat["note_index"], cat["piece"], names)
+    return evaluate_sequence_task(cat["probs"], cat["labels"], cat["piece"], names)
+
+
+def rule_baseline(cfg: DictConfig, dm) -> dict:
+    """Skyline (highest sounding pitch is melody) or majority class, on the test split's notes / pieces."""
+    from midibert.baselines import skyline_melody
+    from midibert.evaluate import metrics
+
+    names = list(cfg.task.class_names)
+    if cfg.model.arch == "majority":
+        majority = int(np.argmax(dm.train_class_counts()))
+        y = dm.test_targets()  # one label per note (token tasks) or per piece
+        return {dm.eval_level: metrics(y, np.full_like(y, majority), names)}
+    if cfg.task.name not in ("melody", "melody2"):
+        raise ValueError(f"the skyline baseline is for melody tasks, not {cfg.task.name!r}")
+    y_true, y_pred = [], []
+    for enc, labels in dm.test_notes():  # Encoding and true class per note
+        keep = enc.notes.tokenized
+        melody = skyline_melody(enc.notes.pitch[keep], enc.notes.onset[keep])
+        y_pred.append(np.where(melody == 1, 0, len(names) - 1))  # melody, else accompaniment
+        y_true.append(labels[keep])
+    return {"note": metrics(np.concatenate(y_true), np.concatenate(y_pred), names)}
+
+
+def finetune(cfg: DictConfig) -> Path:
+    """Run one fine-tuning (or rule baseline) job; returns the run directory."""
+    import torch
+
+    from midibert.bundle import load_bundle, save_bundle
+    from midibert.evaluate import write_results
+    from midibert.mlm import model_config
+    from midibert.tasks import FineTuner, build_network
+
+    seed_everything(cfg.seed)
+    save_config(cfg, cfg.run_dir)
+    run_dir = Path(cfg.run_dir)
+    arch = cfg.model.arch
+    bundle = load_bundle(cfg.pretrained) if cfg.get("pretrained") and arch == "bert" else None
+    tokenizer = bundle.tokenizer.spec if bundle else cfg.task.tokenizer
+    dm = hydra.utils.instantiate(cfg.task.data, tokenizer=tokenizer, seed=cfg.seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    tok = dm.tokenizer
+
+    if arch in ("skyline", "majority"):
+        write_results(run_dir, _results(cfg, rule_baseline(cfg, dm), dm, {"rule": arch}))
+        return run_dir
+
+    config = bundle.model_config if bundle else model_config(cfg.model, tok.vocab_sizes, tok.families)
+    task = {"name": cfg.task.name, "level": cfg.task.level, "num_classes": len(cfg.task.class_names),
+            "arch": arch, "head": OmegaConf.to_container(cfg.model.head)}
+    if arch == "bert":
+        task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
+    net = build_network(task, config, bundle.state_dict if bundle else None)
+    hide = [tok.families.index(f) for f in cfg.task.hide_families if f in tok.families]
+    weights = dm.class_weights() if cfg.task.get("class_weights") else None
+    module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim),
+                       seed=cfg.seed, class_weights=weights, hide_families=hide)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:  # evaluate the best validation checkpoint, not the last step
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        log.info("restored best checkpoint %s", best)
+    predictions = trainer.predict(module, dataloaders=dm.test_dataloader())
+    scale = {"params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2), "steps": trainer.global_step,
+             "pretrained": str(cfg.get("pretrained")) if bundle else None, "train_windows": dm.n_train_windows}
+    if trainer.is_global_zero:
+        write_results(run_dir, _results(cfg, evaluate_predictions(cfg, predictions), dm, scale))
+        id2label = dict(enumerate(cfg.task.class_names))
+        save_bundle(run_dir / "bundle", net, config, tok, task=task, id2label=id2label)
+        log.info("results in %s", run_dir)
+    return run_dir
+
+
+@hydra.main(config_path=CONF_DIR, config_name="finetune", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    finetune(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Masked-LM pre-training, driven by Hydra:
+
+    python -m midibert.pretrain experiment=smoke
+    python -m midibert.pretrain experiment=score_bert trainer=gpu
+    python -m midibert.pretrain experiment=cpu_small ckpt_path=last     # resume a killed run
+
+Writes checkpoints, logs and, at the end, a bundle (config.json, tokenizer.json,
+model.safetensors) of the encoder that fine-tuning starts from.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from midibert.training import CONF_DIR, build_trainer, resume_path, save_config, seed_everything
+
+log = logging.getLogger("midibert")
+
+
+def pretrain(cfg: DictConfig) -> Path:
+    """Run one pre-training job; returns the bundle directory."""
+    from midibert.bundle import save_bundle
+    from midibert.mlm import MaskedLM
+
+    seed_everything(cfg.seed)
+    save_config(cfg, cfg.run_dir)
+    dm = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    tok = dm.tokenizer
+    module = MaskedLM(model=OmegaConf.to_container(cfg.model), vocab_sizes=tok.vocab_sizes, families=tok.families,
+                      optim=OmegaConf.to_container(cfg.optim), mask=OmegaConf.to_container(cfg.mask),
+                      seed=cfg.seed)
+    log.info("model: %s, %.1fM parameters", cfg.model.preset, sum(p.numel() for p in module.parameters()) / 1e6)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
+    bundle = Path(cfg.run_dir) / "bundle"
+    if trainer.is_global_zero:
+        save_bundle(bundle, module.net.bert, module.config, tok, task=None)
+        log.info("pre-trained encoder saved to %s", bundle)
+    return bundle
+
+
+@hydra.main(config_path=CONF_DIR, config_name="pretrain", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    pretrain(cfg)
+
+
+if __name__ == "__main__":
+    main()

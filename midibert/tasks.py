@@ -1,0 +1,97 @@
+"""Fine-tuning as a LightningModule: one class for token tasks (melody, velocity) and sequence
+tasks (style, emotion), whatever network computes the logits (BERT + head, or a BiLSTM)."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
+from midibert.heads import SequenceClassifier, TokenClassifier, layerwise_lr_groups
+from midibert.mlm import adamw_with_schedule
+from midibert.model import BertConfig, MidiBert
+from midibert.tokenize.base import MASK
+from midibert.tokenize.labels import IGNORE
+
+
+def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:
+    """The network a task trains: BERT encoder + head ("bert") or a BiLSTM of the paper's size ("rnn").
+
+    task: {"level": "token"|"sequence", "num_classes": int, "arch": "bert"|"rnn", "head": {...}}.
+    """
+    head = dict(task.get("head") or {})
+    token = task["level"] == "token"
+    if task["arch"] == "rnn":
+        cls = BiLSTMTokenClassifier if token else BiLSTMSequenceClassifier
+        return cls(model_config.vocab_sizes, task["num_classes"], emb_size=model_config.emb_size, **head)
+    encoder = MidiBert(model_config)
+    if encoder_state is not None:
+        missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
+        if missing:
+            raise ValueError(f"pre-trained weights lack {len(missing)} encoder tensors, e.g. {missing[:3]}: "
+                             "the bundle was made for another model configuration")
+    cls = TokenClassifier if token else SequenceClassifier
+    return cls(encoder, task["num_classes"], **head)
+
+
+class FineTuner(pl.LightningModule):
+    """Cross-entropy fine-tuning with accuracy logged; predictions come back as probabilities.
+
+    hide_families: token families replaced by MASK in every input, so a task never sees its
+    own target (velocity prediction on performance tokens hides the Velocity family).
+    """
+
+    def __init__(self, net: torch.nn.Module, level: str, num_classes: int, optim: dict, seed: int = 0,
+                 class_weights: list[float] | None = None, hide_families: list[int] | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    def inputs(self, batch: dict) -> torch.Tensor:
+        ids = batch["input_ids"]
+        if self.hparams.hide_families:
+            ids = ids.clone()
+            ids[..., self.hparams.hide_families] = torch.where(
+                batch["attention_mask"][..., None], MASK, ids[..., self.hparams.hide_families])
+        return ids
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.net(self.inputs(batch), batch["attention_mask"])
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch)
+        labels = batch["labels"]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                               weight=self.class_weights, ignore_index=IGNORE)
+        keep = labels != IGNORE
+        acc = (logits.argmax(-1)[keep] == labels[keep]).float().mean()
+        bs = labels.shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        self.log(f"{stage}/acc", acc, prog_bar=stage != "train", batch_size=bs, sync_dist=stage != "train")
+        return loss
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)  # exact resume, as in MaskedLM
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        probs = self(batch).float().softmax(-1)
+        return {k: v.cpu() for k, v in {"probs": probs, **{k: batch[k] for k in ("labels", "note_index", "piece")
+                                                          if k in batch}}.items()}
+
+    def configure_optimizers(self):
+        o = self.hparams.optim
+        decay = o.get("layer_decay", 1.0)
+        if decay != 1.0 and hasattr(self.net, "encoder"):
+            groups = layerwise_lr_groups(self.net, o["lr"], decay)
+            opt = torch.optim.AdamW(groups, lr=o["lr"], weight_decay=o["weight_decay"])
+            return opt
+        return adamw_with_schedule(self, self.net.named_parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
+                                   warmup_steps=o.get("warmup_steps", 0), betas=o.get("betas", (0.9, 0.999)))
