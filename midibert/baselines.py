@@ -1,7 +1,8 @@
 """Baselines the paper compares MidiBERT with: BiLSTMs trained from scratch, the skyline melody
 rule and the majority class.
 
-The BiLSTMs read tokens through the same `Embeddings` as MidiBert and are called like the heads,
+The BiLSTMs take the BertConfig of the model they are compared with, so they read tokens
+through the same `Embeddings` (vocabularies, emb_size per family), and are called like the heads,
 `model(input_ids, attention_mask) -> logits`, so one training loop serves both. They expect
 right padding (real tokens first), which is what the batches hold.
 """
@@ -13,16 +14,16 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from midibert.heads import AttentionPool, mlp
-from midibert.model import Embeddings, padding_mask
+from midibert.model import BertConfig, Embeddings, padding_mask
 
 
 class BiLSTM(nn.Module):
     """Token embeddings and a bidirectional LSTM over the real tokens: -> (B, L, 2 * hidden)."""
 
-    def __init__(self, vocab_sizes: list[int], *, emb_size: int = 256, hidden: int = 256,
-                 layers: int = 3, dropout: float = 0.1):
+    def __init__(self, cfg: BertConfig, *, hidden: int = 256, layers: int = 3, dropout: float = 0.1):
         super().__init__()
-        self.embed = Embeddings(vocab_sizes, emb_size, hidden)
+        self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, hidden)
+        self.pad_id = cfg.pad_id
         self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
 
@@ -38,33 +39,33 @@ class BiLSTM(nn.Module):
 class BiLSTMTokenClassifier(nn.Module):
     """The paper's per-token baseline: 3-layer BiLSTM, 256 units per direction, linear output."""
 
-    def __init__(self, vocab_sizes: list[int], num_classes: int, *, emb_size: int = 256,
-                 hidden: int = 256, layers: int = 3, dropout: float = 0.1):
+    def __init__(self, cfg: BertConfig, num_classes: int, *, hidden: int = 256, layers: int = 3,
+                 dropout: float = 0.1):
         super().__init__()
-        self.lstm = BiLSTM(vocab_sizes, emb_size=emb_size, hidden=hidden, layers=layers, dropout=dropout)
+        self.lstm = BiLSTM(cfg, hidden=hidden, layers=layers, dropout=dropout)
         self.out = nn.Linear(2 * hidden, num_classes)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """(B, L, num_classes) logits."""
         if attention_mask is None:
-            attention_mask = padding_mask(input_ids)
+            attention_mask = padding_mask(input_ids, self.lstm.pad_id)
         return self.out(self.lstm(input_ids, attention_mask))
 
 
 class BiLSTMSequenceClassifier(nn.Module):
     """The paper's per-piece baseline: BiLSTM, attention pooling over real tokens, MLP."""
 
-    def __init__(self, vocab_sizes: list[int], num_classes: int, *, emb_size: int = 256,
-                 hidden: int = 256, layers: int = 3, dropout: float = 0.1, hops: int = 4):
+    def __init__(self, cfg: BertConfig, num_classes: int, *, hidden: int = 256, layers: int = 3,
+                 dropout: float = 0.1, hops: int = 4):
         super().__init__()
-        self.lstm = BiLSTM(vocab_sizes, emb_size=emb_size, hidden=hidden, layers=layers, dropout=dropout)
+        self.lstm = BiLSTM(cfg, hidden=hidden, layers=layers, dropout=dropout)
         self.pool = AttentionPool(2 * hidden, hops=hops)
         self.classifier = mlp(hops * 2 * hidden, hidden, num_classes, dropout)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """(B, num_classes) logits."""
         if attention_mask is None:
-            attention_mask = padding_mask(input_ids)
+            attention_mask = padding_mask(input_ids, self.lstm.pad_id)
         return self.classifier(self.pool(self.lstm(input_ids, attention_mask), attention_mask))
 
 

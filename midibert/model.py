@@ -3,7 +3,7 @@
     cfg = BertConfig.preset("bert-small", vocab_sizes=tokenizer.vocab_sizes)
     model = MidiBertForMLM(cfg)
     logits = model(input_ids, attention_mask)           # one (B, L, V_f) tensor per family
-    loss, metrics = model.loss(logits, targets)         # targets from masking.mask_tokens
+    out = model.loss(logits, targets)                   # targets from masking.mask_tokens
 
 A CP token is F ids (Bar, Position, Pitch, Duration, ...): each family has its own embedding,
 the F embeddings are concatenated and projected to the hidden size, and the MLM head predicts
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -43,7 +43,6 @@ class BertConfig:
     """
 
     vocab_sizes: list[int]
-    families: list[str] = field(default_factory=list)  # names for logging; default f0, f1, ...
     emb_size: int = 256  # per family
     hidden: int = 768
     layers: int = 12
@@ -69,9 +68,6 @@ class BertConfig:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         self.vocab_sizes = list(self.vocab_sizes)
-        self.families = list(self.families) or [f"f{i}" for i in range(len(self.vocab_sizes))]
-        if len(self.families) != len(self.vocab_sizes):
-            raise ValueError("families and vocab_sizes must have the same length")
 
     @classmethod
     def preset(cls, name: str, vocab_sizes: list[int], **overrides) -> "BertConfig":
@@ -242,44 +238,43 @@ class MLMHead(nn.Module):
 
 
 class MidiBertForMLM(nn.Module):
-    """Encoder + MLM head, with the loss MidiBERT pre-trains on.
+    """Encoder + MLM head, with the loss MidiBERT pre-trains on."""
 
-    loss_weighting "vocab" weights each family's cross-entropy by its vocabulary size (as the
-    paper does, so Pitch and Position dominate); "equal" averages the families.
-    """
-
-    def __init__(self, cfg: BertConfig, *, loss_weighting: str = "vocab"):
+    def __init__(self, cfg: BertConfig):
         super().__init__()
-        if loss_weighting not in ("vocab", "equal"):
-            raise ValueError(f"loss_weighting must be 'vocab' or 'equal', got {loss_weighting!r}")
         self.cfg = cfg
         self.bert = MidiBert(cfg)
         self.head = MLMHead(cfg.hidden, cfg.vocab_sizes)
         self.head.apply(init_weights)
-        sizes = torch.tensor(cfg.vocab_sizes, dtype=torch.float32)
-        weights = sizes if loss_weighting == "vocab" else torch.ones_like(sizes)
-        self.register_buffer("family_weights", weights / weights.sum(), persistent=False)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> list[Tensor]:
         """A (B, L, V_f) logits tensor per family."""
         return self.head(self.bert(input_ids, attention_mask))
 
-    def loss(self, logits: list[Tensor], targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Weighted cross-entropy over predicted positions (targets != -100), and per-family
-        losses and accuracies (detached) for logging, keyed "loss_<family>" / "acc_<family>"."""
+    def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
+        """Cross-entropy over predicted positions (targets != -100), summed over families with
+        weights: "vocab" in proportion to vocabulary size (as the paper does, so Pitch and Position
+        dominate) or "equal". Returns {"loss", "family_loss", "family_acc"}, the last two detached
+        lists in family order (NaN for a family with nothing to predict in this batch)."""
+        if weighting not in ("vocab", "equal"):
+            raise ValueError(f"weighting must be 'vocab' or 'equal', got {weighting!r}")
         if targets.dim() == 2:
             targets = targets.unsqueeze(-1)
-        total, metrics = logits[0].new_zeros(()), {}
-        for f, (name, lg) in enumerate(zip(self.cfg.families, logits)):
+        sizes = self.cfg.vocab_sizes if weighting == "vocab" else [1] * len(logits)
+        total, fam_loss, fam_acc = logits[0].new_zeros(()), [], []
+        nan = logits[0].new_tensor(float("nan"))
+        for f, lg in enumerate(logits):
             t = targets[..., f]
             picked = t != -100
-            if not picked.any():  # nothing masked in this batch: cross_entropy would give NaN
+            if not picked.any():  # cross_entropy over nothing is NaN; leave the sum alone
+                fam_loss.append(nan)
+                fam_acc.append(nan)
                 continue
-            fam_loss = F.cross_entropy(lg[picked].float(), t[picked])
-            total = total + self.family_weights[f] * fam_loss
-            metrics[f"loss_{name}"] = fam_loss.detach()
-            metrics[f"acc_{name}"] = (lg[picked].argmax(-1) == t[picked]).float().mean()
-        return total, metrics
+            loss = F.cross_entropy(lg[picked].float(), t[picked])
+            total = total + sizes[f] / sum(sizes) * loss
+            fam_loss.append(loss.detach())
+            fam_acc.append((lg[picked].argmax(-1) == t[picked]).float().mean())
+        return {"loss": total, "family_loss": fam_loss, "family_acc": fam_acc}
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json and model.safetensors into `directory`."""
@@ -291,11 +286,11 @@ class MidiBertForMLM(nn.Module):
         save_model(self, str(directory / WEIGHTS_FILE))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs) -> "MidiBertForMLM":
-        """Load what `save_pretrained` wrote; kwargs go to the constructor (loss_weighting)."""
+    def from_pretrained(cls, directory: str | Path) -> "MidiBertForMLM":
+        """Load what `save_pretrained` wrote."""
         from safetensors.torch import load_model
 
         directory = Path(directory)
-        model = cls(BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text())), **kwargs)
+        model = cls(BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text())))
         load_model(model, str(directory / WEIGHTS_FILE))
         return model

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier, majority_class, skyline_melody
-from midibert.model import Embeddings
+from midibert.model import BertConfig, Embeddings
 from tests.test_model import CP_VOCAB, REMI_VOCAB, batch
 
 
@@ -16,19 +16,22 @@ def test_bilstm_shapes_and_padding_invariance(vocab):
     ids, mask = batch(vocab)
     pad = torch.full((3, 5) + ids.shape[2:], 7)  # garbage ids under extra padding
     longer, longer_mask = torch.cat([ids, pad], 1), torch.cat([mask, torch.zeros(3, 5, dtype=torch.bool)], 1)
-    tok = BiLSTMTokenClassifier(vocab, 3, emb_size=8, hidden=16, layers=2).eval()
+    cfg = BertConfig.preset("bert-tiny", vocab_sizes=vocab)
+    tok = BiLSTMTokenClassifier(cfg, 3, hidden=16, layers=2).eval()
     out = tok(ids, mask)
     assert out.shape == (3, 12, 3)
     torch.testing.assert_close(tok(longer, longer_mask)[:, :12][mask], out[mask])
-    seq = BiLSTMSequenceClassifier(vocab, 4, emb_size=8, hidden=16, layers=2).eval()
+    seq = BiLSTMSequenceClassifier(cfg, 4, hidden=16, layers=2).eval()
     assert seq(ids, mask).shape == (3, 4)
     torch.testing.assert_close(seq(longer, longer_mask), seq(ids, mask))
     torch.testing.assert_close(seq(ids), seq(ids, mask))
 
 
 def test_bilstm_reuses_the_bert_embedding():
-    assert isinstance(BiLSTMTokenClassifier(CP_VOCAB, 2).lstm.embed, Embeddings)
-    lstm = BiLSTMTokenClassifier(CP_VOCAB, 2).lstm.lstm
+    cfg = BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB)
+    embed = BiLSTMTokenClassifier(cfg, 2).lstm.embed
+    assert isinstance(embed, Embeddings) and embed.tables[0].embedding_dim == cfg.emb_size
+    lstm = BiLSTMTokenClassifier(cfg, 2).lstm.lstm
     assert (lstm.num_layers, lstm.hidden_size, lstm.bidirectional) == (3, 256, True)  # the paper's
 
 

@@ -88,27 +88,28 @@ def test_mlm_loss_decreases_on_a_fixed_batch():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
-        loss, metrics = model.loss(model(masked, mask), targets)
+        out = model.loss(model(masked, mask), targets)
         opt.zero_grad()
-        loss.backward()
+        out["loss"].backward()
         opt.step()
-        losses.append(loss.item())
+        losses.append(out["loss"].item())
     assert losses[-1] < 0.5 * losses[0]
-    assert set(metrics) == {f"{k}_f{i}" for k in ("loss", "acc") for i in range(4)}
+    assert len(out["family_loss"]) == len(out["family_acc"]) == 4
+    assert all(0.5 < a <= 1 for a in out["family_acc"])
 
 
 def test_loss_weighting():
     ids, mask = batch()
     targets = torch.full_like(ids, -100)
     targets[:, :3] = ids[:, :3]
+    model = MidiBertForMLM(tiny())
+    logits = model(ids, mask)
     for weighting, expect in (("vocab", torch.tensor(CP_VOCAB) / sum(CP_VOCAB)), ("equal", torch.full((4,), 0.25))):
-        model = MidiBertForMLM(tiny(families=["Bar", "Position", "Pitch", "Duration"]), loss_weighting=weighting)
-        loss, m = model.loss(model(ids, mask), targets)
-        per_family = torch.stack([m[f"loss_{f}"] for f in ("Bar", "Position", "Pitch", "Duration")])
-        torch.testing.assert_close(loss, (expect * per_family).sum())
-        assert all(0 <= m[f"acc_{f}"] <= 1 for f in ("Bar", "Pitch"))
+        out = model.loss(logits, targets, weighting=weighting)
+        torch.testing.assert_close(out["loss"], (expect * torch.stack(out["family_loss"])).sum())
+        assert all(0 <= a <= 1 for a in out["family_acc"])
     with pytest.raises(ValueError):
-        MidiBertForMLM(tiny(), loss_weighting="bogus")
+        model.loss(logits, targets, weighting="bogus")
 
 
 def test_loss_skips_families_with_nothing_to_predict():
@@ -116,8 +117,9 @@ def test_loss_skips_families_with_nothing_to_predict():
     ids, mask = batch()
     targets = torch.full_like(ids, -100)
     targets[0, 0, 2] = ids[0, 0, 2]
-    loss, m = model.loss(model(ids, mask), targets)
-    assert torch.isfinite(loss) and set(m) == {"loss_f2", "acc_f2"}
+    out = model.loss(model(ids, mask), targets)
+    assert torch.isfinite(out["loss"]) and torch.isfinite(out["family_loss"][2])
+    assert torch.isnan(out["family_loss"][0]) and torch.isnan(out["family_acc"][3])
 
 
 def test_presets_and_config_round_trip(tmp_path):
