@@ -84,7 +84,7 @@ def finetune(cfg: DictConfig) -> Path:
         write_results(run_dir, _results(cfg, rule_baseline(cfg, dm), dm, {"rule": arch}))
         return run_dir
 
-    config = bundle.model_config if bundle else model_config(cfg.model, tok.vocab_sizes, tok.families)
+    config = bundle.model_config if bundle else model_config(cfg.model, tok.vocab_sizes)
     task = {"name": cfg.task.name, "level": cfg.task.level, "num_classes": len(cfg.task.class_names),
             "arch": arch, "head": OmegaConf.to_container(cfg.model.head)}
     if arch == "bert":

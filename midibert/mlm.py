@@ -15,11 +15,10 @@ from midibert.tokenize.remi import BAR as REMI_BAR
 MODEL_KEYS = ("arch", "preset", "lr", "freeze", "head")  # Hydra `model` keys that are not BertConfig fields
 
 
-def model_config(model: dict, vocab_sizes: list[int], families: list[str]) -> BertConfig:
+def model_config(model: dict, vocab_sizes: list[int]) -> BertConfig:
     """A BertConfig from a Hydra `model` group: a preset name plus any field overridden."""
     overrides = {k: v for k, v in dict(model).items() if k not in MODEL_KEYS}
-    return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes),
-                             families=list(families), **overrides)
+    return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes), **overrides)
 
 
 def adamw_with_schedule(module: pl.LightningModule, params, lr: float, weight_decay: float,
@@ -53,8 +52,9 @@ class MaskedLM(pl.LightningModule):
                  seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
-        self.config = model_config(model, vocab_sizes, families)
-        self.net = MidiBertForMLM(self.config, loss_weighting=mask.get("loss_weighting", "vocab"))
+        self.config = model_config(model, vocab_sizes)
+        self.net = MidiBertForMLM(self.config)
+        self.families = list(families)
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
         m = self.hparams.mask
@@ -67,12 +67,13 @@ class MaskedLM(pl.LightningModule):
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
         inputs, targets, _ = self._masked(batch, generator)
         logits = self.net(inputs, batch["attention_mask"])
-        loss, per_family = self.net.loss(logits, targets)
-        bs = batch["input_ids"].shape[0]
-        sync = stage != "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=sync)
-        self.log_dict({f"{stage}/{k}": v for k, v in per_family.items()}, batch_size=bs, sync_dist=sync)
-        return loss
+        out = self.net.loss(logits, targets, weighting=self.hparams.mask.get("loss_weighting", "vocab"))
+        bs, sync = batch["input_ids"].shape[0], stage != "train"
+        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
+        for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
+            if not torch.isnan(loss):  # a family with nothing masked in this batch
+                self.log_dict({f"{stage}/loss_{name}": loss, f"{stage}/acc_{name}": acc}, batch_size=bs, sync_dist=sync)
+        return out["loss"]
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)

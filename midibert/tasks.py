@@ -23,7 +23,7 @@ def build_network(task: dict, model_config: BertConfig, encoder_state: dict | No
     token = task["level"] == "token"
     if task["arch"] == "rnn":
         cls = BiLSTMTokenClassifier if token else BiLSTMSequenceClassifier
-        return cls(model_config.vocab_sizes, task["num_classes"], emb_size=model_config.emb_size, **head)
+        return cls(model_config, task["num_classes"], **head)
     encoder = MidiBert(model_config)
     if encoder_state is not None:
         missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)

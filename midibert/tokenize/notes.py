@@ -38,6 +38,7 @@ class Notes:
     start: np.ndarray
     end: np.ndarray
     tokenized: np.ndarray
+    source_index: np.ndarray  # position in the file: track by track, in each track's own order
     track_names: list[str] = field(default_factory=list)
     tpq: int = 480
 
@@ -154,7 +155,7 @@ def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndar
     order = np.lexsort((track, duration, pitch, onset))
     notes = Notes(onset=onset[order], duration=duration[order], pitch=pitch[order],
                   velocity=velocity[order], track=track[order], start=start[order], end=end[order],
-                  tokenized=tokenized[order], track_names=names, tpq=int(tpq))
+                  tokenized=tokenized[order], source_index=order, track_names=names, tpq=int(tpq))
     if not notes.tokenized.any():
         raise MidiError(f"{name}: no note within pitch range {cfg.pitch_range}")
 
