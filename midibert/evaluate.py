@@ -1,0 +1,165 @@
+"""Scores for fine-tuned models and baselines: window-level metrics, and note / piece-level metrics
+after averaging the probabilities of overlapping windows, written as JSON, markdown and plots.
+
+Windows overlap, so a note (or a piece) is seen several times; each is predicted once, from the
+mean of all the probabilities given to it, and so is counted once, as the paper evaluates.
+
+Example::
+
+    from midibert import evaluate
+    levels = evaluate.evaluate_token_task(probs, labels, note_index, piece, ["melody", "bridge", "accompaniment"])
+    evaluate.write_results("runs/melody", {"task": "melody", "model": "bert", "representation": "cp",
+                                           "dataset": "pop909", "class_names": [...], "levels": levels,
+                                           "scale": {"layers": 12, "steps": 1000}, "seed": 0})
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn import metrics as skm
+
+from midibert import viz
+from midibert.tokenize.labels import IGNORE
+
+
+def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows true)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if not len(y_true):
+        raise ValueError("no labelled examples to score")
+    labels = list(range(len(class_names)))  # fixed, so absent classes still get a row and a column
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(np.mean(f)),
+        "per_class": {name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
+                             "support": int(s[k])} for k, name in enumerate(class_names)},
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def _group_mean(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and the mean of the rows of ``values`` sharing each key."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    sums = np.zeros((len(unique), values.shape[-1]), dtype=np.float64)
+    np.add.at(sums, inverse, values)
+    return unique, sums / np.bincount(inverse, minlength=len(unique))[:, None]
+
+
+def _note_keys(note_index: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mask of note tokens, one int64 key per note token for its (piece, note), and the key's note stride."""
+    note_index, piece = np.asarray(note_index, dtype=np.int64), np.asarray(piece, dtype=np.int64)
+    mask = note_index >= 0
+    stride = int(note_index.max()) + 1 if mask.any() else 1
+    keys = np.broadcast_to(piece[:, None], note_index.shape)[mask] * stride + note_index[mask]
+    return mask, keys, stride
+
+
+def aggregate_notes(
+    probs: np.ndarray, note_index: np.ndarray, piece: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(piece_ids, note_ids, mean_probs): each (piece, note) once, its probabilities averaged over all its tokens."""
+    mask, keys, stride = _note_keys(note_index, piece)
+    unique, mean = _group_mean(keys, np.asarray(probs)[mask])
+    return unique // stride, unique % stride, mean
+
+
+def note_labels(labels: np.ndarray, note_index: np.ndarray, piece: np.ndarray) -> np.ndarray:
+    """True label per (piece, note) in aggregate_notes' order; IGNORE for a note none of whose tokens is labelled."""
+    mask, keys, _ = _note_keys(note_index, piece)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    out = np.full(len(unique), IGNORE, dtype=np.int64)
+    np.maximum.at(out, inverse, np.asarray(labels, dtype=np.int64)[mask])  # IGNORE is below every class
+    return out
+
+
+def aggregate_pieces(probs: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(piece_ids, mean_probs): window probabilities (N, C) averaged per piece."""
+    return _group_mean(np.asarray(piece, dtype=np.int64), np.asarray(probs))
+
+
+def evaluate_token_task(
+    probs: np.ndarray, labels: np.ndarray, note_index: np.ndarray, piece: np.ndarray, class_names: Sequence[str]
+) -> dict:
+    """{"window": metrics over every labelled token, "note": metrics over notes after aggregation}."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    labelled = labels != IGNORE
+    _, _, mean = aggregate_notes(probs, note_index, piece)
+    truth = note_labels(labels, note_index, piece)
+    known = truth != IGNORE
+    return {"window": metrics(labels[labelled], probs.argmax(-1)[labelled], class_names),
+            "note": metrics(truth[known], mean.argmax(-1)[known], class_names)}
+
+
+def evaluate_sequence_task(
+    probs: np.ndarray, labels: np.ndarray, piece: np.ndarray, class_names: Sequence[str]
+) -> dict:
+    """{"window": metrics per window, "piece": metrics per piece from its mean window probabilities}."""
+    probs, labels, piece = np.asarray(probs), np.asarray(labels, dtype=np.int64), np.asarray(piece)
+    ids, mean = aggregate_pieces(probs, piece)
+    _, first = np.unique(piece, return_index=True)
+    truth = labels[first]
+    if np.any(labels != truth[np.searchsorted(ids, piece)]):
+        raise ValueError("windows of one piece carry different labels")
+    return {"window": metrics(labels, probs.argmax(-1), class_names),
+            "piece": metrics(truth, mean.argmax(-1), class_names)}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary name, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _json(obj) -> str:
+    """JSON text; numpy scalars and arrays (say in "scale") become plain numbers and lists."""
+    return json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)) + "\n"
+
+
+def _markdown(results: dict) -> str:
+    """A readable summary: what ran, accuracy and macro-F1 per level, and a per-class table per level."""
+    scale = ", ".join(f"{k}={v}" for k, v in results.get("scale", {}).items()) or "—"
+    lines = [f"# {results['task']}: {results['model']} ({results['representation']}) on {results.get('dataset', '?')}",
+             "", f"scale: {scale}; seed: {results.get('seed', '—')}", "",
+             "| level | n | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {level} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} |"
+              for level, m in results["levels"].items()]
+    for level, m in results["levels"].items():
+        lines += ["", f"## {level}", "", "| class | precision | recall | F1 | support |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+                  for name, c in m["per_class"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(run_dir: str | os.PathLike, results: dict) -> None:
+    """Write results.json, results.md and confusion_{level}.png / .json for each level into ``run_dir``.
+
+    ``results`` is::
+
+        {"task": "melody" | "melody2" | "velocity" | "style" | "emotion",
+         "model": "bert" | "rnn" | "skyline" | "majority",
+         "representation": "cp" | "remi",
+         "dataset": str,
+         "class_names": [str, ...],
+         "levels": {"window": metrics(...), "note" | "piece": metrics(...)},  # from evaluate_*_task
+         "scale": {free-form: model size, steps, windows, ...},
+         "seed": int}
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "results.json", _json(results))
+    _write_atomic(run_dir / "results.md", _markdown(results))
+    for level, m in results["levels"].items():
+        _write_atomic(run_dir / f"confusion_{level}.json",
+                      _json({"class_names": list(results["class_names"]), "matrix": m["confusion"]}))
+        png = run_dir / f"confusion_{level}.png"
+        tmp = png.with_name(png.name + ".tmp")  # viz writes PNG whatever the suffix
+        viz.confusion_matrix(np.asarray(m["confusion"]), results["class_names"], tmp)
+        os.replace(tmp, png)
