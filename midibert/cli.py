@@ -26,6 +26,17 @@ def _tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from midibert import report
+
+    try:
+        report.main(args.run_dirs, out=args.out)
+    except FileNotFoundError as e:  # a dir holding no results.json is a usage error, not a crash
+        print(f"midibert: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midibert", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -36,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--kind", choices=("score", "performance"), default="score")
     t.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     t.set_defaults(func=_tokenize)
+
+    r = sub.add_parser("report", help="one markdown table of runs' results beside the paper's figures")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run dir, or a dir searched for results.json")
+    r.add_argument("--out", help="also write the table to this file")
+    r.set_defaults(func=_report)
     return p
 
 
