@@ -1,0 +1,68 @@
+"""Runs' results.json joined into one table beside the paper's figures, from Python and from `midibert report`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from midibert import report
+
+
+def _level(accuracy: float, macro_f1: float) -> dict:
+    return {"n": 10, "accuracy": accuracy, "macro_f1": macro_f1, "per_class": {}, "confusion": []}
+
+
+def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: float) -> Path:
+    """A run dir holding a results.json as evaluate.write_results writes it (plots left out: not read here)."""
+    run = root / name
+    run.mkdir(parents=True)
+    results = {"task": task, "model": model, "representation": "cp", "dataset": "d", "class_names": ["a", "b"],
+               "levels": {"window": _level(0.5, 0.4), primary: _level(accuracy, 0.8)},
+               "scale": {"layers": 2, "steps": 100}, "seed": 0}
+    (run / "results.json").write_text(json.dumps(results))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    _run(tmp_path / "runs", "melody-bert", "melody", "bert", "note", 0.9512)
+    _run(tmp_path / "runs" / "nested", "style-rnn", "style", "rnn", "piece", 0.625)
+    _run(tmp_path / "runs", "melody-skyline", "melody", "skyline", "note", 0.7)
+    return tmp_path / "runs"
+
+
+def test_table_joins_runs_with_paper(runs):
+    text = report.table(report.load_runs([runs / "melody-bert", runs / "nested" / "style-rnn"]))
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| run | task | model |")
+    assert lines[2] == ("| melody-bert | melody | bert | d | cp | note | 95.12 | 80.00 | 50.00 "
+                        "| layers=2, steps=100 | 96.37 |")
+    assert lines[3] == ("| style-rnn | style | rnn | d | cp | piece | 62.50 | 80.00 | 50.00 "
+                        "| layers=2, steps=100 | 60.32 |")
+
+
+def test_search_finds_every_run_and_baselines_have_no_paper_figure(runs):
+    loaded = report.load_runs([runs])
+    assert sorted(Path(r["run_dir"]).name for r in loaded) == ["melody-bert", "melody-skyline", "style-rnn"]
+    skyline = next(line for line in report.table(loaded).splitlines() if "skyline" in line)
+    assert skyline.endswith("| — |")
+
+
+def test_missing_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        report.load_runs([tmp_path])
+
+
+def test_cli_report(runs, tmp_path):
+    out = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, "-m", "midibert", "report", str(runs / "melody-bert"),
+                           str(runs / "nested"), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| melody-bert |" in done.stdout and "| style-rnn |" in done.stdout and "96.37" in done.stdout
+    assert out.read_text() == done.stdout
+    missing = subprocess.run([sys.executable, "-m", "midibert", "report", str(tmp_path / "empty")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no results.json" in missing.stderr and "Traceback" not in missing.stderr
