@@ -49,6 +49,9 @@ class BertConfig:
     heads: int = 12
     ffn: int = 3072
     dropout: float = 0.1
+    # BERT's dropout on attention probabilities; 0 lets SDPA use fused (flash) kernels, which on
+    # CPU have no dropout and run ~1.5x faster per training step at bert-small size
+    attn_dropout: float = 0.1
     max_len: int = 520  # 512 + room for a few special tokens
     position: str = "learned"
     max_relative: int = 128
@@ -117,7 +120,7 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class SelfAttention(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
-        self.heads, self.dropout = cfg.heads, cfg.dropout
+        self.heads, self.dropout = cfg.heads, cfg.attn_dropout
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
         self.out = nn.Linear(cfg.hidden, cfg.hidden)
 
