@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 import midibert
 from midibert.model import BertConfig
-from midibert.tokenize import Tokenizer
+from midibert.tokenize import Tokenizer, TokenizerConfig
 
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
@@ -80,7 +80,7 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     except ValueError as e:
         raise ValueError(f"{directory}: {e}") from e
     model_config = BertConfig.from_dict(config["model"])
-    if tokenizer.config.to_dict() != config["tokenizer"]:
+    if tokenizer.config != TokenizerConfig.from_dict(config["tokenizer"]):
         raise ValueError(f"{directory}: tokenizer.json does not match the tokenizer the model was trained with "
                          f"(config.json); was one of them replaced?")
     if list(model_config.vocab_sizes) != tokenizer.vocab_sizes:

@@ -86,14 +86,14 @@ def finetune(cfg: DictConfig) -> Path:
 
     config = bundle.model_config if bundle else model_config(cfg.model, tok.vocab_sizes)
     task = {"name": cfg.task.name, "level": cfg.task.level, "num_classes": len(cfg.task.class_names),
-            "arch": arch, "head": OmegaConf.to_container(cfg.model.head), "seq_len": dm.seq_len,
+            "arch": arch, "head": OmegaConf.to_container(cfg.model.head, resolve=True), "seq_len": dm.seq_len,
             "hide_families": [f for f in cfg.task.hide_families if f in tok.families]}
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
     net = build_network(task, config, bundle.state_dict if bundle else None)
     hide = [tok.families.index(f) for f in task["hide_families"]]
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
-    module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim),
+    module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim, resolve=True),
                        seed=cfg.seed, class_weights=weights, hide_families=hide)
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))

@@ -31,8 +31,8 @@ def pretrain(cfg: DictConfig) -> Path:
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
-    module = MaskedLM(model=OmegaConf.to_container(cfg.model), vocab_sizes=tok.vocab_sizes, families=tok.families,
-                      optim=OmegaConf.to_container(cfg.optim), mask=OmegaConf.to_container(cfg.mask),
+    module = MaskedLM(model=OmegaConf.to_container(cfg.model, resolve=True), vocab_sizes=tok.vocab_sizes, families=tok.families,
+                      optim=OmegaConf.to_container(cfg.optim, resolve=True), mask=OmegaConf.to_container(cfg.mask, resolve=True),
                       seed=cfg.seed)
     log.info("model: %s, %.1fM parameters", cfg.model.preset, sum(p.numel() for p in module.parameters()) / 1e6)
     trainer = build_trainer(cfg)

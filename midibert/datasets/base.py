@@ -52,6 +52,7 @@ class DatasetInfo:
     classes: tuple[str, ...] | None = None
     note_labels: bool = False
     load: Callable[[Piece, str], object] | None = None  # Piece, tokenizer kind -> MIDI source
+    generated: bool = False  # the reader writes the data itself where it is absent (sample corpus)
 
 
 REGISTRY: dict[str, DatasetInfo] = {}
@@ -104,7 +105,7 @@ def read(name: str, path: str | os.PathLike | None = None, *, seed: int = 0, **o
     """All pieces of dataset `name`, each with its split (published split where one exists)."""
     info = get_info(name)
     root = dataset_dir(name, path)
-    if not root.is_dir():
+    if not root.is_dir() and not info.generated:
         raise FileNotFoundError(f"{name}: no dataset at {root} (run `midibert data download {name}` "
                                 f"or pass --path)")
     return info.read(root, seed=seed, **options)

@@ -1,0 +1,272 @@
+"""Lightning DataModules over prepared datasets: fixed-length windows, padded batches.
+
+Batches are dicts: `input_ids` (B, L, F) for CP or (B, L) for REMI, `attention_mask` (B, L)
+True on real tokens, `note_index` (B, L) (-1 off notes), `piece` (B,), and `labels`: (B, L) with
+-100 where there is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
+to their longest window, so short pieces do not pay for 512 positions.
+
+Training order comes from `StepSampler`: a function of seed and optimizer step, so a resumed
+run sees exactly the batches the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from midibert.datasets.base import get_info
+from midibert.datasets.prepare import PreparedSplit, load_split, prepare
+from midibert.sampler import StepSampler
+from midibert.tokenize import Tokenizer
+from midibert.tokenize.labels import IGNORE, melody_classes
+from midibert.tokenize.windows import window_starts
+
+
+class Windows(Dataset):
+    """Windows of `seq_len` tokens over every piece of a prepared split.
+
+    labels: a per-token array (token tasks), a per-piece array (sequence tasks) or None.
+    """
+
+    def __init__(self, split: PreparedSplit, seq_len: int, overlap: int = 0, labels: np.ndarray | None = None,
+                 piece_labels: np.ndarray | None = None, pieces: Sequence[int] | None = None):
+        self.split, self.seq_len, self.labels, self.piece_labels = split, seq_len, labels, piece_labels
+        rows = []
+        for p in range(len(split)) if pieces is None else pieces:
+            s = split.piece(p)
+            starts, lengths = window_starts(s.stop - s.start, seq_len, overlap)
+            rows += [(p, s.start + a, n) for a, n in zip(starts, lengths)]
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        piece, start, n = (int(v) for v in self.rows[i])
+        item = {"input_ids": np.asarray(self.split.ids[start:start + n], dtype=np.int64),
+                "note_index": np.asarray(self.split.note_index[start:start + n], dtype=np.int64),
+                "piece": piece}
+        if self.labels is not None:
+            item["labels"] = np.asarray(self.labels[start:start + n], dtype=np.int64)
+        elif self.piece_labels is not None:
+            item["labels"] = int(self.piece_labels[piece])
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Pad to the longest window of the batch (PAD id 0) and build the attention mask."""
+    L = max(len(it["input_ids"]) for it in items)
+    first = items[0]["input_ids"]
+    ids = np.zeros((len(items), L, *first.shape[1:]), dtype=np.int64)
+    note = np.full((len(items), L), -1, dtype=np.int64)
+    mask = np.zeros((len(items), L), dtype=bool)
+    for b, it in enumerate(items):
+        n = len(it["input_ids"])
+        ids[b, :n], note[b, :n], mask[b, :n] = it["input_ids"], it["note_index"], True
+    batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+             "note_index": torch.from_numpy(note), "piece": torch.tensor([it["piece"] for it in items])}
+    if "labels" in items[0]:
+        if np.ndim(items[0]["labels"]) == 0:
+            batch["labels"] = torch.tensor([it["labels"] for it in items])
+        else:
+            lab = np.full((len(items), L), IGNORE, dtype=np.int64)
+            for b, it in enumerate(items):
+                lab[b, :len(it["labels"])] = it["labels"]
+            batch["labels"] = torch.from_numpy(lab)
+    return batch
+
+
+class _Base(pl.LightningDataModule):
+    """Preparation, tokenizer and loaders shared by every DataModule."""
+
+    def __init__(self, *, tokenizer: str = "cp-score", seq_len: int = 512, eval_overlap: int | None = None,
+                 batch_size: int = 16, num_workers: int = 0, seed: int = 0, prepare_workers: int | None = None,
+                 cache_dir: str | None = None):
+        super().__init__()
+        self.tokenizer = Tokenizer.from_spec(tokenizer)
+        # evaluation windows overlap (a quarter by default) so every note sees context on both sides
+        self.eval_overlap = seq_len // 4 if eval_overlap is None else eval_overlap
+        self.seq_len, self.batch_size = seq_len, batch_size
+        self.num_workers, self.seed, self.prepare_workers = num_workers, seed, prepare_workers
+        if cache_dir:  # the preparation cache lives where the config says, never beside the data
+            os.environ["MIDIBERT_CACHE"] = str(cache_dir)
+        self.train_set: Windows | None = None
+        self.val_set: Windows | None = None
+        self.test_set: Windows | None = None
+
+    @property
+    def vocab_sizes(self) -> list[int]:
+        return self.tokenizer.vocab_sizes
+
+    @property
+    def n_train_windows(self) -> int:
+        return len(self.train_set) if self.train_set is not None else 0
+
+    def _prepare(self, name: str, path: str | None, max_pieces: int | None, options: dict) -> str:
+        return prepare(name, path, tokenizer=self.tokenizer.spec, workers=self.prepare_workers, seed=self.seed,
+                       max_pieces=max_pieces, progress=True, **options)
+
+    def _step(self) -> int:
+        trainer = self.trainer
+        return trainer.global_step * max(1, trainer.accumulate_grad_batches) if trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed, step=self._step)
+        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def _eval_loader(self, ds: Windows) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=collate,
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
+    def train_class_counts(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def class_weights(self) -> list[float]:
+        """Inverse class frequency, normalised to mean 1 (for imbalanced labels such as velocity)."""
+        counts = self.train_class_counts().astype(float)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
+        return (w / w[w > 0].mean()).tolist()
+
+
+class PretrainDataModule(_Base):
+    """Masked-LM windows from a weighted mix of datasets.
+
+    datasets: [{"name": "pop1k7", "weight": 1.0, "path": null, "max_pieces": null, "options": {}}, ...];
+    a weight of 2 repeats that dataset's windows twice per pass, 0.5 takes a seeded half.
+    """
+
+    def __init__(self, datasets: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.datasets = [dict(d) for d in datasets]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        parts = {"train": [], "valid": []}
+        for d in self.datasets:
+            folder = self._prepare(d["name"], d.get("path"), d.get("max_pieces"), dict(d.get("options") or {}))
+            for split in parts:
+                ds = Windows(load_split(folder, split), self.seq_len)
+                parts[split].append((ds, float(d.get("weight", 1.0)) if split == "train" else 1.0))
+        self.train_set = _Mix(parts["train"], self.seed)
+        self.val_set = _Mix(parts["valid"], self.seed)
+
+
+class _Mix(Dataset):
+    """Windows of several datasets, each repeated or sub-sampled by its weight (deterministically)."""
+
+    def __init__(self, parts: list[tuple[Windows, float]], seed: int):
+        self.parts = [ds for ds, _ in parts]
+        index = []
+        rng = np.random.default_rng(seed)
+        for k, (ds, w) in enumerate(parts):
+            whole, frac = int(w), w - int(w)
+            take = np.concatenate([np.tile(np.arange(len(ds)), whole),
+                                   np.sort(rng.permutation(len(ds))[:round(frac * len(ds))])])
+            index.append(np.stack([np.full(len(take), k), take], axis=1))
+        self.index = np.concatenate(index).astype(np.int64) if index else np.zeros((0, 2), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, j = self.index[i]
+        return self.parts[int(k)][int(j)]
+
+
+class TokenClassificationDataModule(_Base):
+    """Per-token labels (melody3, melody2 or velocity) of a note-labelled dataset such as POP909."""
+
+    eval_level = "note"
+
+    def __init__(self, dataset: str = "pop909", label: str = "melody3", path: str | None = None,
+                 max_pieces: int | None = None, options: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.dataset, self.label, self.path = dataset, label, path
+        self.max_pieces, self.options = max_pieces, dict(options or {})
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        folder = self._prepare(self.dataset, self.path, self.max_pieces, self.options)
+        self.splits = {s: load_split(folder, s) for s in ("train", "valid", "test")}
+        for s in self.splits.values():
+            if self.label not in s.labels:
+                raise ValueError(f"{self.dataset} has no per-note {self.label!r} labels")
+        lab = {s: sp.labels[self.label] for s, sp in self.splits.items()}
+        self.train_set = Windows(self.splits["train"], self.seq_len, 0, labels=lab["train"])
+        self.val_set = Windows(self.splits["valid"], self.seq_len, self.eval_overlap, labels=lab["valid"])
+        self.test_set = Windows(self.splits["test"], self.seq_len, self.eval_overlap, labels=lab["test"])
+
+    def train_class_counts(self) -> np.ndarray:
+        y = np.asarray(self.splits["train"].labels[self.label])
+        return np.bincount(y[y != IGNORE])
+
+    def test_targets(self) -> np.ndarray:
+        """The true class of every test note, each note once."""
+        sp = self.splits["test"]
+        out = []
+        for p in range(len(sp)):
+            s = sp.piece(p)
+            idx, lab = np.asarray(sp.note_index[s]), np.asarray(sp.labels[self.label][s])
+            _, first = np.unique(idx[idx >= 0], return_index=True)
+            out.append(lab[idx >= 0][first])
+        return np.concatenate(out)
+
+    def test_notes(self):
+        """(Encoding, true 3- or 2-class melody label per note) of every test piece, for rule baselines."""
+        classes = 2 if self.label == "melody2" else 3
+        info = get_info(self.dataset)
+        for piece in self.splits["test"].pieces:
+            enc = self.tokenizer.encode(piece["path"])
+            yield enc, melody_classes(enc.notes.track_name, classes) if info.note_labels else None
+
+
+class SequenceClassificationDataModule(_Base):
+    """One label per piece (composer, emotion quadrant); every window carries its piece's label."""
+
+    eval_level = "piece"
+
+    def __init__(self, dataset: str = "pianist8", label_key: str | None = None, classes: list[str] | None = None,
+                 path: str | None = None, max_pieces: int | None = None, options: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.dataset, self.path, self.max_pieces, self.options = dataset, path, max_pieces, dict(options or {})
+        info = get_info(dataset)
+        self.label_key = label_key or info.label_key
+        self.classes = list(classes or info.classes or [])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        folder = self._prepare(self.dataset, self.path, self.max_pieces, self.options)
+        self.splits = {s: load_split(folder, s) for s in ("train", "valid", "test")}
+        if not self.classes:
+            self.classes = sorted({p["labels"][self.label_key] for sp in self.splits.values() for p in sp.pieces})
+        self.piece_labels = {s: self._labels(sp) for s, sp in self.splits.items()}
+        self.train_set = Windows(self.splits["train"], self.seq_len, 0, piece_labels=self.piece_labels["train"])
+        self.val_set = Windows(self.splits["valid"], self.seq_len, 0, piece_labels=self.piece_labels["valid"])
+        self.test_set = Windows(self.splits["test"], self.seq_len, 0, piece_labels=self.piece_labels["test"])
+
+    def _labels(self, split: PreparedSplit) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        try:
+            return np.array([index[p["labels"][self.label_key]] for p in split.pieces], dtype=np.int64)
+        except KeyError as e:
+            raise ValueError(f"{self.dataset}: a piece has label {e} outside the classes {self.classes}") from e
+
+    def train_class_counts(self) -> np.ndarray:
+        return np.bincount(self.piece_labels["train"], minlength=len(self.classes))
+
+    def test_targets(self) -> np.ndarray:
+        return self.piece_labels["test"]
