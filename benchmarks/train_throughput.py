@@ -164,7 +164,7 @@ def main() -> None:
           f"attention dropout {args.attn_dropout}, "
           f"{args.warmup} warm-up + {args.steps} timed steps, {torch.get_num_threads()} threads\n")
     runs = [("midibert", "learned"), ("midibert", "relative")] + [(f"hf-{a}", "learned") for a in args.hf_attn]
-    print("| size | model | params | tokens/s | peak MB | x HF-sdpa speed | x HF-sdpa memory |"
+    print(f"| size | model | params | tokens/s | peak MB | x hf-{args.hf_attn[0]} speed | x hf-{args.hf_attn[0]} memory |"
           + (" MFU |" if peak else " GFLOP/s |"))
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
@@ -178,7 +178,7 @@ def main() -> None:
                 print(f"| {size} | {impl} | failed: {proc.stderr.strip().splitlines()[-1]} |")
                 continue
             results[impl, position] = json.loads(proc.stdout.strip().splitlines()[-1])
-        ref = results.get(("hf-sdpa", "learned"))
+        ref = results.get((f"hf-{args.hf_attn[0]}", "learned"))
         for (impl, position), r in results.items():
             label = f"midibert ({position})" if impl == "midibert" else impl
             achieved = r["tokens_per_s"] * r["flops_per_token"]
