@@ -37,6 +37,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from midibert.demo import demo
+
+    demo(out=args.out, overrides=args.overrides)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midibert", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -52,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run dir, or a dir searched for results.json")
     r.add_argument("--out", help="also write the table to this file")
     r.set_defaults(func=_report)
+
+    d = sub.add_parser("demo", help="the whole pipeline end to end on a generated corpus (or MIDIBERT_DATA)")
+    d.add_argument("--out", help="where runs go (default: runs/)")
+    d.add_argument("overrides", nargs="*", help="Hydra overrides of conf/run.yaml, e.g. pipeline.models=[bert]")
+    d.set_defaults(func=_demo)
     return p
 
 
