@@ -20,8 +20,8 @@ from midibert.training import CONF_DIR, build_trainer, resume_path, save_config,
 log = logging.getLogger("midibert")
 
 
-def pretrain(cfg: DictConfig) -> Path:
-    """Run one pre-training job; returns the bundle directory."""
+def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
+    """Run one pre-training job (extra Lightning `callbacks` optional); returns the bundle directory."""
     from midibert.bundle import save_bundle
     from midibert.mlm import MaskedLM
 
@@ -35,7 +35,7 @@ def pretrain(cfg: DictConfig) -> Path:
                       optim=OmegaConf.to_container(cfg.optim, resolve=True), mask=OmegaConf.to_container(cfg.mask, resolve=True),
                       seed=cfg.seed)
     log.info("model: %s, %.1fM parameters", cfg.model.preset, sum(p.numel() for p in module.parameters()) / 1e6)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
     bundle = Path(cfg.run_dir) / "bundle"
     if trainer.is_global_zero:

@@ -1,0 +1,95 @@
+"""Masked-LM pre-training: configs compose, smoke runs, loss falls on real MIDI, resume is exact."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+from safetensors.numpy import load_file
+
+from midibert.bundle import load_bundle
+from midibert.pretrain import pretrain
+from tests.conftest import shared
+from tests.hydra_configs import EXPERIMENTS, config
+
+PRIMARY = {"smoke": "pretrain", "cpu_small": "pretrain", "score_bert": "pretrain", "performance_bert": "pretrain",
+           "finetune_smoke": "finetune", "demo": "run", "demo_real": "run", "cpu_reference": "run"}
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_every_experiment_composes(experiment, tmp_path):
+    assert experiment in PRIMARY, f"conf/experiment/{experiment}.yaml: say which entry point it is for"
+    cfg = config(PRIMARY[experiment], [f"experiment={experiment}"], tmp_path)
+    assert cfg.name and cfg.run_dir
+    if PRIMARY[experiment] == "run":  # each stage of a pipeline composes too
+        p = cfg.pipeline
+        if p.pretrain is not None:
+            config("pretrain", list(p.common) + list(p.pretrain), tmp_path)
+        for task, extra in p.tasks.items():
+            for arch in p.models:
+                config("finetune", [*p.common, f"task={task}", f"model={arch}", *p.finetune, *extra], tmp_path)
+
+
+@pytest.mark.parametrize("group,option", [("trainer", t) for t in ("cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "multi_node")]
+                         + [("logger", lg) for lg in ("csv", "wandb", "tensorboard", "none")])
+def test_trainer_and_logger_groups_compose(group, option, tmp_path):
+    cfg = config("pretrain", [f"{group}={option}"], tmp_path)
+    assert (not cfg[group]) == (option == "none")
+
+
+def metrics(run_dir) -> list[dict]:
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_runs_end_to_end(tmp_path):
+    cfg = config("pretrain", ["experiment=smoke"], tmp_path)
+    bundle = load_bundle(pretrain(cfg))
+    assert bundle.task is None and bundle.tokenizer.spec == "cp-score"
+    rows = metrics(tmp_path / "runs" / "pretrain" / "smoke")
+    assert any(r.get("train/loss") for r in rows) and any(r.get("val/loss") for r in rows)
+
+
+def test_loss_falls_on_real_midi(tmp_path):
+    shared("pop909")
+    cfg = config("pretrain", ["experiment=smoke", "data=pretrain_score", "data.seq_len=128", "data.batch_size=8",
+                              "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', max_pieces: 6}]",
+                              "trainer.max_steps=60", "trainer.val_check_interval=30", "optim.lr=3e-3",
+                              "optim.warmup_steps=5"], tmp_path)
+    pretrain(cfg)
+    losses = [float(r["train/loss"]) for r in metrics(tmp_path / "runs" / "pretrain" / "smoke") if r.get("train/loss")]
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAt(pl.Callback):
+    """Stops a run the hard way (an exception, as a crash or a kill would) before a given step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == self.step:
+            raise _Killed
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    args = ["experiment=smoke", "trainer.max_steps=8", "trainer.val_check_interval=4",
+            "callbacks.checkpoint.every_n_train_steps=4"]
+    whole = load_file(str(pretrain(config("pretrain", args, tmp_path / "a")) / "model.safetensors"))
+    killed = config("pretrain", args, tmp_path / "b")
+    with pytest.raises(_Killed):
+        pretrain(killed, callbacks=[_KillAt(5)])
+    resumed = load_file(str(pretrain(config("pretrain", [*args, "ckpt_path=last"], tmp_path / "b"))
+                            / "model.safetensors"))
+    assert whole.keys() == resumed.keys()
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], resumed[k], err_msg=k)
+    # and the run really was interrupted: a run that stops early ends elsewhere
+    short = load_file(str(pretrain(config("pretrain", [*args, "trainer.max_steps=4"], tmp_path / "c"))
+                          / "model.safetensors"))
+    assert any(not np.array_equal(whole[k], short[k]) for k in whole)
