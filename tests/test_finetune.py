@@ -1,0 +1,96 @@
+"""Fine-tuning: every task writes complete results, baselines run, the velocity target never leaks."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from midibert.bundle import load_bundle
+from midibert.finetune import finetune
+from midibert.pretrain import pretrain
+from midibert.tasks import FineTuner
+from midibert.tokenize import MASK, Tokenizer
+from tests.conftest import shared
+from tests.hydra_configs import config
+
+SAMPLE_STYLE = ["task.data.label_key=style", "task.class_names=[waltz,march,nocturne,ragtime]"]
+SMALL_RNN = ["model.head.hidden=16", "model.head.layers=1"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("finetune")
+
+
+@pytest.fixture(scope="module")
+def encoder(workdir):
+    """A smoke-pre-trained bert-tiny bundle, shared by the tests of this module."""
+    return pretrain(config("pretrain", ["experiment=smoke"], workdir))
+
+
+def run(workdir, task: str, model: str, *extra: str) -> dict:
+    cfg = config("finetune", ["experiment=finetune_smoke", f"task={task}", f"model={model}", *extra], workdir)
+    out = finetune(cfg)
+    return json.loads((out / "results.json").read_text()) | {"dir": out}
+
+
+@pytest.mark.parametrize("task,extra,level", [("melody", [], "note"), ("velocity", [], "note"),
+                                              ("style", SAMPLE_STYLE, "piece"), ("emotion", [], "piece")])
+def test_each_task_fine_tunes_and_writes_complete_results(workdir, encoder, task, extra, level):
+    res = run(workdir, task, "bert", f"pretrained={encoder}", *extra)
+    assert res["task"] == task and res["model"] == "bert" and set(res["levels"]) == {"window", level}
+    for metrics in res["levels"].values():
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] > 0
+        assert len(metrics["confusion"]) == len(res["class_names"])
+    for name in ("results.md", f"confusion_{level}.png", f"confusion_{level}.json"):
+        assert (res["dir"] / name).is_file()
+    bundle = load_bundle(res["dir"] / "bundle")
+    assert bundle.task["name"] == task and len(bundle.id2label) == len(res["class_names"])
+
+
+@pytest.mark.parametrize("task,extra", [("melody", SMALL_RNN), ("emotion", SMALL_RNN)])
+def test_rnn_baseline(workdir, task, extra):
+    res = run(workdir, task, "rnn", *extra)
+    assert res["model"] == "rnn" and res["scale"]["steps"] > 0
+
+
+def test_rule_baselines(workdir):
+    sky = run(workdir, "melody", "skyline")
+    assert sky["levels"]["note"]["n"] > 0 and sky["levels"]["note"]["per_class"]["bridge"]["recall"] == 0
+    maj = run(workdir, "velocity", "majority")
+    per_class = maj["levels"]["note"]["per_class"]
+    assert sum(1 for c in per_class.values() if c["recall"] > 0) == 1  # one class for every note
+
+
+def test_velocity_never_sees_velocity():
+    """With performance tokens the Velocity family reaches the network only as MASK."""
+    tok = Tokenizer.create("cp", kind="performance")
+    v = tok.families.index("Velocity")
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, ids, mask):
+            seen.append(ids.clone())
+            return torch.zeros(*ids.shape[:2], 6, requires_grad=True)
+
+    module = FineTuner(Spy(), "token", 6, {"lr": 1e-3, "weight_decay": 0.0}, hide_families=[v])
+    ids = torch.randint(3, 20, (2, 10, len(tok.families)))
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    module({"input_ids": ids, "attention_mask": mask})
+    assert (seen[0][..., v] == MASK).all()
+    others = [f for f in range(len(tok.families)) if f != v]
+    assert torch.equal(seen[0][..., others], ids[..., others])
+    assert "Velocity" not in Tokenizer.create("cp", kind="score").families  # the default velocity input
+
+
+def test_real_subsets(workdir):
+    shared("pop909")
+    shared("pianist8")
+    real = [f"paths.data_root={shared()}", "task.data.seq_len=128"]
+    melody = run(workdir, "melody", "rnn", *SMALL_RNN, *real, "task.data.dataset=pop909",
+                 "task.data.path=${paths.data_root}/pop909", "task.data.max_pieces=3", "name=melody-real")
+    assert melody["dataset"] == "pop909" and melody["levels"]["note"]["n"] > 1000
+    style = run(workdir, "style", "bert", *real, "task.data.dataset=pianist8",
+                "task.data.path=${paths.data_root}/pianist8", "task.data.max_pieces=8", "name=style-real")
+    assert style["levels"]["piece"]["n"] == 8
