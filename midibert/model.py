@@ -14,17 +14,14 @@ where the hardware has them.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 POSITIONS = ("learned", "rotary", "relative")
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 
 @dataclass
@@ -278,22 +275,3 @@ class MidiBertForMLM(nn.Module):
             fam_loss.append(loss.detach())
             fam_acc.append((lg[picked].argmax(-1) == t[picked]).float().mean())
         return {"loss": total, "family_loss": fam_loss, "family_acc": fam_acc}
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write config.json and model.safetensors into `directory`."""
-        from safetensors.torch import save_model
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.cfg.to_dict(), indent=1))
-        save_model(self, str(directory / WEIGHTS_FILE))
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "MidiBertForMLM":
-        """Load what `save_pretrained` wrote."""
-        from safetensors.torch import load_model
-
-        directory = Path(directory)
-        model = cls(BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text())))
-        load_model(model, str(directory / WEIGHTS_FILE))
-        return model
