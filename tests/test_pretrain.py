@@ -93,3 +93,18 @@ def test_resume_gives_the_same_weights(tmp_path):
     short = load_file(str(pretrain(config("pretrain", [*args, "trainer.max_steps=4"], tmp_path / "c"))
                           / "model.safetensors"))
     assert any(not np.array_equal(whole[k], short[k]) for k in whole)
+
+
+def test_distributed_data_parallel_on_cpu(tmp_path):
+    """Two gloo processes through Lightning's DDP, launched as a user would from the shell."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MIDIBERT_RUNS": str(tmp_path / "runs"), "MIDIBERT_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "midibert.pretrain", "experiment=smoke", "trainer=ddp_cpu"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "runs" / "pretrain" / "smoke"
+    assert load_bundle(run / "bundle").task is None
+    assert (run / "train_ddp_process_1.log").is_file()  # the second rank really ran
