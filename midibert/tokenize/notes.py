@@ -152,7 +152,8 @@ def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndar
     stats["out_of_range_pitches"] = int(out.sum())
     tokenized = ~out if cfg.out_of_range == "drop" else np.ones(len(pitch), dtype=bool)
 
-    order = np.lexsort((track, duration, pitch, onset))
+    # Sort on the pitch the tokens will carry, so decoding and re-encoding give the same order.
+    order = np.lexsort((track, duration, np.clip(pitch, lo, hi), onset))
     notes = Notes(onset=onset[order], duration=duration[order], pitch=pitch[order],
                   velocity=velocity[order], track=track[order], start=start[order], end=end[order],
                   tokenized=tokenized[order], source_index=order, track_names=names, tpq=int(tpq))
