@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _tokenize(args: argparse.Namespace) -> int:
@@ -44,6 +45,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from midibert.classify import Classifier
+    from midibert.errors import MidiError
+
+    try:
+        clf = Classifier.from_pretrained(args.model)
+    except (ValueError, OSError) as e:  # not a bundle, a mismatched one, or one without a task head
+        print(f"midibert: error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for file in args.files:
+        try:  # one bad file is reported and the rest still get classified
+            res = clf.predict(file)
+        except MidiError as e:
+            print(f"midibert: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.out:
+            res.to_midi(Path(args.out) / Path(file).name)
+        if args.json:
+            print(res.to_json(), flush=True)
+            continue
+        shares = "" if res.level == "piece" else "  " + " ".join(f"{c} {v:.0%}" for c, v in res.shares().items())
+        print(f"{file}\t{res.label}\t{res.confidence:.2f}{shares}", flush=True)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midibert", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -64,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="where runs go (default: runs/)")
     d.add_argument("overrides", nargs="*", help="Hydra overrides of conf/run.yaml, e.g. pipeline.models=[bert]")
     d.set_defaults(func=_demo)
+
+    c = sub.add_parser("classify", help="label the notes or the piece of MIDI files with a fine-tuned bundle")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--model", required=True, help="bundle directory (config.json, tokenizer.json, model.safetensors)")
+    c.add_argument("--out", help="write annotated MIDI files into this directory")
+    c.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
+    c.set_defaults(func=_classify)
     return p
 
 
