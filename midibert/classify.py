@@ -1,0 +1,283 @@
+"""Inference: a fine-tuned bundle labels the notes (melody, velocity) or the piece (style,
+emotion) of any MIDI file, of any length.
+
+    from midibert.classify import Classifier
+    clf = Classifier.from_pretrained("runs/run/demo/melody-bert/bundle")
+    res = clf.predict("song.mid")          # also bytes, symusic / miditoolkit / pretty_midi objects
+    res.labels, res.probs                  # per note (file order) or per piece
+    res.to_midi("annotated.mid")
+
+    import midibert.classify as mc
+    mc.melody("song.mid", model="runs/.../melody-bert/bundle")
+
+Long pieces are cut into overlapping windows; a note's prediction averages the probabilities of
+all its tokens in all windows, so every note gets exactly one label; a piece's label averages
+its windows.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import symusic
+import torch
+
+from midibert.bundle import Bundle, load_bundle, save_bundle
+from midibert.evaluate import aggregate_notes
+from midibert.tasks import build_network
+from midibert.tokenize import MASK, Encoding
+from midibert.tokenize.labels import VELOCITY_EDGES
+from midibert.tokenize.notes import MidiSource, describe
+from midibert.tokenize.windows import Windows, make_windows
+
+MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
+
+
+@dataclass
+class Prediction:
+    """What a classifier says about one piece.
+
+    Note-level tasks: `labels` / `probs` per note in the file's note order (track by track),
+    with `onset` (seconds-free: source ticks), `pitch` and `track` of each note. Piece-level
+    tasks: `labels` is one name and `probs` one row.
+    """
+
+    source: str
+    task: str
+    level: str  # "note" or "piece"
+    class_names: list[str]
+    labels: list[str] | str
+    probs: np.ndarray
+    encoding: Encoding = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """The piece's label, or the most common note label."""
+        if self.level == "piece":
+            return self.labels
+        names, counts = np.unique(np.asarray(self.labels), return_counts=True)
+        return str(names[counts.argmax()])
+
+    @property
+    def confidence(self) -> float:
+        """The piece's top probability, or the mean top probability of the labelled notes."""
+        if self.level == "piece":
+            return float(self.probs.max())
+        return float(np.nanmax(self.probs, 1, initial=0).mean())  # a note without tokens counts as 0
+
+    def shares(self) -> dict[str, float]:
+        """Share of notes per class (note-level tasks)."""
+        labels = np.asarray(self.labels)
+        return {c: float((labels == c).mean()) for c in self.class_names}
+
+    def _file_order(self) -> np.ndarray:
+        return np.argsort(self.encoding.notes.source_index, kind="stable")
+
+    @property
+    def onset(self) -> np.ndarray:
+        """Onset of each note in source ticks, file order."""
+        return self.encoding.notes.start[self._file_order()]
+
+    @property
+    def pitch(self) -> np.ndarray:
+        """Pitch of each note, file order."""
+        return self.encoding.notes.pitch[self._file_order()]
+
+    @property
+    def track(self) -> np.ndarray:
+        """Source track name of each note, file order."""
+        return self.encoding.notes.track_name[self._file_order()]
+
+    def to_json(self) -> str:
+        d = {"source": self.source, "task": self.task, "level": self.level, "label": self.label,
+             "confidence": round(self.confidence, 4)}
+        if self.level == "piece":
+            d["probs"] = dict(zip(self.class_names, np.round(self.probs, 4).tolist()))
+        else:
+            n, order = self.encoding.notes, self._file_order()
+            d["shares"] = self.shares()
+            d["notes"] = [{"start": int(n.start[i]), "pitch": int(n.pitch[i]), "track": n.track_names[n.track[i]],
+                           "label": lab} for i, lab in zip(order, self.labels)]
+        return json.dumps(d)
+
+    def to_midi(self, path: str | os.PathLike) -> Path:
+        """The piece's notes, re-timed as in the source, written with the prediction applied:
+        melody -> MELODY / BRIDGE / ACCOMPANIMENT tracks; velocity -> predicted velocities;
+        piece tasks -> one track and a marker naming the label."""
+        n, order = self.encoding.notes, self._file_order()
+        score = symusic.Score(n.tpq)
+        velocity = n.velocity[order]
+        labels = np.asarray(self.labels)
+        if self.task == "velocity":  # the middle of each predicted bin; a note without tokens keeps its own
+            edges = np.asarray(VELOCITY_EDGES)
+            mid = ((edges[:-1] + edges[1:]) // 2).clip(1, 127)
+            velocity = np.where(labels != "", mid[np.nan_to_num(self.probs, nan=-1).argmax(1)], velocity)
+        groups = ({MELODY_TRACKS.get(c, c.upper()): labels == c for c in self.class_names}
+                  if self.task.startswith("melody") else {"Piano": np.ones(len(order), dtype=bool)})
+        if self.task.startswith("melody") and (labels == "").any():  # notes the tokenizer dropped are kept too
+            groups["UNLABELLED"] = labels == ""
+        for name, keep in groups.items():
+            track = symusic.Track(name, 0, False)
+            idx = order[keep]
+            if len(idx):
+                track.notes = symusic.Note.from_numpy(
+                    time=n.start[idx].astype(np.int32), duration=np.maximum(n.end[idx] - n.start[idx], 1).astype(np.int32),
+                    pitch=n.pitch[idx].astype(np.int8), velocity=velocity[keep].astype(np.int8))
+            score.tracks.append(track)
+        if self.level == "piece":
+            score.markers.append(symusic.TextMeta(0, f"midibert {self.task}: {self.label} ({self.confidence:.2f})"))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        score.dump_midi(str(tmp))
+        os.replace(tmp, path)
+        return path
+
+
+class Classifier:
+    """A fine-tuned network with its tokenizer and label names, ready to predict."""
+
+    def __init__(self, bundle: Bundle, device: str | None = None, seq_len: int | None = None,
+                 overlap: int | None = None, batch_size: int = 32):
+        if bundle.task is None:
+            raise ValueError(f"{bundle.path}: a pre-trained encoder without a task head; fine-tune it first "
+                             f"(python -m midibert.finetune pretrained={bundle.path})")
+        self.bundle, self.task = bundle, bundle.task
+        self.tokenizer = bundle.tokenizer
+        self.class_names = [bundle.id2label[i] for i in range(len(bundle.id2label))]
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net = build_network(self.task, bundle.model_config)
+        try:
+            self.net.load_state_dict(bundle.state_dict)
+        except RuntimeError as e:
+            raise ValueError(f"{bundle.path}: weights do not fit the model its config.json describes ({e})") from e
+        self.net.to(self.device).eval()
+        self.seq_len = seq_len or self.task.get("seq_len") or min(512, bundle.model_config.max_len)
+        self.overlap = self.seq_len // 4 if overlap is None else overlap
+        self.batch_size = batch_size
+        self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
+        """Load a bundle directory written by fine-tuning (config.json, tokenizer.json, model.safetensors)."""
+        return cls(load_bundle(path), **kwargs)
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write this classifier as a bundle that `from_pretrained` reads back exactly."""
+        return save_bundle(path, self.net, self.bundle.model_config, self.tokenizer, task=self.task,
+                           id2label=self.bundle.id2label)
+
+    @property
+    def level(self) -> str:
+        """"note" for per-note tasks, "piece" for per-piece ones."""
+        return "note" if self.task["level"] == "token" else "piece"
+
+    def _windows(self, enc: Encoding) -> Windows:
+        overlap = self.overlap if self.level == "note" else 0
+        return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=overlap)
+
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Replace the hidden families by MASK, as fine-tuning did, so the task never sees its target."""
+        if not self.hide:
+            return ids
+        ids = ids.copy()
+        ids[..., self.hide] = np.where(mask[..., None], MASK, ids[..., self.hide])
+        return ids
+
+    @torch.inference_mode()
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Class probabilities of a batch of windows: (B, L, C) per token or (B, C) per window."""
+        x = torch.as_tensor(self._hidden(ids, mask), dtype=torch.long, device=self.device)
+        m = torch.as_tensor(mask, device=self.device)
+        return self.net(x, m).float().softmax(-1).cpu().numpy()
+
+    def _probs(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Probabilities of all windows, `batch_size` at a time.
+
+        Windows go longest first, so full windows batch together (no attention mask: SDPA's fast
+        path) and each batch is cut to its longest window rather than padded to `seq_len`.
+        """
+        lengths = mask.sum(1)
+        order = np.argsort(-lengths, kind="stable")
+        token = self.level == "note"
+        out = np.zeros((len(ids), ids.shape[1], len(self.class_names)) if token else (len(ids), len(self.class_names)),
+                       dtype=np.float32)
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            n = max(int(lengths[idx].max()), 1)
+            p = self._forward(ids[idx, :n], mask[idx, :n])
+            if token:
+                out[idx, :n] = p
+            else:
+                out[idx] = p
+        return out
+
+    def _result(self, enc: Encoding, probs: np.ndarray, windows: Windows) -> Prediction:
+        """Window probabilities -> one row per note (file order) or one per piece."""
+        names = self.class_names
+        if self.level == "piece":
+            p = probs.mean(0)
+            return Prediction(enc.source or "", self.task["name"], "piece", names, names[int(p.argmax())], p, enc)
+        _, note_ids, note_probs = aggregate_notes(probs, windows.note_index, np.zeros(len(windows), dtype=np.int64))
+        per_note = np.full((len(enc.notes), len(names)), np.nan)
+        per_note[note_ids] = note_probs
+        per_note = per_note[np.argsort(enc.notes.source_index, kind="stable")]  # into the file's order
+        best = np.nan_to_num(per_note, nan=-1).argmax(1)
+        labels = [names[i] if not np.isnan(p[0]) else "" for i, p in zip(best, per_note)]  # "" = dropped note
+        return Prediction(enc.source or "", self.task["name"], "note", names, labels, per_note, enc)
+
+    def encode(self, src: MidiSource) -> Encoding:
+        """Tokenize `src`, remembering what to call it in results and errors."""
+        enc = self.tokenizer.encode(src)
+        enc.source = describe(src)
+        return enc
+
+    def predict(self, src: MidiSource) -> Prediction:
+        """Labels for one piece (every note of a note-level task gets exactly one)."""
+        return self.predict_batch([src])[0]
+
+    def predict_batch(self, sources: list[MidiSource]) -> list[Prediction]:
+        """Windows of all pieces batched together; raises midibert.MidiError on the first bad file."""
+        if not sources:
+            return []
+        encs = [self.encode(s) for s in sources]
+        wins = [self._windows(e) for e in encs]
+        probs = self._probs(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
+        bounds = np.cumsum([0] + [len(w) for w in wins])
+        return [self._result(e, probs[a:b], w) for e, w, a, b in zip(encs, wins, bounds[:-1], bounds[1:])]
+
+
+@lru_cache(maxsize=4)
+def _cached(model: str) -> Classifier:
+    return Classifier.from_pretrained(model)
+
+
+def _task(task: str, src: MidiSource, model: str | os.PathLike) -> Prediction:
+    clf = _cached(str(model))
+    if not clf.task["name"].startswith(task):
+        raise ValueError(f"{model} was fine-tuned for {clf.task['name']!r}, not {task!r}")
+    return clf.predict(src)
+
+
+def melody(src: MidiSource, model: str | os.PathLike) -> Prediction:
+    """Melody / bridge / accompaniment per note."""
+    return _task("melody", src, model)
+
+
+def velocity(src: MidiSource, model: str | os.PathLike) -> Prediction:
+    """Velocity bin per note."""
+    return _task("velocity", src, model)
+
+
+def style(src: MidiSource, model: str | os.PathLike) -> Prediction:
+    """Composer / style of the piece."""
+    return _task("style", src, model)
+
+
+def emotion(src: MidiSource, model: str | os.PathLike) -> Prediction:
+    """Emotion quadrant (Q1..Q4) of the piece."""
+    return _task("emotion", src, model)

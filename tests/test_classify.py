@@ -1,0 +1,233 @@
+"""Inference: one prediction per note in file order, any source type, batches, bundles, the CLI."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+import torch
+import torch.nn.functional as F
+
+import midibert.classify as mc
+from midibert import MidiError
+from midibert.bundle import save_bundle
+from midibert.classify import Classifier
+from midibert.model import BertConfig
+from midibert.tasks import build_network
+from midibert.tokenize import Tokenizer
+from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
+from midibert.tokenize.windows import make_windows
+from tests.conftest import ROOT, shared
+
+MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
+VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
+STYLE = {i: name for i, name in enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split())}
+
+
+def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",
+                train_on: Path | None = None, label_fn=None, hide: tuple[str, ...] = ()) -> Path:
+    """A bert-tiny bundle, trained for a few steps on one song's windows when `train_on` is given."""
+    torch.manual_seed(0)
+    tok = Tokenizer.from_spec(spec)
+    task = {"name": name, "level": level, "num_classes": len(id2label), "arch": "bert", "head": {}, "seq_len": 64,
+            "hide_families": list(hide)}
+    cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
+    net = build_network(task, cfg)
+    if train_on is not None:
+        enc = tok.encode(train_on)
+        w = make_windows(enc.ids, enc.note_index, length=64)
+        ids, mask, labels = (torch.as_tensor(a) for a in (w.ids, w.attention_mask, w.take(label_fn(enc))))
+        opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+        for _ in range(40):
+            loss = F.cross_entropy(net(ids, mask).flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return save_bundle(directory, net.eval(), cfg, tok, task=task, id2label=id2label)
+
+
+@pytest.fixture(scope="module")
+def songs() -> list[Path]:
+    root = shared("pop909", "POP909")
+    return [root / f"{i:03d}" / f"{i:03d}.mid" for i in (1, 2, 17)]
+
+
+@pytest.fixture(scope="module")
+def melody_dir(tmp_path_factory, songs) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("m") / "melody", "melody", "token", MELODY, train_on=songs[0],
+                       label_fn=melody_labels)
+
+
+@pytest.fixture(scope="module")
+def clf(melody_dir) -> Classifier:
+    return Classifier.from_pretrained(melody_dir)
+
+
+def file_notes(path: Path) -> list[tuple[str, int, int]]:
+    """(track, start, pitch) of every non-drum note, track by track in each track's own order."""
+    score = symusic.Score(str(path))
+    return [(t.name, n.time, n.pitch) for t in score.tracks if not t.is_drum for n in t.notes]
+
+
+def test_one_prediction_per_note_in_file_order(clf, pop909_files):
+    res = clf.predict(pop909_files[1])
+    notes = file_notes(pop909_files[1])
+    assert res.level == "note" and len(res.labels) == len(res.probs) == len(notes)
+    assert "" not in res.labels and set(res.labels) <= set(MELODY.values())
+    assert list(zip(res.track, res.onset.tolist(), res.pitch.tolist())) == notes
+    np.testing.assert_allclose(res.probs.sum(1), 1, atol=1e-5)
+    assert abs(sum(res.shares().values()) - 1) < 1e-9
+
+
+def test_every_source_type_gives_the_same_prediction(clf, songs):
+    path = songs[1]
+    by_path = clf.predict(path)
+    for src in (path.read_bytes(), symusic.Score(str(path))):
+        res = clf.predict(src)
+        assert res.labels == by_path.labels
+        np.testing.assert_allclose(res.probs, by_path.probs, atol=1e-6)
+    import miditoolkit
+    import pretty_midi
+    for src in (miditoolkit.MidiFile(str(path)), pretty_midi.PrettyMIDI(str(path))):
+        assert len(clf.predict(src).labels) == len(by_path.labels)  # these parsers may re-time; counts hold
+
+
+def test_batch_equals_single_predictions(clf, songs):
+    batch = clf.predict_batch(songs)
+    assert clf.predict_batch([]) == []
+    for path, res in zip(songs, batch):
+        one = clf.predict(path)
+        assert res.source == str(path) and res.labels == one.labels
+        np.testing.assert_allclose(res.probs, one.probs, atol=1e-5)
+
+
+def test_to_midi_melody_tracks(clf, songs, tmp_path):
+    res = clf.predict(songs[0])
+    out = symusic.Score(str(res.to_midi(tmp_path / "a" / "out.mid")))
+    assert {t.name for t in out.tracks} == {n.upper() for n in res.labels}  # MIDI keeps no empty tracks
+    assert len({t.name for t in out.tracks}) >= 2  # the trained model tells some melody from accompaniment
+    got = sorted((n.time, n.pitch) for t in out.tracks for n in t.notes)
+    assert got == sorted((s, p) for _, s, p in file_notes(songs[0]))
+    for t in out.tracks:
+        assert len(t.notes) == res.labels.count(t.name.lower())
+    assert json.loads(res.to_json())["notes"][0].keys() == {"start", "pitch", "track", "label"}
+
+
+def test_velocity_to_midi_applies_predicted_velocities(tmp_path, songs):
+    bundle = make_bundle(tmp_path / "vel", "velocity", "token", VELOCITY, spec="cp-performance",
+                         train_on=songs[0], label_fn=velocity_labels, hide=("Velocity",))
+    res = mc.velocity(songs[2], model=bundle)
+    edges = np.asarray(VELOCITY_EDGES)
+    expected = ((edges[:-1] + edges[1:]) // 2)[res.probs.argmax(1)]
+    out = symusic.Score(str(res.to_midi(tmp_path / "vel.mid")))
+    got = sorted((n.time, n.pitch, n.velocity) for t in out.tracks for n in t.notes)
+    assert got == sorted(zip(res.onset.tolist(), res.pitch.tolist(), expected.tolist()))
+
+
+def test_hidden_family_does_not_change_predictions(tmp_path, songs):
+    bundle = make_bundle(tmp_path / "vel", "velocity", "token", VELOCITY, spec="cp-performance", hide=("Velocity",))
+    clf = Classifier.from_pretrained(bundle)
+    score = symusic.Score(str(songs[2]))
+    louder = score.copy()
+    for t in louder.tracks:
+        for n in t.notes:
+            n.velocity = 127
+    np.testing.assert_allclose(clf.predict(louder).probs, clf.predict(score).probs, atol=1e-6)
+
+
+def test_style_gives_one_label_per_piece(tmp_path):
+    files = sorted(shared("pianist8", "midi").glob("*/*.mid"))[:2]
+    bundle = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
+    res = mc.style(files[0], model=bundle)
+    assert res.level == "piece" and res.labels in STYLE.values() and res.probs.shape == (8,)
+    assert res.label == res.labels and abs(res.probs.sum() - 1) < 1e-5
+    batch = Classifier.from_pretrained(bundle).predict_batch(files)
+    assert [r.labels for r in batch][0] == res.labels and len(batch) == 2
+    out = symusic.Score(str(res.to_midi(tmp_path / "style.mid")))
+    assert res.labels in out.markers[0].text
+    with pytest.raises(ValueError, match="not 'melody'"):
+        mc.melody(files[0], model=bundle)
+
+
+@pytest.mark.parametrize("content, cause", [(b"", "empty"), (b"MThd garbage" * 3, "not a readable MIDI"),
+                                            (b"hello, not midi at all", "not a readable MIDI")])
+def test_bad_input_raises_midi_error_naming_the_file(clf, tmp_path, content, cause):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(content)
+    with pytest.raises(MidiError, match=f"bad.mid.*{cause}"):
+        clf.predict(bad)
+
+
+def test_piece_without_notes_raises_midi_error(clf, tmp_path):
+    path = tmp_path / "silent.mid"
+    symusic.Score(480).dump_midi(str(path))
+    with pytest.raises(MidiError, match="silent.mid.*no notes"):
+        clf.predict(path)
+
+
+def test_mismatched_bundles_are_refused(melody_dir, tmp_path):
+    import shutil
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(melody_dir, tmp_path / name))
+
+    swapped = copy("tokenizer")
+    Tokenizer.create("remi", kind="score").save(swapped)
+    with pytest.raises(ValueError, match="does not match"):
+        Classifier.from_pretrained(swapped)
+    newer = copy("newer")
+    config = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(ValueError, match="newer"):
+        Classifier.from_pretrained(newer)
+    bigger = copy("weights")  # same vocabulary, another hidden size than the weights have
+    config["model"]["hidden"], config["model"]["heads"] = 64, 2
+    (bigger / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="weights do not fit"):
+        Classifier.from_pretrained(bigger)
+
+
+def test_save_pretrained_round_trip(clf, songs, tmp_path):
+    again = Classifier.from_pretrained(clf.save_pretrained(tmp_path / "copy"))
+    assert again.task == clf.task and again.class_names == clf.class_names
+    assert again.tokenizer.config == clf.tokenizer.config and again.bundle.model_config == clf.bundle.model_config
+    np.testing.assert_array_equal(again.predict(songs[0]).probs, clf.predict(songs[0]).probs)
+
+
+def test_module_docstring_example_runs(melody_dir, songs, tmp_path, monkeypatch):
+    """The API example at the top of classify.py, with its placeholders pointed at real files."""
+    code = re.search(r"\n\n((?:    .*\n|\n)+)\n", mc.__doc__).group(1)
+    code = "\n".join(line[4:] for line in code.splitlines())
+    code = re.sub(r'"runs/[^"]*"', repr(str(melody_dir)), code).replace('"song.mid"', repr(str(songs[0])))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "classify-docstring", "exec"), {})
+    assert (tmp_path / "annotated.mid").is_file()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "midibert", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_table_bad_file_json_and_out(melody_dir, songs, tmp_path):
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"not midi" * 10)
+    files = [str(songs[0]), str(bad), str(songs[1])]
+    out = run("classify", *files, "--model", str(melody_dir), "--out", str(tmp_path / "out"))
+    assert out.returncode == 1, out.stderr
+    assert "broken.mid" in out.stderr and "Traceback" not in out.stderr
+    rows = out.stdout.splitlines()
+    assert [r.split("\t")[0] for r in rows] == [files[0], files[2]] and "accompaniment" in rows[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [songs[0].name, songs[1].name]
+
+    js = run("classify", *files[::2], "--model", str(melody_dir), "--json")
+    assert js.returncode == 0, js.stderr
+    lines = [json.loads(line) for line in js.stdout.splitlines()]
+    assert [d["source"] for d in lines] == files[::2] and len(lines[0]["notes"]) == len(file_notes(songs[0]))
+
+    usage = run("classify", files[0], "--model", str(tmp_path))
+    assert usage.returncode == 2 and "not a midibert bundle" in usage.stderr
