@@ -1,0 +1,83 @@
+"""`midibert data {download,prepare,stats}`: argparse wiring and handlers (no torch imported)."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import numpy as np
+
+
+def _download(args: argparse.Namespace) -> int:
+    from midibert.datasets.download import download
+
+    folder = download(args.name, args.to, check=not args.no_verify)
+    print(f"{args.name}: {folder}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from midibert.datasets.prepare import prepare, read_manifest
+
+    options = {"labels_csv": args.labels_csv} if args.labels_csv else {}
+    folder = prepare(args.name, args.path, args.out, args.tokenizer, args.workers, seed=args.seed,
+                     max_pieces=args.max_pieces, **options)
+    m = read_manifest(folder)
+    counts = ", ".join(f"{s} {c['pieces']} pieces / {c['tokens']} tokens" for s, c in m["counts"].items())
+    print(f"{folder}\n  {counts}; skipped {len(m['skipped'])}")
+    for s in m["skipped"]:
+        print(f"  skipped {s['path']}: {s['reason']}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from midibert.datasets.base import SPLITS, get_info, read
+
+    info = get_info(args.name)
+    pieces = read(args.name, args.path, seed=args.seed)
+    out: dict = {"dataset": args.name, "pieces": {s: sum(p.split == s for p in pieces) for s in SPLITS}}
+    if info.label_key:
+        out[info.label_key] = {s: dict(sorted(Counter(p.labels.get(info.label_key) for p in pieces
+                                                      if p.split == s).items())) for s in SPLITS}
+    if args.tokenizer:  # token-level figures need a (cached) preparation
+        from midibert.datasets.prepare import load_split, prepare, read_manifest
+
+        folder = prepare(args.name, args.path, None, args.tokenizer, args.workers, seed=args.seed)
+        m = read_manifest(folder)
+        out["tokens"] = {s: m["counts"][s] for s in SPLITS}
+        out["skipped"] = len(m["skipped"])
+        for name in m["note_labels"]:
+            values = np.asarray(load_split(folder, "train").labels[name])
+            out[f"train {name}"] = {int(k): int(v) for k, v in zip(*np.unique(values[values >= 0], return_counts=True))}
+    print(json.dumps(out, indent=1, ensure_ascii=False))
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `data {download,prepare,stats}` to the `midibert` subcommands."""
+    data = subparsers.add_parser("data", help="download, prepare and describe datasets")
+    sub = data.add_subparsers(dest="data_command", required=True)
+
+    d = sub.add_parser("download", help="fetch and unpack a dataset from the manifest (SHA-256 checked)")
+    d.add_argument("name")
+    d.add_argument("--to", help="folder to put the dataset folder in (default $MIDIBERT_DATA or ~/.cache/midibert/data)")
+    d.add_argument("--no-verify", action="store_true", help="accept an archive whose SHA-256 the manifest lacks")
+    d.set_defaults(func=_download)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("name", help="dataset (pop909, pianist8, asap, emopia, pop1k7, giantmidi, vgmidi, folder, sample)")
+    common.add_argument("--path", help="dataset folder, or the data root holding it")
+    common.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    common.add_argument("--seed", type=int, default=0, help="seed of splits made here (published splits ignore it)")
+
+    p = sub.add_parser("prepare", parents=[common], help="tokenize a dataset into cached arrays")
+    p.add_argument("--out", help="output folder (default: cache folder named by tokenizer hash)")
+    p.add_argument("--tokenizer", default="cp-score", help="REPR-KIND, e.g. cp-score, cp-performance, remi-score")
+    p.add_argument("--max-pieces", type=int, default=None, help="at most this many pieces per split")
+    p.add_argument("--labels-csv", help="folder dataset: CSV with a path column (relative to --path)")
+    p.set_defaults(func=_prepare)
+
+    s = sub.add_parser("stats", parents=[common], help="pieces per split and label counts")
+    s.add_argument("--tokenizer", help="also prepare with this tokenizer and report tokens and note labels")
+    s.set_defaults(func=_stats)
+    return data

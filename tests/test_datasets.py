@@ -1,0 +1,113 @@
+"""Readers: full counts and published splits on the real data (listing only), EMOPIA on a
+fixture with its layout, split rules, POP909 beat quantisation."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import symusic
+
+from midibert.datasets import SPLITS, Piece, assign_splits, read
+from midibert.datasets.asap import pairs
+from midibert.datasets.base import check_groups
+from midibert.datasets.pop909 import beat_times, quantize_to_beats
+from tests.conftest import SHARED_DATA, shared
+
+
+def _counts(pieces):
+    return tuple(Counter(p.split for p in pieces)[s] for s in SPLITS)
+
+
+def test_pop909_qualified_songs_and_published_split():
+    pieces = read("pop909", shared("pop909").parent)
+    assert len(pieces) == 865 and _counts(pieces) == (693, 86, 86)
+    assert all(p.path.exists() for p in pieces[:10])
+    assert len(read("pop909", SHARED_DATA, qualified_only=False)) == 909
+
+
+def test_pianist8_composers_and_split():
+    pieces = read("pianist8", shared("pianist8"))
+    assert len(pieces) == 411 and _counts(pieces) == (337, 37, 37)
+    assert len({p.labels["composer"] for p in pieces}) == 8
+
+
+def test_asap_scores_performances_pairs_and_group_split():
+    pieces = read("asap", shared("asap"))
+    kinds = Counter(p.kind for p in pieces)
+    assert kinds == {"score": 235, "performance": 1067}
+    assert len({p.labels["composer"] for p in pieces}) == 16
+    check_groups(pieces)
+    assert len(pairs(pieces)) == 1067
+    assert len(read("asap", SHARED_DATA, which="pretrain")) == 65
+
+
+def test_other_readers_list_every_file():
+    assert len(read("pop1k7", shared("pop1k7"))) == 1748
+    vg = read("vgmidi", shared("vgmidi"))
+    assert Counter(p.labels["emotion"] for p in vg) == {"Q1": 76, "Q2": 39, "Q3": 27, "Q4": 62}
+    check_groups(vg)
+    gm = read("giantmidi", shared("giantmidi_piano_eval"))
+    assert len(gm) == 52 and len({p.labels["composer"] for p in gm}) == 11
+
+
+def _write_midi(path, pitch=60):
+    s = symusic.Score(480)
+    t = symusic.Track("Piano", 0, False)
+    t.notes.append(symusic.Note(0, 480, pitch, 80))
+    s.tracks.append(t)
+    s.dump_midi(str(path))
+
+
+def test_emopia_layout_song_disjoint_seeded(tmp_path):
+    midis = tmp_path / "emopia" / "midis"
+    midis.mkdir(parents=True)
+    songs = [f"id_{i:02d}-x" for i in range(12)]  # YouTube ids may contain "_" and "-"
+    for i, song in enumerate(songs):
+        for clip in range(3):
+            _write_midi(midis / f"Q{i % 4 + 1}_{song}_{clip}.mid")
+    (tmp_path / "emopia" / "label.csv").write_text("ID,4Q,annotator\n" + f"Q1_{songs[0]}_0,1,a\n")
+    (tmp_path / "emopia" / "metadata_by_song.csv").write_text("songID,YouTubeID\n")
+    a, b = read("emopia", tmp_path, seed=1), read("emopia", tmp_path, seed=1)
+    assert a == b and len(a) == 36 and all(_counts(a))
+    check_groups(a)
+    assert {p.group for p in a} == set(songs)
+    assert Counter(p.labels["emotion"] for p in a) == {"Q1": 9, "Q2": 9, "Q3": 9, "Q4": 9}
+    assert [p.split for p in read("emopia", tmp_path, seed=2)] != [p.split for p in a]
+
+
+def test_folder_reader_labels_from_subfolders_and_csv(tmp_path):
+    for label in ("jazz", "pop"):
+        (tmp_path / label).mkdir()
+        for i in range(4):
+            _write_midi(tmp_path / label / f"{i}.mid")
+    pieces = read("folder", tmp_path)
+    assert Counter(p.labels["label"] for p in pieces) == {"jazz": 4, "pop": 4}
+    (tmp_path / "labels.csv").write_text("path,mood,split\njazz/0.mid,calm,test\npop/1.mid,happy,\n")
+    rows = read("folder", tmp_path, labels_csv="labels.csv")
+    assert [(p.labels, p.split is not None) for p in rows] == [({"mood": "calm"}, True), ({"mood": "happy"}, True)]
+    assert rows[0].split == "test"
+
+
+def test_assign_splits_deterministic_and_group_disjoint():
+    pieces = [Piece(id=str(i), path=None, group=f"g{i // 3}") for i in range(60)]
+    a, b = assign_splits(pieces, seed=3), assign_splits(pieces, seed=3)
+    assert a == b
+    check_groups(a)
+    assert _counts(a) == (48, 6, 6)
+    assert assign_splits(pieces, seed=4) != a
+
+
+def test_pop909_beat_quantisation_puts_beats_on_the_grid():
+    path = shared("pop909", "POP909", "001", "001.mid")
+    beats = beat_times(path)
+    q = quantize_to_beats(symusic.Score(str(path)), beats)
+    assert q.ticks_per_quarter == 480 and [t.name for t in q.tracks] == ["MELODY", "BRIDGE", "PIANO"]
+    on = np.concatenate([t.notes.numpy()["time"] for t in q.tracks])
+    assert (on % 120 == 0).mean() > 0.8  # most onsets land on sixteenths once beats are straight
+    assert sum(len(t.notes) for t in q.tracks) == sum(len(t.notes) for t in symusic.Score(str(path)).tracks)
+
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(ValueError, match="pop909"):
+        read("nope")

@@ -1,0 +1,101 @@
+"""Preparation: arrays and manifest, cache reuse and invalidation, corrupt files, interrupted runs."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from midibert.datasets import prepare as prep
+from midibert.datasets.prepare import is_complete, load_split, prepare, read_manifest
+from midibert.sample import write_corrupt_files
+from tests.conftest import shared
+
+
+@pytest.fixture
+def pop909_subset():
+    """The real POP909 folder; each test keeps runs tiny with max_pieces."""
+    return shared("pop909")
+
+
+def test_pop909_arrays_labels_and_manifest(tmp_path, pop909_subset):
+    out = prepare("pop909", pop909_subset, tmp_path / "p", "cp-score", workers=2, max_pieces=3, progress=False)
+    m = read_manifest(out)
+    assert m["complete"] and m["note_labels"] == ["melody3", "melody2", "velocity"]
+    assert all(c["pieces"] == 3 for c in m["counts"].values()) and not m["skipped"]
+    s = load_split(out, "train")
+    assert s.ids.ndim == 2 and s.ids.shape[1] == len(m["vocab_sizes"])
+    assert s.offsets[0] == 0 and s.offsets[-1] == len(s.ids) == len(s.note_index)
+    mel = np.asarray(s.labels["melody3"])
+    assert set(np.unique(mel)) <= {-100, 0, 1, 2} and (mel[s.note_index >= 0] >= 0).all()
+    assert (np.asarray(s.labels["velocity"])[s.note_index < 0] == -100).all()
+    assert [p["id"] for p in s.pieces] == ["001", "002", "003"]
+    assert (out / "tokenizer.json").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_remi_arrays_are_flat(tmp_path):
+    out = prepare("pianist8", shared("pianist8"), tmp_path / "r", "remi-performance", workers=1,
+                  max_pieces=1, progress=False)
+    assert load_split(out, "test").ids.ndim == 1
+
+
+def test_rerun_reuses_cache_and_config_change_makes_new_dir(tmp_path, monkeypatch, pop909_subset):
+    monkeypatch.setenv("MIDIBERT_CACHE", str(tmp_path))
+    a = prepare("pop909", pop909_subset, tokenizer="cp-score", workers=1, max_pieces=1, progress=False)
+    stamp = (a / "manifest.json").stat().st_mtime_ns
+    monkeypatch.setattr(prep, "_write", lambda *a, **k: pytest.fail("cache not reused"))
+    assert prepare("pop909", pop909_subset, tokenizer="cp-score", workers=1, max_pieces=1, progress=False) == a
+    assert (a / "manifest.json").stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    monkeypatch.setenv("MIDIBERT_CACHE", str(tmp_path))
+    b = prepare("pop909", pop909_subset, tokenizer="cp-performance", workers=1, max_pieces=1, progress=False)
+    assert b != a and b.parent == a.parent
+
+
+def test_changed_source_file_rebuilds(tmp_path):
+    root = tmp_path / "mine"
+    shutil.copytree(shared("pianist8", "midi", "Bethel"), root / "Bethel")
+    out = prepare("folder", root, tmp_path / "c", "cp-performance", workers=1, progress=False)
+    before = read_manifest(out)["sources"]
+    victim = sorted(root.rglob("*.mid"))[0]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    prepare("folder", root, tmp_path / "c", "cp-performance", workers=1, progress=False)
+    assert read_manifest(out)["sources"] != before
+
+
+def test_corrupt_files_are_skipped_and_listed(tmp_path):
+    root = tmp_path / "mixed"
+    (root / "good").mkdir(parents=True)
+    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:4]:
+        shutil.copy(p, root / "good" / p.name)
+    bad = write_corrupt_files(root / "bad")
+    out = prepare("folder", root, tmp_path / "c", "cp-performance", workers=2, progress=False)
+    m = read_manifest(out)
+    assert sum(c["pieces"] for c in m["counts"].values()) == 4
+    assert len(m["skipped"]) == len(bad) and all(s["reason"] for s in m["skipped"])
+
+
+def test_interrupted_run_leaves_no_valid_looking_cache(tmp_path, monkeypatch, pop909_subset):
+    calls = {"n": 0}
+    real_add = prep._SplitWriter.add
+
+    def failing_add(self, piece, arrays):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed mid-run")
+        real_add(self, piece, arrays)
+
+    monkeypatch.setattr(prep._SplitWriter, "add", failing_add)
+    with pytest.raises(KeyboardInterrupt):
+        prepare("pop909", pop909_subset, tmp_path / "k", "cp-score", workers=1, max_pieces=2, progress=False)
+    assert not (tmp_path / "k").exists() and list(tmp_path.iterdir()) == []
+    assert not is_complete(tmp_path / "k")
+
+
+def test_half_written_folder_is_not_a_cache(tmp_path):
+    (tmp_path / "x" / "train").mkdir(parents=True)
+    (tmp_path / "x" / "manifest.json").write_text(json.dumps({"format": 1}))
+    assert not is_complete(tmp_path / "x")
+    with pytest.raises(FileNotFoundError):
+        load_split(tmp_path / "x", "train")
