@@ -30,11 +30,7 @@ def _tokenize(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from midibert import report
 
-    try:
-        report.main(args.run_dirs, out=args.out)
-    except FileNotFoundError as e:  # a dir holding no results.json is a usage error, not a crash
-        print(f"midibert: error: {e}", file=sys.stderr)
-        return 2
+    report.main(args.run_dirs, out=args.out)  # a dir holding no results.json: FileNotFoundError, exit 2
     return 0
 
 
@@ -72,8 +68,51 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from midibert import viz
+
+    out = Path(args.out) if args.out else None
+    if args.plot == "curves":
+        done = viz.training_curves(args.paths, out or Path("training_curves.png"), metrics=args.metric)
+    elif args.plot == "confusion":
+        with open(Path(args.run_dir) / f"confusion_{args.level}.json") as f:
+            cm = json.load(f)
+        done = viz.confusion_matrix(cm["matrix"], cm["class_names"], out or Path(args.run_dir) / f"confusion_{args.level}.png",
+                                    normalize=not args.counts)
+    else:
+        done = _plot_notes(args.file, args.model, out)
+    print(done)
+    return 0
+
+
+def _plot_notes(file: str, model: str, out: Path | None) -> Path:
+    """A note-level bundle's predictions on one file beside the truth the file itself carries:
+    melody classes from its track names (POP909 convention), velocity bins from its velocities."""
+    import numpy as np
+
+    from midibert import viz
+    from midibert.classify import Classifier
+    from midibert.tokenize.labels import melody_classes, velocity_classes
+
+    pred = Classifier.from_pretrained(model).predict(file)
+    if pred.level != "note":
+        raise ValueError(f"{model} classifies whole pieces ({pred.task}); `plot notes` needs a melody or velocity bundle")
+    labels = np.asarray(pred.labels)
+    known = labels != ""  # notes the tokenizer dropped have no prediction
+    predicted = np.array([pred.class_names.index(c) for c in labels[known]], dtype=int)
+    out = out or Path(f"{Path(file).stem}_{pred.task}.png")
+    notes, order = pred.encoding.notes, np.argsort(pred.encoding.notes.source_index, kind="stable")
+    if pred.task == "velocity":
+        return viz.velocity_scatter(velocity_classes(notes.velocity[order])[known], predicted, out)
+    names = set(pred.track)
+    truth = melody_classes(pred.track, len(pred.class_names))[known] if {"MELODY", "BRIDGE"} & names else None
+    duration = (notes.end - notes.start)[order][known]
+    return viz.pianoroll(pred.onset[known], duration, pred.pitch[known], truth, predicted,
+                         class_names=pred.class_names, path=out)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="midibert", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="midibert", description=__doc__.split(". ")[0] + ".")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("tokenize", help="print the tokens of a MIDI file")
@@ -99,6 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="write annotated MIDI files into this directory")
     c.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
     c.set_defaults(func=_classify)
+
+    pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")
+    kinds = pl.add_subparsers(dest="plot", required=True)
+    cu = kinds.add_parser("curves", help="training curves from Lightning metrics.csv files (folders searched)")
+    cu.add_argument("paths", nargs="+", metavar="PATH")
+    cu.add_argument("--metric", action="append", help="only this metric (repeatable), e.g. val/loss")
+    cm = kinds.add_parser("confusion", help="a fine-tuning run's confusion matrix")
+    cm.add_argument("run_dir", metavar="RUN_DIR")
+    cm.add_argument("--level", default="note", help="note | piece | window (default note)")
+    cm.add_argument("--counts", action="store_true", help="counts instead of row-normalised shares")
+    no = kinds.add_parser("notes", help="piano roll (melody) or velocity scatter of a bundle's predictions on a file")
+    no.add_argument("file", metavar="FILE")
+    no.add_argument("--model", required=True, help="a melody or velocity bundle")
+    for k in (cu, cm, no):
+        k.add_argument("--out", help="PNG to write (default: beside the input, or in the current folder)")
+    pl.set_defaults(func=_plot)
+
+    from midibert.datasets.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return p
 
 
@@ -108,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except MidiError as e:
+    except (MidiError, FileNotFoundError, ValueError) as e:  # bad input or usage: one line, no traceback
         print(f"midibert: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `midibert tokenize x.mid | head` is normal use

@@ -231,3 +231,12 @@ def test_cli_table_bad_file_json_and_out(melody_dir, songs, tmp_path):
 
     usage = run("classify", files[0], "--model", str(tmp_path))
     assert usage.returncode == 2 and "not a midibert bundle" in usage.stderr
+
+
+def test_cli_plot_notes(melody_dir, songs, tmp_path):
+    out = run("plot", "notes", str(songs[0]), "--model", str(melody_dir), "--out", str(tmp_path / "roll.png"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "roll.png").read_bytes()[:4] == b"\x89PNG"
+    style = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
+    refused = run("plot", "notes", str(songs[0]), "--model", str(style))
+    assert refused.returncode == 2 and "whole pieces" in refused.stderr

@@ -29,3 +29,44 @@ def test_tokenize_bad_file(tmp_path):
     bad.write_bytes(b"not midi" * 10)
     out = run("tokenize", str(bad))
     assert out.returncode == 2 and "bad.mid" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_data_prepare_skips_bad_files_and_stats_counts_splits(tmp_path):
+    import shutil
+
+    from midibert.sample import write_corrupt_files
+    from tests.conftest import shared
+
+    root = tmp_path / "mine"
+    (root / "good").mkdir(parents=True)
+    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:3]:
+        shutil.copy(p, root / "good" / p.name)
+    bad = write_corrupt_files(root / "bad")
+    out = run("data", "prepare", "folder", "--path", str(root), "--out", str(tmp_path / "c"), "--workers", "1")
+    assert out.returncode == 0, out.stderr
+    assert f"skipped {len(bad)}" in out.stdout and all(p.name in out.stdout for p in bad)
+    stats = json.loads(run("data", "stats", "pianist8", "--path", str(shared("pianist8"))).stdout)
+    assert stats["pieces"] == {"train": 337, "valid": 37, "test": 37}
+
+
+def test_data_errors_are_one_line(tmp_path):
+    for args in (("data", "prepare", "nope"), ("data", "stats", "pop909", "--path", str(tmp_path / "absent")),
+                 ("report", str(tmp_path))):
+        out = run(*args)
+        assert out.returncode == 2 and out.stderr.startswith("midibert: error:") and "Traceback" not in out.stderr, args
+
+
+def test_plot_curves_and_confusion(tmp_path):
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "metrics.csv").write_text("epoch,step,train/loss,val/loss\n0,0,2.0,\n0,10,1.0,\n0,10,,1.5\n0,20,0.5,\n")
+    (tmp_path / "run" / "confusion_note.json").write_text(
+        json.dumps({"class_names": ["melody", "bridge", "accompaniment"], "matrix": [[5, 1, 0], [0, 2, 1], [1, 0, 9]]}))
+    curves = run("plot", "curves", str(tmp_path / "run"), "--out", str(tmp_path / "c.png"))
+    assert curves.returncode == 0, curves.stderr
+    cm = run("plot", "confusion", str(tmp_path / "run"), "--counts")
+    assert cm.returncode == 0, cm.stderr
+    for png in (tmp_path / "c.png", tmp_path / "run" / "confusion_note.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in curves.stdout + cm.stdout
+    missing = run("plot", "confusion", str(tmp_path / "run"), "--level", "piece")
+    assert missing.returncode == 2 and "confusion_piece.json" in missing.stderr
