@@ -83,6 +83,17 @@ class Prediction:
         return self.encoding.notes.start[self._file_order()]
 
     @property
+    def duration(self) -> np.ndarray:
+        """Duration of each note in source ticks, file order."""
+        order = self._file_order()
+        return self.encoding.notes.end[order] - self.encoding.notes.start[order]
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """Velocity of each note as the file has it, file order."""
+        return self.encoding.notes.velocity[self._file_order()]
+
+    @property
     def pitch(self) -> np.ndarray:
         """Pitch of each note, file order."""
         return self.encoding.notes.pitch[self._file_order()]

@@ -101,13 +101,10 @@ def _plot_notes(file: str, model: str, out: Path | None) -> Path:
     known = labels != ""  # notes the tokenizer dropped have no prediction
     predicted = np.array([pred.class_names.index(c) for c in labels[known]], dtype=int)
     out = out or Path(f"{Path(file).stem}_{pred.task}.png")
-    notes, order = pred.encoding.notes, np.argsort(pred.encoding.notes.source_index, kind="stable")
     if pred.task == "velocity":
-        return viz.velocity_scatter(velocity_classes(notes.velocity[order])[known], predicted, out)
-    names = set(pred.track)
-    truth = melody_classes(pred.track, len(pred.class_names))[known] if {"MELODY", "BRIDGE"} & names else None
-    duration = (notes.end - notes.start)[order][known]
-    return viz.pianoroll(pred.onset[known], duration, pred.pitch[known], truth, predicted,
+        return viz.velocity_scatter(velocity_classes(pred.velocity)[known], predicted, out)
+    truth = melody_classes(pred.track, len(pred.class_names))[known] if {"MELODY", "BRIDGE"} & set(pred.track) else None
+    return viz.pianoroll(pred.onset[known], pred.duration[known], pred.pitch[known], truth, predicted,
                          class_names=pred.class_names, path=out)
 
 

@@ -34,3 +34,16 @@ def asap_files() -> list[Path]:
     scores = sorted(root.glob("*/*/midi_score.mid"))[:4] + sorted(root.glob("*/*/*/midi_score.mid"))[:2]
     perfs = [p for p in sorted(root.glob("Chopin/**/*.mid")) if p.name != "midi_score.mid"][:3]
     return scores + perfs
+
+
+def good_and_corrupt_folder(root: Path, good: int) -> list[Path]:
+    """`root/good`: `good` real Pianist8 pieces; `root/bad`: the corrupt files midibert.sample writes.
+    Returns the corrupt ones, which a batch job must skip and list."""
+    import shutil
+
+    from midibert.sample import write_corrupt_files
+
+    (root / "good").mkdir(parents=True)
+    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:good]:
+        shutil.copy(p, root / "good" / p.name)
+    return write_corrupt_files(root / "bad")

@@ -32,16 +32,10 @@ def test_tokenize_bad_file(tmp_path):
 
 
 def test_data_prepare_skips_bad_files_and_stats_counts_splits(tmp_path):
-    import shutil
-
-    from midibert.sample import write_corrupt_files
-    from tests.conftest import shared
+    from tests.conftest import good_and_corrupt_folder, shared
 
     root = tmp_path / "mine"
-    (root / "good").mkdir(parents=True)
-    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:3]:
-        shutil.copy(p, root / "good" / p.name)
-    bad = write_corrupt_files(root / "bad")
+    bad = good_and_corrupt_folder(root, 3)
     out = run("data", "prepare", "folder", "--path", str(root), "--out", str(tmp_path / "c"), "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert f"skipped {len(bad)}" in out.stdout and all(p.name in out.stdout for p in bad)

@@ -9,8 +9,7 @@ import pytest
 
 from midibert.datasets import prepare as prep
 from midibert.datasets.prepare import is_complete, load_split, prepare, read_manifest
-from midibert.sample import write_corrupt_files
-from tests.conftest import shared
+from tests.conftest import good_and_corrupt_folder, shared
 
 
 @pytest.fixture
@@ -66,10 +65,7 @@ def test_changed_source_file_rebuilds(tmp_path):
 
 def test_corrupt_files_are_skipped_and_listed(tmp_path):
     root = tmp_path / "mixed"
-    (root / "good").mkdir(parents=True)
-    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:4]:
-        shutil.copy(p, root / "good" / p.name)
-    bad = write_corrupt_files(root / "bad")
+    bad = good_and_corrupt_folder(root, 4)
     out = prepare("folder", root, tmp_path / "c", "cp-performance", workers=2, progress=False)
     m = read_manifest(out)
     assert sum(c["pieces"] for c in m["counts"].values()) == 4

@@ -12,11 +12,11 @@ import shlex
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from midibert.cli import build_parser
 from midibert.training import CONF_DIR
 from tests.conftest import ROOT, shared
+from tests.hydra_configs import config
 from tests.test_classify import MELODY, STYLE, VELOCITY, make_bundle
 
 README = (ROOT / "README.md").read_text()
@@ -78,8 +78,7 @@ def test_hydra_line_composes(line, tmp_path):
     if "-m" in words:  # a sweep: each value of a comma list must compose
         overrides = [o.split(",")[0] if "=" in o else o for o in overrides]
         overrides = [o for o in overrides if not o.startswith("hydra/launcher")]  # needs the optional plugin
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        compose(stage, overrides=[f"paths.output_dir={tmp_path}", *overrides])
+    config(stage, overrides, tmp_path)
 
 
 @pytest.mark.parametrize("script", sorted(set(re.findall(r"python (benchmarks/\S+\.py)", README))))
