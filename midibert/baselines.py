@@ -11,29 +11,43 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from midibert.heads import AttentionPool, mlp
 from midibert.model import BertConfig, Embeddings, padding_mask
 
 
 class BiLSTM(nn.Module):
-    """Token embeddings and a bidirectional LSTM over the real tokens: -> (B, L, 2 * hidden)."""
+    """Token embeddings and a bidirectional LSTM over the real tokens: -> (B, L, 2 * hidden).
+
+    Each direction of each layer is its own one-layer LSTM, and the backward one reads every
+    sequence reversed within its own length, so it starts at the last real token, never in the
+    padding. That is what packing gives, without packing: a packed batch of unequal lengths takes
+    PyTorch's per-time-step CPU path, whose backward is 4-6x slower than the fused one used here.
+    """
 
     def __init__(self, cfg: BertConfig, *, hidden: int = 256, layers: int = 3, dropout: float = 0.1):
         super().__init__()
         self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, hidden)
-        self.pad_id = cfg.pad_id
-        self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.pad_id, self.hidden_size, self.num_layers = cfg.pad_id, hidden, layers
+        sizes = [hidden] + [2 * hidden] * (layers - 1)
+        self.forward_lstms = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
+        self.backward_lstms = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        L = input_ids.shape[1]
-        # packing keeps the backward direction from starting in the padding
-        lengths = attention_mask.sum(1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(self.embed(input_ids), lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        return pad_packed_sequence(out, batch_first=True, total_length=L)[0]
+        x = self.embed(input_ids)
+        t = torch.arange(x.shape[1], device=x.device)
+        lengths = attention_mask.sum(1, keepdim=True)
+        order = torch.where(t < lengths, lengths - 1 - t, t)  # its own inverse; padding stays put
+
+        def reverse(h: Tensor) -> Tensor:
+            return h.gather(1, order[..., None].expand_as(h))
+
+        for i, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
+            if i:
+                x = self.dropout(x)  # between layers, as nn.LSTM(dropout=...) does
+            x = torch.cat([fwd(x)[0], reverse(bwd(reverse(x))[0])], -1)
+        return x
 
 
 class BiLSTMTokenClassifier(nn.Module):

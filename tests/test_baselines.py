@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier, majority_class, skyline_melody
+from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, majority_class, skyline_melody
 from midibert.model import BertConfig, Embeddings
 from tests.test_model import CP_VOCAB, REMI_VOCAB, batch
 
@@ -31,8 +33,25 @@ def test_bilstm_reuses_the_bert_embedding():
     cfg = BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB)
     embed = BiLSTMTokenClassifier(cfg, 2).lstm.embed
     assert isinstance(embed, Embeddings) and embed.tables[0].embedding_dim == cfg.emb_size
-    lstm = BiLSTMTokenClassifier(cfg, 2).lstm.lstm
-    assert (lstm.num_layers, lstm.hidden_size, lstm.bidirectional) == (3, 256, True)  # the paper's
+    lstm = BiLSTMTokenClassifier(cfg, 2).lstm
+    assert (lstm.num_layers, lstm.hidden_size, len(lstm.backward_lstms)) == (3, 256, 3)  # the paper's
+
+
+def test_bilstm_equals_a_packed_bidirectional_lstm():
+    """Our unpacked layers compute exactly what nn.LSTM(bidirectional) gives on packed sequences."""
+    torch.manual_seed(0)
+    ids, mask = batch(CP_VOCAB)
+    assert len(set(mask.sum(1).tolist())) > 1  # unequal lengths, where packing matters
+    ours = BiLSTM(BertConfig.preset("bert-tiny", vocab_sizes=CP_VOCAB), hidden=8, layers=2).eval()
+    ref = nn.LSTM(8, 8, 2, batch_first=True, bidirectional=True).eval()
+    with torch.no_grad():
+        for k in range(2):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ours.forward_lstms[k], f"{name}_l0").copy_(getattr(ref, f"{name}_l{k}"))
+                getattr(ours.backward_lstms[k], f"{name}_l0").copy_(getattr(ref, f"{name}_l{k}_reverse"))
+        packed = pack_padded_sequence(ours.embed(ids), mask.sum(1), batch_first=True, enforce_sorted=False)
+        expected = pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=ids.shape[1])[0]
+        torch.testing.assert_close(ours(ids, mask)[mask], expected[mask])
 
 
 def test_skyline_melody():
