@@ -28,11 +28,19 @@ class BiLSTM(nn.Module):
     def __init__(self, cfg: BertConfig, *, hidden: int = 256, layers: int = 3, dropout: float = 0.1):
         super().__init__()
         self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, hidden)
-        self.pad_id, self.hidden_size, self.num_layers = cfg.pad_id, hidden, layers
+        self.pad_id = cfg.pad_id
         sizes = [hidden] + [2 * hidden] * (layers - 1)
         self.forward_lstms = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
         self.backward_lstms = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
         self.dropout = nn.Dropout(dropout)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.forward_lstms[0].hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.forward_lstms)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         x = self.embed(input_ids)
