@@ -1,11 +1,15 @@
-"""Inference throughput: `predict_batch` (32 windows a batch) vs one window at a time.
+"""CPU inference: songs/s, notes/s and accuracy of ways to run the same model, side by side.
 
-    python benchmarks/classify.py [--sizes bert-small bert-base] [--limit N]
+    python benchmarks/classify.py                         # the packaged note-level models
+    python benchmarks/classify.py --models runs/run/release/melody-bert/bundle --limit 20
+    python benchmarks/classify.py --untrained bert-small bert-base   # speed only, no trained model needed
 
-Songs are the POP909 test split (MidiBERT's ids). The models are untrained melody bundles
-(weights don't change speed), saved and loaded like real ones. Both modes run the same code
-path, `Classifier.predict_batch`, in the same process: batch_size=1 calls the network on each
-window alone. Timings include tokenization, which both modes pay alike.
+Songs are the POP909 test split (MidiBERT's ids), each loaded as fine-tuning read it (realigned
+to its beats). Every variant runs `Classifier.predict_batch` over all of them in the same
+process; the rounds alternate between variants, and each variant's fastest round is reported,
+since the other processes sharing the CPU slow rounds unevenly. Timings include tokenization,
+which all variants pay alike. Accuracy is over the notes, against the songs' own tracks
+(melody) or velocities; "agree" is the share of notes labelled as the first variant labels them.
 """
 from __future__ import annotations
 
@@ -25,52 +29,70 @@ import torch  # noqa: E402
 
 from midibert.bundle import save_bundle  # noqa: E402
 from midibert.classify import Classifier  # noqa: E402
+from midibert.evaluate import agreement, score_predictions, split_sources  # noqa: E402
 from midibert.model import BertConfig  # noqa: E402
+from midibert.pretrained import packaged  # noqa: E402
 from midibert.tasks import build_network  # noqa: E402
 from midibert.tokenize import Tokenizer  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
-TASK = {"name": "melody", "level": "token", "num_classes": 3, "arch": "bert", "head": {}, "seq_len": 512,
-        "hide_families": []}
+VARIANTS = {  # the first is today's CPU path, which the others are compared with
+    "fp32, one window at a time": dict(quantize=False, batch_size=1),
+    "fp32, 8 windows a batch": dict(quantize=False, batch_size=8),
+    "int8 linear layers, one window at a time": dict(quantize=True, batch_size=1),
+    "int8 linear layers, 8 windows a batch": dict(quantize=True, batch_size=8),
+    "int8 linear layers, windows not overlapping": dict(quantize=True, batch_size=1, overlap=0),
+}
 
 
-def bundle(size: str, directory: Path) -> Path:
-    """An untrained melody bundle of `size`."""
+def untrained(size: str, directory: Path) -> Path:
+    """An untrained melody bundle of `size` (weights don't change speed), 512-token windows."""
+    task = {"name": "melody", "level": "token", "num_classes": 3, "arch": "bert", "head": {}, "seq_len": 512,
+            "hide_families": []}
     tok = Tokenizer.create("cp", kind="score")
     cfg = BertConfig.preset(size, vocab_sizes=tok.vocab_sizes)
-    return save_bundle(directory / size, build_network(TASK, cfg), cfg, tok, task=TASK,
+    return save_bundle(directory / size, build_network(task, cfg), cfg, tok, task=task,
                        id2label={0: "melody", 1: "bridge", 2: "accompaniment"})
-
-
-def throughput(clf: Classifier, files: list[Path]) -> tuple[float, int, int]:
-    """(seconds, notes, windows) to classify every file."""
-    clf.predict(files[0])  # warm-up: first-call allocations and kernel selection are not throughput
-    t0 = time.perf_counter()
-    results = clf.predict_batch(files)
-    seconds = time.perf_counter() - t0
-    return seconds, sum(len(r.labels) for r in results), sum(len(clf._windows(r.encoding)) for r in results)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", nargs="+", default=["bert-small", "bert-base"])
-    p.add_argument("--limit", type=int, default=0, help="only the first N test songs")
+    p.add_argument("--models", nargs="+", help="packaged names or bundle dirs (default: packaged melody / velocity)")
+    p.add_argument("--untrained", nargs="+", default=[], metavar="SIZE", help="also untrained bundles of these presets")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--limit", type=int, default=None, help="only the first N test songs")
+    p.add_argument("--rounds", type=int, default=2, help="timed passes per variant, best kept")
     p.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args()
-    ids = (args.data / "splits_midibert" / "test.txt").read_text().split()
-    files = [args.data / "POP909" / i / f"{i}.mid" for i in ids][: args.limit or None]
-    print(f"{len(files)} POP909 test songs, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| model | mode | windows | songs/s | notes/s | speedup |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in args.sizes:
-            path = bundle(size, Path(tmp))
-            base = None
-            for mode, batch in (("one window at a time", 1), ("predict_batch, 32 windows", 32)):
-                seconds, notes, windows = throughput(Classifier.from_pretrained(path, batch_size=batch), files)
-                base = base or seconds
-                print(f"| {size} | {mode} | {windows} | {len(files) / seconds:.2f} | {notes / seconds:.0f} | "
-                      f"{base / seconds:.2f}x |", flush=True)
+    models = args.models or [n for n, m in packaged().items() if m["task"] in ("melody", "velocity")]
+    tmp = tempfile.TemporaryDirectory()
+    models += [str(untrained(size, Path(tmp.name))) for size in args.untrained]
+    if not models:
+        p.error("no packaged melody / velocity model in this installation: give --models or --untrained")
+    print(f"POP909 test split ({args.limit or 'all'} songs), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, best of {args.rounds} rounds\n")
+    print("| model | variant | songs/s | notes/s | x first | accuracy % | agree % |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for model in models:
+        clfs = {v: Classifier.from_pretrained(model, device="cpu", **VARIANTS[v]) for v in args.variants}
+        first = clfs[args.variants[0]]
+        pieces, sources = split_sources("pop909", args.data, kind=first.tokenizer.config.kind, limit=args.limit)
+        best, preds = {}, {}
+        for v, clf in clfs.items():
+            clf.predict(sources[0])  # warm-up: first-call allocations and kernel selection are not throughput
+        for _ in range(args.rounds):
+            for v, clf in clfs.items():
+                t0 = time.perf_counter()
+                preds[v] = clf.predict_batch(sources)
+                best[v] = min(best.get(v, float("inf")), time.perf_counter() - t0)
+        notes = sum(len(r.labels) for r in preds[args.variants[0]])
+        name = Path(model).name if Path(model).is_dir() else model
+        for v in args.variants:
+            acc = score_predictions(preds[v], pieces)["accuracy"]
+            same = agreement(preds[v], preds[args.variants[0]])
+            print(f"| {name} | {v} | {len(sources) / best[v]:.2f} | {notes / best[v]:,.0f} | "
+                  f"{best[args.variants[0]] / best[v]:.2f} | {100 * acc:.2f} | {100 * same:.2f} |", flush=True)
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A saved model: a directory with config.json, tokenizer.json and model.safetensors.
 
 Loading never unpickles anything (weights are safetensors, the rest JSON) and refuses a bundle
-whose tokenizer does not fit its model, or one written by a newer midibert.
+whose tokenizer does not fit its model, or one written by a newer midibert. Weights may be
+stored compactly (fp16, or int8 with one scale per row for the large matrices) to keep shipped
+bundles small; they always load back as fp32, so computation is the same code either way.
 """
 from __future__ import annotations
 
@@ -13,14 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import midibert
 from midibert.model import BertConfig
 from midibert.tokenize import Tokenizer, TokenizerConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: compact weights (fp16 / int8 + scales); fp32 bundles still say 1 so older readers take them
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+CARD_FILE = "MODEL_CARD.md"
+WEIGHT_FORMATS = ("fp32", "fp16", "int8")
+# An int8 matrix's per-row scales are stored beside it under this suffix: module attribute names
+# cannot contain "#", so it never collides with a real parameter.
+SCALE_SUFFIX = "#scale"
+# Matrices smaller than this stay fp16 under int8: quantizing them saves next to nothing and the
+# small ones (classifier outputs, relative-position biases) are where rounding shows most.
+INT8_MIN_NUMEL = 4096
 
 
 @dataclass
@@ -35,14 +46,52 @@ class Bundle:
     id2label: dict[int, str]
 
 
-def save_bundle(directory: str | os.PathLike, module: torch.nn.Module, model_config: BertConfig,
-                tokenizer: Tokenizer, task: dict | None = None, id2label: dict[int, str] | None = None) -> Path:
-    """Write `module`'s weights with its configs; the directory appears only once complete."""
+def compact_state(state: dict[str, torch.Tensor], weights: str) -> dict[str, torch.Tensor]:
+    """`state` as stored: "fp32" unchanged, "fp16" halves every float tensor, "int8" also rounds each
+    large matrix (linear weights, embedding tables) to int8 with one fp32 scale per row."""
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, not {weights!r}")
+    if weights == "fp32":
+        return dict(state)
+    out = {}
+    for key, t in state.items():
+        if not t.is_floating_point():
+            out[key] = t
+        elif weights == "int8" and t.dim() == 2 and t.numel() >= INT8_MIN_NUMEL:
+            scale = t.float().abs().amax(1).clamp_min(1e-12) / 127
+            out[key] = torch.round(t.float() / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            out[key + SCALE_SUFFIX] = scale
+        else:
+            out[key] = t.half()
+    return out
+
+
+def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fp32 state dict a stored one (any of WEIGHT_FORMATS) stands for."""
+    out = {}
+    for key, t in state.items():
+        if key.endswith(SCALE_SUFFIX):
+            if key[: -len(SCALE_SUFFIX)] not in state:
+                raise ValueError(f"int8 scales {key!r} without their matrix")
+        elif key + SCALE_SUFFIX in state:
+            out[key] = t.float() * state[key + SCALE_SUFFIX].float()[:, None]
+        else:
+            out[key] = t.float() if t.is_floating_point() else t
+    return out
+
+
+def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str, torch.Tensor],
+                model_config: BertConfig, tokenizer: Tokenizer, task: dict | None = None,
+                id2label: dict[int, str] | None = None, *, weights: str = "fp32") -> Path:
+    """Write `module`'s weights (or a state dict) with its configs, stored as `weights` (see
+    `compact_state`); the directory appears only once complete."""
+    state = module.state_dict() if isinstance(module, torch.nn.Module) else module
+    state = compact_state({k: v.detach().cpu().contiguous() for k, v in state.items()}, weights)
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     config = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if weights != "fp32" else 1,
         "midibert_version": midibert.__version__,
         "model": model_config.to_dict(),
         "task": task,
@@ -51,16 +100,21 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module, model_con
     }
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(tmp)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-    if directory.exists():  # replace an older bundle without ever leaving a half-written one
+    save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
+    return replace_dir(tmp, directory)
+
+
+def replace_dir(complete: Path, directory: Path) -> Path:
+    """Move the finished folder `complete` to `directory`, replacing an older one without ever
+    leaving a half-written folder under that name."""
+    if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)
-        os.replace(tmp, directory)
+        os.replace(complete, directory)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, directory)
+        os.replace(complete, directory)
     return directory
 
 
@@ -86,6 +140,9 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     if list(model_config.vocab_sizes) != tokenizer.vocab_sizes:
         raise ValueError(f"{directory}: model vocabulary sizes {list(model_config.vocab_sizes)} do not match the "
                          f"tokenizer's {tokenizer.vocab_sizes}")
-    state = load_file(str(directory / WEIGHTS_FILE))
+    try:
+        state = expand_state(load_file(str(directory / WEIGHTS_FILE)))
+    except (ValueError, SafetensorError) as e:  # a truncated or foreign file: say which, not a traceback
+        raise ValueError(f"{directory}: {WEIGHTS_FILE}: {e}") from e
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
     return Bundle(directory, model_config, tokenizer, state, config.get("task"), id2label)

@@ -2,12 +2,13 @@
 emotion) of any MIDI file, of any length.
 
     from midibert.classify import Classifier
-    clf = Classifier.from_pretrained("runs/run/demo/melody-bert/bundle")
+    clf = Classifier.from_pretrained("runs/run/demo/melody-bert/bundle")  # or a packaged name, or a Hub id
     res = clf.predict("song.mid")          # also bytes, symusic / miditoolkit / pretty_midi objects
     res.labels, res.probs                  # per note (file order) or per piece
     res.to_midi("annotated.mid")
 
     import midibert.classify as mc
+    mc.melody("song.mid")                  # the packaged melody model (`midibert models` lists them)
     mc.melody("song.mid", model="runs/.../melody-bert/bundle")
 
 Long pieces are cut into overlapping windows; a note's prediction averages the probabilities of
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,12 +30,16 @@ import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
 from midibert.evaluate import aggregate_notes
+from midibert.pretrained import default_model, resolve, task_matches
 from midibert.tasks import build_network
 from midibert.tokenize import MASK, Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
 from midibert.tokenize.windows import Windows, make_windows
 
+# Whether CPU inference runs the Linear layers in int8 by default (quantize=None); see
+# benchmarks/classify.py for the measurement that decides it.
+INT8_ON_CPU = False
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
 
 
@@ -149,11 +155,21 @@ class Prediction:
         return path
 
 
+def int8_linears(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` with its Linear layers as dynamic int8 (int8 weights, activations quantized per call):
+    the CPU's integer matrix units do the work that dominates an encoder's time."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao, and still works
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class Classifier:
     """A fine-tuned network with its tokenizer and label names, ready to predict."""
 
     def __init__(self, bundle: Bundle, device: str | None = None, seq_len: int | None = None,
-                 overlap: int | None = None, batch_size: int | None = None):
+                 overlap: int | None = None, batch_size: int | None = None, quantize: bool | None = None):
         if bundle.task is None:
             raise ValueError(f"{bundle.path}: a pre-trained encoder without a task head; fine-tune it first "
                              f"(python -m midibert.finetune pretrained={bundle.path})")
@@ -167,6 +183,11 @@ class Classifier:
         except RuntimeError as e:
             raise ValueError(f"{bundle.path}: weights do not fit the model its config.json describes ({e})") from e
         self.net.to(self.device).eval()
+        self.quantized = self.device.type == "cpu" and INT8_ON_CPU if quantize is None else quantize
+        if self.quantized:
+            if self.device.type != "cpu":
+                raise ValueError(f"quantize=True runs int8 linear layers on CPU only, not on {self.device}")
+            self.net = int8_linears(self.net)
         self.seq_len = seq_len or self.task.get("seq_len") or min(512, bundle.model_config.max_len)
         self.overlap = self.seq_len // 4 if overlap is None else overlap
         # one 512-token window already keeps CPU cores busy; stacking more only grows the working
@@ -175,13 +196,18 @@ class Classifier:
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
-        """Load a bundle directory written by fine-tuning (config.json, tokenizer.json, model.safetensors)."""
-        return cls(load_bundle(path), **kwargs)
+    def from_pretrained(cls, name: str | os.PathLike, *, task: str | None = None, **kwargs) -> "Classifier":
+        """Load a bundle (config.json, tokenizer.json, model.safetensors): a packaged model's name
+        (or a task, for its default model), a bundle directory, or a Hugging Face Hub repo id.
+        With `task`, a model fine-tuned for another task is refused."""
+        clf = cls(load_bundle(resolve(name, task)), **kwargs)
+        if task is not None and not task_matches(clf.task["name"], task):
+            raise ValueError(f"{name} was fine-tuned for {clf.task['name']!r}, not {task!r}")
+        return clf
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write this classifier as a bundle that `from_pretrained` reads back exactly."""
-        return save_bundle(path, self.net, self.bundle.model_config, self.tokenizer, task=self.task,
+        return save_bundle(path, self.bundle.state_dict, self.bundle.model_config, self.tokenizer, task=self.task,
                            id2label=self.bundle.id2label)
 
     @property
@@ -265,32 +291,30 @@ class Classifier:
 
 
 @lru_cache(maxsize=4)
-def _cached(model: str) -> Classifier:
-    return Classifier.from_pretrained(model)
+def _cached(path: str, task: str) -> Classifier:
+    return Classifier.from_pretrained(path, task=task)
 
 
-def _task(task: str, src: MidiSource, model: str | os.PathLike) -> Prediction:
-    clf = _cached(str(model))
-    if not clf.task["name"].startswith(task):
-        raise ValueError(f"{model} was fine-tuned for {clf.task['name']!r}, not {task!r}")
-    return clf.predict(src)
+def _task(task: str, src: MidiSource, model: str | os.PathLike | None) -> Prediction:
+    # keyed by the directory a name resolves to, so a name never returns a stale model
+    return _cached(str(resolve(model or default_model(task), task)), task).predict(src)
 
 
-def melody(src: MidiSource, model: str | os.PathLike) -> Prediction:
-    """Melody / bridge / accompaniment per note."""
+def melody(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
+    """Melody / bridge / accompaniment per note; `model` defaults to the packaged melody model."""
     return _task("melody", src, model)
 
 
-def velocity(src: MidiSource, model: str | os.PathLike) -> Prediction:
-    """Velocity bin per note."""
+def velocity(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
+    """Velocity bin per note; `model` defaults to the packaged velocity model."""
     return _task("velocity", src, model)
 
 
-def style(src: MidiSource, model: str | os.PathLike) -> Prediction:
-    """Composer / style of the piece."""
+def style(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
+    """Composer / style of the piece; `model` defaults to the packaged style model."""
     return _task("style", src, model)
 
 
-def emotion(src: MidiSource, model: str | os.PathLike) -> Prediction:
-    """Emotion quadrant (Q1..Q4) of the piece."""
+def emotion(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
+    """Emotion quadrant (Q1..Q4) of the piece; `model` defaults to the packaged emotion model."""
     return _task("emotion", src, model)

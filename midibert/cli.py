@@ -44,10 +44,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from midibert.classify import Classifier
     from midibert.errors import MidiError
+    from midibert.pretrained import default_model
 
+    if not (args.model or args.task):
+        print("midibert: error: say which model: --task TASK (its packaged model) or --model NAME|DIR", file=sys.stderr)
+        return 2
     try:
-        clf = Classifier.from_pretrained(args.model)
-    except (ValueError, OSError) as e:  # not a bundle, a mismatched one, or one without a task head
+        clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
+    except (ValueError, OSError) as e:  # unknown name, not a bundle, a mismatched one, another task's model
         print(f"midibert: error: {e}", file=sys.stderr)
         return 2
     failed = 0
@@ -66,6 +70,26 @@ def _classify(args: argparse.Namespace) -> int:
         shares = "" if res.level == "piece" else "  " + " ".join(f"{c} {v:.0%}" for c, v in res.shares().items())
         print(f"{file}\t{res.label}\t{res.confidence:.2f}{shares}", flush=True)
     return 1 if failed else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from midibert.pretrained import models_dir, packaged
+
+    models = packaged()
+    if args.json:
+        for name, m in models.items():
+            print(json.dumps({"name": name, **m}))
+        return 0
+    if not models:
+        print(f"no packaged models in {models_dir()}")
+        return 0
+    print("| name | task | size | trained on | licence | test accuracy | macro-F1 |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: |")
+    for name, m in models.items():
+        test = m["test"]
+        print(f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
+              f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {test['macro_f1']:.4f} |")
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -129,12 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", help="Hydra overrides of conf/run.yaml, e.g. pipeline.models=[bert]")
     d.set_defaults(func=_demo)
 
-    c = sub.add_parser("classify", help="label the notes or the piece of MIDI files with a fine-tuned bundle")
+    c = sub.add_parser("classify", help="label the notes or the piece of MIDI files with a fine-tuned model")
     c.add_argument("files", nargs="+", metavar="FILE")
-    c.add_argument("--model", required=True, help="bundle directory (config.json, tokenizer.json, model.safetensors)")
+    c.add_argument("--task", choices=("melody", "velocity", "style", "emotion"),
+                   help="what to predict; without --model, the packaged model for it (`midibert models`)")
+    c.add_argument("--model", help="packaged model name, bundle directory, or Hugging Face Hub repo id (org/name)")
     c.add_argument("--out", help="write annotated MIDI files into this directory")
     c.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
     c.set_defaults(func=_classify)
+
+    m = sub.add_parser("models", help="the models shipped with midibert: task, size, data, licence, test scores")
+    m.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
+    m.set_defaults(func=_models)
 
     pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")
     kinds = pl.add_subparsers(dest="plot", required=True)

@@ -163,3 +163,50 @@ def write_results(run_dir: str | os.PathLike, results: dict) -> None:
         tmp = png.with_name(png.name + ".tmp")  # viz writes PNG whatever the suffix
         viz.confusion_matrix(np.asarray(m["confusion"]), results["class_names"], tmp)
         os.replace(tmp, png)
+
+
+def split_sources(dataset: str, path: str | os.PathLike | None = None, *, kind: str = "score", split: str = "test",
+                  limit: int | None = None) -> tuple[list, list]:
+    """(pieces, MIDI sources) of one split of a dataset, each loaded as fine-tuning read it for a
+    tokenizer of `kind` (POP909 scores realigned to their beats), for a Classifier to predict."""
+    from midibert.datasets import get_info, read
+
+    info = get_info(dataset)
+    pieces = [p for p in read(dataset, path) if p.split == split][:limit]
+    if not pieces:
+        raise ValueError(f"{dataset}: no pieces in the {split} split")
+    return pieces, [info.load(p, kind) if info.load else p.path for p in pieces]
+
+
+def prediction_truth(pred, piece, label_key: str | None = None) -> np.ndarray:
+    """True class of each note of `pred` (IGNORE where the tokenizer dropped it), from the MIDI
+    itself (POP909 track names, velocities), or of the piece, from its `label_key` label."""
+    from midibert.tokenize.labels import melody_classes, velocity_classes
+
+    if pred.level == "piece":
+        return np.array([pred.class_names.index(piece.labels[label_key])])
+    if pred.task == "velocity":
+        truth = velocity_classes(pred.velocity)
+    else:
+        truth = melody_classes(pred.track, len(pred.class_names))
+    return np.where(np.asarray(pred.labels) != "", truth, IGNORE)
+
+
+def score_predictions(preds: Sequence, pieces: Sequence, label_key: str | None = None) -> dict:
+    """metrics() of a Classifier's predictions on pieces of a labelled split, over notes or pieces."""
+    truth = np.concatenate([prediction_truth(p, piece, label_key) for p, piece in zip(preds, pieces)])
+    predicted = np.concatenate([_predicted(p) for p in preds])
+    known = truth != IGNORE
+    return metrics(truth[known], predicted[known], preds[0].class_names)
+
+
+def agreement(a: Sequence, b: Sequence) -> float:
+    """Share of notes (or pieces) two classifiers' predictions of the same pieces label alike."""
+    x, y = np.concatenate([_predicted(p) for p in a]), np.concatenate([_predicted(p) for p in b])
+    return float((x == y).mean())
+
+
+def _predicted(pred) -> np.ndarray:
+    """Predicted class ids of a Prediction: one per note (IGNORE for dropped notes), or one."""
+    labels = [pred.labels] if pred.level == "piece" else pred.labels
+    return np.array([pred.class_names.index(c) if c else IGNORE for c in labels], dtype=np.int64)

@@ -14,7 +14,8 @@ from tests.conftest import shared
 from tests.hydra_configs import EXPERIMENTS, config
 
 PRIMARY = {"smoke": "pretrain", "cpu_small": "pretrain", "score_bert": "pretrain", "performance_bert": "pretrain",
-           "finetune_smoke": "finetune", "demo": "run", "demo_real": "run", "cpu_reference": "run"}
+           "finetune_smoke": "finetune", "demo": "run", "demo_real": "run", "cpu_reference": "run",
+           "release": "run"}
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))

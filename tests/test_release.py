@@ -1,0 +1,196 @@
+"""Release: a main-job run exported as packaged models with cards (end to end at tiny size on the
+generated corpus), licences inherited from every dataset, and the models shipped in the package."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+from safetensors import safe_open
+
+import midibert.classify as mc
+from midibert import release
+from midibert.baselines import skyline_melody
+from midibert.classify import Classifier
+from midibert.evaluate import score_predictions, split_sources
+from midibert.pretrained import packaged
+from midibert.tokenize.labels import melody_classes, velocity_classes
+from tests.conftest import ROOT, shared
+from tests.midi_factory import make_score
+from tests.test_run import TINY
+
+TASKS = ("melody", "velocity", "style", "emotion")
+PACKAGE_MODELS = ROOT / "midibert" / "models"
+
+
+def run(*args: str, module: str = "midibert") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> tuple[Path, Path]:
+    """(run dir, models folder): the demo pipeline at tiny size, BERT only, then exported."""
+    out = tmp_path_factory.mktemp("release")
+    made = run("experiment=demo", *TINY, "pipeline.models=[bert]", "pipeline.baselines={melody:[skyline]}",
+               f"paths.output_dir={out / 'runs'}", f"paths.cache_dir={out / 'cache'}", module="midibert.run")
+    assert made.returncode == 0, made.stderr[-3000:]
+    run_dir, models = out / "runs" / "run" / "demo", out / "models"
+    exported = run(str(run_dir), "--to", str(models), module="midibert.release")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    return run_dir, models
+
+
+@pytest.fixture
+def installed(released, monkeypatch) -> Path:
+    monkeypatch.setenv("MIDIBERT_MODELS", str(released[1]))
+    return released[1]
+
+
+def test_export_writes_bundles_cards_and_index(released):
+    run_dir, models = released
+    index = packaged(models)
+    assert sorted(index) == [f"midibert-tiny-{t}" for t in sorted(TASKS)]
+    for name, entry in index.items():
+        folder = models / entry["path"]
+        assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors",
+                                                           "tokenizer.json"]
+        with safe_open(folder / "model.safetensors", "pt") as f:
+            assert f.metadata()["midibert_weights"] == "int8"
+            assert any(f.get_tensor(k).dtype.is_floating_point is False for k in f.keys())
+        assert entry["default"] and entry["licence"] == "MIT" and entry["dataset"] == "sample"
+        card = (folder / "MODEL_CARD.md").read_text()
+        # the card's figures are the export's own measurement of the shipped bundle, and it names both commands
+        assert f"{entry['test']['accuracy']:.2%}" in card and f"{entry['test']['macro_f1']:.4f}" in card
+        assert "python -m midibert.run experiment=demo" in card and "python -m midibert.release" in card
+        for section in ("## Data", "## Recipe", "## Test scores", "## Limits", "## Licence"):
+            assert section in card, (name, section)
+        results = json.loads((run_dir / f"{entry['task']}-bert" / "results.json").read_text())
+        level = results["levels"].get("note") or results["levels"]["piece"]
+        assert f"{level['accuracy']:.2%}" in card  # the fp32 figure from fine-tuning beside it
+    assert "skyline baseline" in (models / "midibert-tiny-melody" / "MODEL_CARD.md").read_text()
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]
+
+
+def test_card_figures_are_reproducible(released):
+    """Measuring the shipped melody bundle again through the public API gives the index's figures."""
+    run_dir, models = released
+    entry = packaged(models)["midibert-tiny-melody"]
+    clf = Classifier.from_pretrained(models / entry["path"], device="cpu")
+    pieces, sources = split_sources("sample", run_dir.parents[1] / "cache" / "sample", kind="score")
+    m = score_predictions(clf.predict_batch(sources), pieces)
+    assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])
+
+
+def test_refused_export_leaves_nothing(released, tmp_path, monkeypatch):
+    run_dir, _ = released
+    monkeypatch.setattr(release, "MIN_AGREEMENT", 1.01)  # no model can agree more than fully
+    (tmp_path / "index.json").write_text('{"format_version": 1, "models": {}}')
+    with pytest.raises(ValueError, match="agree with fp32 on only"):
+        release.export(run_dir, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["index.json"]
+    assert json.loads((tmp_path / "index.json").read_text())["models"] == {}
+    assert run(str(tmp_path / "no-run"), "--to", str(tmp_path), module="midibert.release").returncode == 2
+
+
+@pytest.mark.parametrize("datasets, terms", [
+    (["pop909"], "MIT"),
+    (["emopia"], "CC BY-NC-SA 4.0: non-commercial, share-alike"),
+    (["pianist8"], "research use only (no licence stated)"),
+    (["pop909", "pop1k7", "asap", "pianist8"], "research use only (no licence stated) + CC BY-NC-SA 4.0: "
+                                               "non-commercial, share-alike"),
+])
+def test_licence_is_inherited_from_every_dataset(datasets, terms):
+    short, lines = release.licence_terms(datasets)
+    assert short == terms and [line.split(":")[0] for line in lines] == datasets
+
+
+def test_dataset_without_stated_terms_is_not_shipped():
+    with pytest.raises(ValueError, match="folder: no licence recorded.*cannot be shipped"):
+        release.licence_terms(["pop909", "folder"])
+
+
+def generated_song(path: Path) -> Path:
+    """Four bars: a melody line above held chords, and a drum track the models must ignore."""
+    melody = [(i * 240, 240, 72 + (i * 5) % 12, 90) for i in range(32)]
+    chords = [(b * 1920, 1920, p, 60) for b in range(4) for p in (48, 52, 55)]
+    score = make_score({"Lead": melody, "Chords": chords}, drums={"Drums": [(i * 480, 60, 36, 100) for i in range(16)]})
+    score.dump_midi(str(path))
+    return path
+
+
+def test_cli_and_api_use_the_packaged_model_by_task(installed, tmp_path):
+    song = generated_song(tmp_path / "song.mid")
+    out = run("classify", str(song), "--task", "melody", "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    tracks = {t.name: len(t.notes) for t in symusic.Score(str(tmp_path / "out" / "song.mid")).tracks}
+    assert sum(tracks.values()) == 32 + 12 and set(tracks) <= {"MELODY", "BRIDGE", "ACCOMPANIMENT"}
+    for task in TASKS:
+        res = getattr(mc, task)(song)  # no model=: the packaged one
+        assert res.task == task and (len(res.labels) == 44 if res.level == "note" else res.labels in res.class_names)
+    table = run("models")
+    assert table.returncode == 0 and all(f"midibert-tiny-{t} (default) | {t} |" in table.stdout for t in TASKS)
+    rows = [json.loads(line) for line in run("models", "--json").stdout.splitlines()]
+    assert {r["name"] for r in rows} == {f"midibert-tiny-{t}" for t in TASKS} and all(r["licence"] for r in rows)
+
+
+# The models shipped in the package itself: whatever midibert/models/index.json lists.
+SHIPPED = packaged(PACKAGE_MODELS)
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    monkeypatch.delenv("MIDIBERT_MODELS", raising=False)
+
+
+def test_shipped_models_fit_the_package_budget():
+    total = sum(p.stat().st_size for p in PACKAGE_MODELS.rglob("*") if p.is_file())
+    assert total <= 20e6, f"midibert/models holds {total / 1e6:.1f} MB, over the 20 MB budget"
+    for name, entry in SHIPPED.items():  # the export measured it; a hand-edited index must not skip it
+        assert entry["licence"], name
+        assert entry["test"]["unit"] == "pieces" or entry["agreement_fp32"] >= release.MIN_AGREEMENT, name
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_predicts_a_generated_song(name, shipped, tmp_path):
+    clf = Classifier.from_pretrained(name)
+    res = clf.predict(generated_song(tmp_path / "song.mid"))
+    assert res.task == SHIPPED[name]["task"]
+    assert len(res.labels) == 44 if res.level == "note" else res.labels in clf.class_names
+
+
+@pytest.mark.parametrize("name", sorted(n for n, m in SHIPPED.items() if m["dataset"] == "pop909"))
+def test_shipped_note_model_beats_the_baseline_on_pop909_test_songs(name, shipped):
+    """Melody: above the skyline on the same notes; velocity: above the most common bin of those notes."""
+    clf = Classifier.from_pretrained(name)
+    pieces, sources = split_sources("pop909", shared("pop909"), kind=clf.tokenizer.config.kind, limit=10)
+    preds = clf.predict_batch(sources)
+    ours = score_predictions(preds, pieces)["accuracy"]
+    notes = [p.encoding.notes for p in preds]
+    kept = [n.tokenized for n in notes]  # the notes the model scored on, in any order
+    if clf.task["name"].startswith("melody"):
+        last = len(clf.class_names) - 1
+        truth = np.concatenate([melody_classes(n.track_name[k], last + 1) for n, k in zip(notes, kept)])
+        sky = np.concatenate([np.where(skyline_melody(n.pitch[k], n.onset[k]) == 1, 0, last)  # as finetune's skyline
+                              for n, k in zip(notes, kept)])
+        baseline = float((truth == sky).mean())
+    else:
+        truth = np.concatenate([velocity_classes(n.velocity[k]) for n, k in zip(notes, kept)])
+        baseline = np.bincount(truth).max() / len(truth)
+    assert ours > baseline, (name, ours, baseline)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, m in SHIPPED.items() if m["test"]["unit"] == "pieces"))
+def test_shipped_piece_model_beats_the_majority_on_its_test_split(name, shipped):
+    entry = SHIPPED[name]
+    clf = Classifier.from_pretrained(name)
+    pieces, sources = split_sources(entry["dataset"], shared(entry["dataset"]), kind=clf.tokenizer.config.kind)
+    from midibert.datasets import get_info
+
+    key = get_info(entry["dataset"]).label_key
+    ours = score_predictions(clf.predict_batch(sources), pieces, key)["accuracy"]
+    labels = [p.labels[key] for p in pieces]
+    assert ours > max(labels.count(c) for c in set(labels)) / len(labels)
