@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, replace_dir, save_bundle
+from midibert.bundle import CARD_FILE, WEIGHT_FORMATS, WEIGHTS_FILE, load_bundle, replace_dir, save_bundle
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
 
@@ -102,6 +102,19 @@ def _command(run_dir: Path) -> str:
     if not overrides.is_file():
         return f"(not recorded: {overrides} is missing)"
     return "python -m midibert.run " + " ".join(shlex.quote(o) for o in OmegaConf.load(overrides))
+
+
+def _pretraining(ft: dict, run_dir: Path) -> dict | None:
+    """The config of the pre-training a fine-tuning run started from (None: from scratch). Its
+    data is part of the model's licence, so a run whose pre-training cannot be found is refused."""
+    if not ft.get("pretrained"):
+        return None
+    # the path is as the main job wrote it, maybe relative to where it ran; the layout is run.py's
+    for config in (Path(ft["pretrained"]).parent / "config.yaml", run_dir / "pretrain" / "config.yaml"):
+        if config.is_file():
+            return OmegaConf.to_container(OmegaConf.load(config))
+    raise ValueError(f"{ft['run_dir']}: fine-tuned from {ft['pretrained']}, whose config.yaml (what it was "
+                     f"pre-trained on, hence part of the licence) is not found")
 
 
 def _level_metrics(results: dict) -> dict:
@@ -202,9 +215,7 @@ def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = 
     for run in runs:
         results = json.loads((run / "results.json").read_text())
         ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
-        pre = None
-        if ft.get("pretrained") and (Path(ft["pretrained"]).parent / "config.yaml").is_file():
-            pre = OmegaConf.to_container(OmegaConf.load(Path(ft["pretrained"]).parent / "config.yaml"))
+        pre = _pretraining(ft, run_dir)
         task = results["task"]
         source = load_bundle(run / "bundle")
         preset = _preset(source.model_config)
@@ -253,12 +264,16 @@ def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = 
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m midibert.release", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", metavar="RUN_DIR", help="a main-job run, e.g. runs/run/release")
     p.add_argument("--to", default=str(Path(__file__).parent / "models"), help="models folder (default: the package's)")
-    p.add_argument("--weights", choices=("int8", "fp16", "fp32"), default="int8")
-    args = p.parse_args(argv)
+    p.add_argument("--weights", choices=WEIGHT_FORMATS, default="int8")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         export(args.run_dir, args.to, weights=args.weights)
     except (ValueError, FileNotFoundError) as e:

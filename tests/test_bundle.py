@@ -52,3 +52,39 @@ def test_refusals(saved):
     (path / "model.safetensors").unlink()
     with pytest.raises(ValueError, match="missing model.safetensors"):
         load_bundle(path)
+
+
+@pytest.mark.parametrize("weights, max_ratio", [("fp16", 0.51), ("int8", 0.27)])
+def test_compact_weights_load_back_as_fp32(tmp_path, weights, max_ratio):
+    """Shipped bundles store fp16, or int8 with a scale per row; loading gives fp32 within the rounding."""
+    tok = Tokenizer.create("cp", kind="score")
+    cfg = BertConfig.preset("bert-small", vocab_sizes=tok.vocab_sizes)
+    torch.manual_seed(0)
+    model = MidiBert(cfg).eval()
+    full = save_bundle(tmp_path / "fp32", model, cfg, tok)
+    small = save_bundle(tmp_path / weights, model, cfg, tok, weights=weights)
+    size = (small / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    assert size < max_ratio
+    assert json.loads((small / "config.json").read_text())["format_version"] == 2
+    assert json.loads((full / "config.json").read_text())["format_version"] == 1  # older readers still take it
+    state = load_bundle(small).state_dict
+    assert state.keys() == model.state_dict().keys()
+    for key, original in model.state_dict().items():
+        got = state[key]
+        assert got.dtype == original.dtype
+        if weights == "int8" and original.dim() == 2 and original.numel() >= 4096:
+            bound = original.abs().amax(1, keepdim=True) / 254  # half a step of the row's scale
+        else:
+            bound = original.abs() / 2048 + 6e-8  # fp16: 11 significant bits (and subnormals)
+        assert ((got - original).abs() <= bound + 1e-7).all(), key
+    again = MidiBert(cfg).eval()
+    again.load_state_dict(state)
+    ids = torch.randint(3, 10, (2, 32, len(tok.families)))
+    torch.testing.assert_close(again(ids), model(ids), atol=0.05, rtol=0)
+
+
+def test_corrupt_weights_are_one_clear_error(saved):
+    path, _, _ = saved
+    (path / "model.safetensors").write_bytes(b"\x08" * 64)
+    with pytest.raises(ValueError, match="model.safetensors: "):
+        load_bundle(path)
