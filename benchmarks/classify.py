@@ -38,12 +38,15 @@ from midibert.tasks import build_network  # noqa: E402
 from midibert.tokenize import Tokenizer  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
-VARIANTS = {  # the first is today's CPU path, which the others are compared with
+VARIANTS = {  # the first is the fp32 CPU path, which the others are compared with
     "fp32, one window at a time": dict(quantize=False, batch_size=1),
     "fp32, 8 windows a batch": dict(quantize=False, batch_size=8),
-    "int8 linear layers, one window at a time": dict(quantize=True, batch_size=1),
-    "int8 linear layers, 8 windows a batch": dict(quantize=True, batch_size=8),
-    "int8 linear layers, windows not overlapping": dict(quantize=True, batch_size=1, overlap=0),
+    "int8 linear layers (fbgemm), one window at a time": dict(quantize="fbgemm", batch_size=1),
+    "int8 linear layers (oneDNN), one window at a time": dict(quantize="onednn", batch_size=1),
+    "int8 linear layers (oneDNN), 8 windows a batch": dict(quantize="onednn", batch_size=8),
+    "int8 linear layers (oneDNN), 32 windows a batch": dict(quantize="onednn", batch_size=32),
+    "int8 (oneDNN), 8 a batch, windows overlapping by 1/8": dict(quantize="onednn", batch_size=8, overlap=32),
+    "int8 (oneDNN), windows not overlapping": dict(quantize="onednn", batch_size=1, overlap=0),
 }
 
 

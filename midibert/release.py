@@ -136,7 +136,7 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     preds = clf.predict_batch(sources)
     m = score_predictions(preds, pieces, data.get("label_key"))
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
-            "agreement": agreement(preds, reference.predict_batch(sources)), "quantized": clf.quantized}
+            "agreement": agreement(preds, reference.predict_batch(sources)), "engine": clf.engine}
 
 
 def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None, results: dict, measured: dict,
@@ -167,7 +167,7 @@ def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None
               f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
               f"{train.get('train_windows', '?')} training windows.",
               f"- Shipped weights: {weights} (stored compactly, computed in fp32"
-              f"{'; linear layers run as dynamic int8 on CPU' if measured['quantized'] else ''}).",
+              f"{'; on CPU, linear layers run as dynamic int8 (' + measured['engine'] + ')' if measured['engine'] else ''}).",
               f"- Made by: `{command}`, then `{export}`.", "",
               "## Test scores", "",
               f"| model | accuracy | macro-F1 | {unit} |", "| --- | ---: | ---: | ---: |",

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import midibert.classify as mc
 from midibert import MidiError
-from midibert.bundle import save_bundle
+from midibert.bundle import load_bundle, save_bundle
 from midibert.classify import Classifier
 from midibert.model import BertConfig
 from midibert.tasks import build_network
@@ -31,7 +31,7 @@ STYLE = {i: name for i, name in enumerate("Bethel Clayderman Einaudi Hancock Hil
 
 def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",
                 train_on: Path | None = None, label_fn=None, hide: tuple[str, ...] = (), preset: str = "bert-tiny",
-                weights: str = "fp32") -> Path:
+                weights: str = "fp32", lr: float = 3e-3, steps: int = 40) -> Path:
     """A bundle (bert-tiny unless `preset`), trained for a few steps on one song's windows when
     `train_on` is given, its weights stored as `weights`."""
     torch.manual_seed(0)
@@ -44,8 +44,8 @@ def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str]
         enc = tok.encode(train_on)
         w = make_windows(enc.ids, enc.note_index, length=64)
         ids, mask, labels = (torch.as_tensor(a) for a in (w.ids, w.attention_mask, w.take(label_fn(enc))))
-        opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-        for _ in range(40):
+        opt = torch.optim.AdamW(net.parameters(), lr=lr)
+        for _ in range(steps):
             loss = F.cross_entropy(net(ids, mask).flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
             opt.zero_grad()
             loss.backward()
@@ -115,14 +115,23 @@ def test_compact_weights_and_int8_compute_agree_with_fp32(tmp_path):
     from midibert.evaluate import agreement, split_sources
 
     train = shared("pop909", "POP909", "001", "001.mid")
-    made = {w: make_bundle(tmp_path / w, "melody", "token", MELODY, train_on=train, label_fn=melody_labels,
-                           preset="bert-small", weights=w) for w in ("fp32", "int8")}
+    full = make_bundle(tmp_path / "fp32", "melody", "token", MELODY, train_on=train, label_fn=melody_labels,
+                       preset="bert-small", lr=5e-4, steps=60)
+    b = load_bundle(full)
+    small = save_bundle(tmp_path / "int8", b.state_dict, b.model_config, b.tokenizer, task=b.task,
+                        id2label=b.id2label, weights="int8")
     _, sources = split_sources("pop909", shared("pop909"), kind="score", limit=20)
-    fp32 = Classifier.from_pretrained(made["fp32"], device="cpu", quantize=False).predict_batch(sources)
+    fp32 = Classifier.from_pretrained(full, device="cpu", quantize=False).predict_batch(sources)
     assert len({lab for p in fp32 for lab in p.labels}) >= 2  # trained enough to tell classes apart
-    stored = Classifier.from_pretrained(made["int8"], device="cpu", quantize=False).predict_batch(sources)
-    computed = Classifier.from_pretrained(made["fp32"], device="cpu", quantize=True).predict_batch(sources)
+    stored = Classifier.from_pretrained(small, device="cpu", quantize=False).predict_batch(sources)
+    computed = Classifier.from_pretrained(full, device="cpu", quantize=True).predict_batch(sources)
     assert agreement(stored, fp32) >= 0.995 and agreement(computed, fp32) >= 0.995
+
+
+def test_quantize_names_an_engine_or_is_refused(melody_dir):
+    with pytest.raises(ValueError, match="'bogus': not one of this torch's engines"):
+        Classifier.from_pretrained(melody_dir, device="cpu", quantize="bogus")
+    assert Classifier.from_pretrained(melody_dir, device="cpu", quantize=False).engine is None
 
 
 def test_to_midi_melody_tracks(clf, songs, tmp_path):
