@@ -23,16 +23,36 @@ log = logging.getLogger("midibert")
 
 
 def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
-    return {"task": cfg.task.name, "model": cfg.model.arch, "representation": dm.tokenizer.config.representation,
+    # a BERT fine-tuned without a pre-trained encoder is the scratch baseline, named as such
+    model = "bert-scratch" if cfg.model.arch == "bert" and not scale.get("pretrained") else cfg.model.arch
+    return {"task": cfg.task.name, "model": model, "representation": dm.tokenizer.config.representation,
             "dataset": cfg.task.data.dataset, "class_names": list(cfg.task.class_names), "levels": levels,
             "scale": scale, "seed": cfg.seed}
+
+
+def concat_batches(predictions: list[dict]) -> dict[str, np.ndarray]:
+    """Join predicted batches whose widths differ (batches are cut to their longest window, and
+    short pieces such as EMOPIA's clips make narrower ones): pad per-token arrays to the widest
+    with what marks "nothing here" (probability 0, label IGNORE, note index -1)."""
+    from midibert.tokenize.labels import IGNORE
+
+    fill = {"probs": 0.0, "labels": IGNORE, "note_index": -1}
+    out = {}
+    for k in predictions[0]:
+        arrays = [p[k].numpy() for p in predictions]
+        if arrays[0].ndim == (3 if k == "probs" else 2):  # (B, L) or (B, L, C): per token
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=fill[k])
+                      for a in arrays]
+        out[k] = np.concatenate(arrays)
+    return out
 
 
 def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
     """Window-level and note- or piece-level metrics of test predictions."""
     from midibert.evaluate import evaluate_sequence_task, evaluate_token_task
 
-    cat = {k: np.concatenate([p[k].numpy() for p in predictions]) for k in predictions[0]}
+    cat = concat_batches(predictions)
     names = list(cfg.task.class_names)
     if cfg.task.level == "token":
         return evaluate_token_task(cat["probs"], cat["labels"], cat["note_index"], cat["piece"], names)

@@ -1,16 +1,18 @@
-"""Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy, AdamW with
-warmup and linear decay."""
+"""Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy beside
+trivial baselines on the same masked positions, AdamW with warmup and cosine decay."""
 from __future__ import annotations
 
+import logging
 import math
 
 import pytorch_lightning as pl
 import torch
 
-from midibert.masking import cp_bar_start, mask_tokens
+from midibert.masking import copy_baselines, cp_bar_start, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
 from midibert.tokenize.remi import BAR as REMI_BAR
 
+log = logging.getLogger("midibert")
 
 MODEL_KEYS = ("arch", "preset", "lr", "freeze", "head")  # Hydra `model` keys that are not BertConfig fields
 
@@ -21,14 +23,21 @@ def model_config(model: dict, vocab_sizes: list[int]) -> BertConfig:
     return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes), **overrides)
 
 
-def adamw_with_schedule(module: pl.LightningModule, params, lr: float, weight_decay: float,
-                        warmup_steps: int, betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
-    """AdamW (no decay on biases and norms), linear warmup, then cosine decay to the trainer's max_steps."""
-    named = list(params)
-    decay = [p for n, p in named if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in named if p.requires_grad and p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=tuple(betas))
+def decay_groups(named_params, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices, none on biases and norms; frozen ones left out."""
+    named = [(n, p) for n, p in named_params if p.requires_grad]
+    return [{"params": [p for _, p in named if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
+                        betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
+    """AdamW over parameter `groups`, linear warmup, then cosine decay to the trainer's max_steps.
+
+    The schedule scales every group's own learning rate (a group's "lr", else `lr`), so layer-wise
+    learning rates keep their ratios through warmup and decay.
+    """
+    opt = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
     total = max(1, module.trainer.max_steps if module.trainer.max_steps > 0 else module.trainer.estimated_stepping_batches)
 
     def factor(step: int) -> float:
@@ -65,15 +74,50 @@ class MaskedLM(pl.LightningModule):
                            mode=m.get("mode", "token"), generator=generator, bar_start=bar_start)
 
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
-        inputs, targets, _ = self._masked(batch, generator)
+        inputs, targets, where = self._masked(batch, generator)
         logits = self.net(inputs, batch["attention_mask"])
         out = self.net.loss(logits, targets, weighting=self.hparams.mask.get("loss_weighting", "vocab"))
-        bs, sync = batch["input_ids"].shape[0], stage != "train"
-        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
-        for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
-            if not torch.isnan(loss):  # a family with nothing masked in this batch
-                self.log_dict({f"{stage}/loss_{name}": loss, f"{stage}/acc_{name}": acc}, batch_size=bs, sync_dist=sync)
+        bs = batch["input_ids"].shape[0]
+        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        if stage == "train":
+            for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
+                if not torch.isnan(loss):  # a family with nothing masked in this batch
+                    self.log_dict({f"train/loss_{name}": loss, f"train/acc_{name}": acc}, batch_size=bs)
+        else:
+            self._count(batch, logits, targets, where)
         return out["loss"]
+
+    def _count(self, batch: dict, logits: list[torch.Tensor], targets: torch.Tensor, where: torch.Tensor) -> None:
+        """Exact per-family hit counts of the model and of the trivial baselines over a validation pass."""
+        t3 = targets if targets.dim() == 3 else targets.unsqueeze(-1)
+        model_hits = torch.stack([(lg.argmax(-1) == t3[..., f])[where].sum() for f, lg in enumerate(logits)])
+        prev, nxt, n = copy_baselines(batch["input_ids"], where, batch["attention_mask"])
+        values = torch.stack([torch.bincount(t3[..., f][where], minlength=v)
+                              for f, v in enumerate(self.config.vocab_sizes)])
+        for key, val in (("model", model_hits), ("prev", prev), ("next", nxt), ("n", n), ("values", values)):
+            self._counts[key] = self._counts.get(key, 0) + val
+
+    def on_validation_epoch_start(self) -> None:
+        self._counts: dict[str, torch.Tensor] = {}
+
+    def on_validation_epoch_end(self) -> None:
+        """Log val/acc_<family> beside val/base_{prev,next,unigram}_<family>; warn when the model
+        is below its best trivial baseline (it then treats the window as a bag of tokens)."""
+        if not self._counts:
+            return
+        c = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in self._counts.items()}
+        n = c["n"].clamp(min=1)
+        unigram = c["values"].max(-1).values  # the most frequent value among the masked targets
+        for f, name in enumerate(self.families):
+            accs = {"model": c["model"][f] / n[f], "prev": c["prev"][f] / n[f], "next": c["next"][f] / n[f],
+                    "unigram": unigram[f] / n[f]}
+            self.log(f"val/acc_{name}", accs["model"])
+            for base in ("prev", "next", "unigram"):
+                self.log(f"val/base_{base}_{name}", accs[base])
+            best = max(("prev", "next", "unigram"), key=lambda b: float(accs[b]))
+            if accs["model"] < accs[best] and self.trainer.is_global_zero:
+                log.warning("step %d: masked %s accuracy %.1f %% is below the trivial %s baseline %.1f %%",
+                            self.global_step, name, 100 * float(accs["model"]), best, 100 * float(accs[best]))
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
@@ -88,5 +132,5 @@ class MaskedLM(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.hparams.optim
-        return adamw_with_schedule(self, self.net.named_parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
+        return adamw_with_schedule(self, decay_groups(self.net.named_parameters(), o["weight_decay"]), lr=o["lr"],
                                    warmup_steps=o["warmup_steps"], betas=o.get("betas", (0.9, 0.98)))

@@ -11,6 +11,7 @@ so a killed main job resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -29,31 +30,23 @@ def run_pipeline(cfg: DictConfig) -> Path:
 
     p = cfg.pipeline
     root = Path(cfg.run_dir)
-    common = [f"seed={cfg.seed}", f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
+    common = [f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
               f"paths.data_root={cfg.paths.data_root}", *p.get("common", [])]
     bundle = root / "pretrain" / "bundle"
-    if p.get("pretrain") is not None:
-        if not bundle.is_dir():
-            log.info("== pre-training")
-            pretrain(hydra.compose("pretrain", [*common, *p.pretrain, f"run_dir={root / 'pretrain'}"]))
-        else:
-            log.info("== pre-training: %s exists, reused", bundle)
-    for task, task_overrides in p.tasks.items():
-        for arch in p.models:
-            run_dir = root / f"{task}-{arch}"
-            if (run_dir / "results.json").is_file():
-                log.info("== %s %s: done before, reused", task, arch)
-                continue
-            log.info("== %s %s", task, arch)
-            extra = [f"pretrained={bundle}"] if arch == "bert" and bundle.is_dir() else []
-            trained = arch in ("bert", "rnn")
-            finetune(hydra.compose("finetune", [*common, f"task={task}", f"model={arch}", f"run_dir={run_dir}",
-                                           *(p.finetune if trained else []), *task_overrides, *extra]))
-        for arch in p.get("baselines", {}).get(task, []):
-            run_dir = root / f"{task}-{arch}"
-            if not (run_dir / "results.json").is_file():
-                finetune(hydra.compose("finetune", [*common, f"task={task}", f"model={arch}", f"run_dir={run_dir}",
-                                               *task_overrides]))
+    stages = _stages(cfg, bundle)
+    started = time.monotonic()
+    for n, (name, entry, overrides) in enumerate(stages, 1):
+        run_dir = root / name
+        done = run_dir / ("bundle" if entry == "pretrain" else "results.json")
+        if done.exists():
+            log.info("== [%d/%d] %s: done before, reused", n, len(stages), name)
+            continue
+        log.info("== [%d/%d] %s", n, len(stages), name)
+        t0 = time.monotonic()
+        stage_cfg = hydra.compose(entry, [*common, *overrides, f"run_dir={run_dir}"])
+        (pretrain if entry == "pretrain" else finetune)(stage_cfg)
+        log.info("== [%d/%d] %s finished in %s (%s since the start)", n, len(stages), name,
+                 _clock(time.monotonic() - t0), _clock(time.monotonic() - started))
     report = root / "report.md"
     text = table(load_runs([root]))
     report.write_text(text + "\n")
@@ -63,12 +56,50 @@ def run_pipeline(cfg: DictConfig) -> Path:
     return report
 
 
+def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
+    """(run name, entry point, overrides) of every stage in order.
+
+    Models: "bert" starts from the pre-trained bundle, "scratch" is the same BERT from random
+    weights under the same budget (so the pre-training gain is measured in the run), "rnn" the
+    BiLSTM. Tasks listed in `pipeline.seeds` run once per seed there (piece-level test sets are
+    small and noisy), each as `<task>-<model>-seed<n>`.
+    """
+    p = cfg.pipeline
+    stages = []
+    if p.get("pretrain") is not None:
+        stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", *p.pretrain]))
+    for task, task_overrides in p.tasks.items():
+        seeds = list((p.get("seeds") or {}).get(task) or [])
+        for model in p.models:
+            arch = "bert" if model == "scratch" else model
+            extra = [f"pretrained={bundle}"] if model == "bert" and p.get("pretrain") is not None else []
+            for seed in seeds or [cfg.seed]:
+                name = f"{task}-{model}" + (f"-seed{seed}" if seeds else "")
+                trained = p.finetune if arch in ("bert", "rnn") else []
+                stages.append((name, "finetune", [f"seed={seed}", f"task={task}", f"model={arch}", *trained,
+                                                  *task_overrides, *extra]))
+        for arch in (p.get("baselines") or {}).get(task, []):
+            stages.append((f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"task={task}", f"model={arch}",
+                                                          *task_overrides]))
+    return stages
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
 def _plots(root: Path) -> None:
-    """Training curves of every trained run, beside its results."""
+    """Training curves of every trained run beside its results, and one learning-curve figure per
+    task: validation accuracy against fine-tuning steps, pre-trained vs scratch vs BiLSTM."""
     from midibert.viz import training_curves
 
     for metrics in root.glob("*/logs/metrics.csv"):
         training_curves(metrics, metrics.parent.parent / "training_curves.png")
+    tasks = sorted({d.name.split("-")[0] for d in root.glob("*-*/logs/metrics.csv")})
+    for task in tasks:
+        files = sorted(root.glob(f"{task}-*/logs/metrics.csv"))
+        training_curves(files, root / f"learning_curve_{task}.png", metrics=["val/acc"])
 
 
 @hydra.main(config_path=CONF_DIR, config_name="run", version_base="1.3")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
 from midibert.heads import SequenceClassifier, TokenClassifier, layerwise_lr_groups
-from midibert.mlm import adamw_with_schedule
+from midibert.mlm import adamw_with_schedule, decay_groups
 from midibert.model import BertConfig, MidiBert
 from midibert.tokenize.base import MASK
 from midibert.tokenize.labels import IGNORE
@@ -90,8 +90,8 @@ class FineTuner(pl.LightningModule):
         o = self.hparams.optim
         decay = o.get("layer_decay", 1.0)
         if decay != 1.0 and hasattr(self.net, "encoder"):
-            groups = layerwise_lr_groups(self.net, o["lr"], decay)
-            opt = torch.optim.AdamW(groups, lr=o["lr"], weight_decay=o["weight_decay"])
-            return opt
-        return adamw_with_schedule(self, self.net.named_parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
-                                   warmup_steps=o.get("warmup_steps", 0), betas=o.get("betas", (0.9, 0.999)))
+            groups = layerwise_lr_groups(self.net, o["lr"], decay, weight_decay=o["weight_decay"])
+        else:
+            groups = decay_groups(self.net.named_parameters(), o["weight_decay"])
+        return adamw_with_schedule(self, groups, lr=o["lr"], warmup_steps=o.get("warmup_steps", 0),
+                                   betas=o.get("betas", (0.9, 0.999)))

@@ -141,7 +141,8 @@ def training_curves(
     """Each metric over steps from Lightning ``metrics.csv`` files (a folder is searched recursively).
 
     Metrics sharing a name after the last "/" (``train/loss``, ``val/loss``) share a panel; each run
-    is labelled by the folder its file sits in (``version_0`` ...).
+    is labelled by the folder its file sits in (``version_0`` ...), or by the run folder above
+    ``logs/`` (``melody-bert``), where midibert's CSV logger writes.
     """
     given = [csv_paths_or_dir] if isinstance(csv_paths_or_dir, (str, os.PathLike)) else list(csv_paths_or_dir)
     files = [f for p in map(Path, given) for f in (sorted(p.rglob("metrics.csv")) if p.is_dir() else [p])]
@@ -161,7 +162,8 @@ def training_curves(
             for name in members:
                 if name in run:
                     steps, values = run[name]
-                    label = name if len(runs) == 1 else f"{f.parent.name}: {name}"
+                    run_name = f.parent.parent.name if f.parent.name == "logs" else f.parent.name
+                    label = name if len(runs) == 1 else f"{run_name}: {name}"
                     ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=label)
         ax.set(title=panel, xlabel="step")
         ax.grid(alpha=0.3)

@@ -94,3 +94,23 @@ def test_real_subsets(workdir):
     style = run(workdir, "style", "bert", *real, "task.data.dataset=pianist8",
                 "task.data.path=${paths.data_root}/pianist8", "task.data.max_pieces=8", "name=style-real")
     assert style["levels"]["piece"]["n"] == 8
+
+
+def test_predictions_of_different_widths_are_joined():
+    """EMOPIA's clips are shorter than a window, so test batches are cut to different widths."""
+    from midibert.finetune import concat_batches
+
+    def batch(B, L, C=4, token=True):
+        out = {"probs": torch.rand(B, L, C) if token else torch.rand(B, C), "note_index": torch.arange(L).expand(B, L),
+               "piece": torch.arange(B)}
+        out["labels"] = torch.zeros(B, L, dtype=torch.long) if token else torch.zeros(B, dtype=torch.long)
+        return out
+
+    for token in (True, False):
+        cat = concat_batches([batch(2, 256, token=token), batch(3, 174, token=token)])
+        assert cat["note_index"].shape == (5, 256) and (cat["note_index"][2:, 174:] == -1).all()
+        assert cat["piece"].shape == (5,)
+        assert cat["probs"].shape == ((5, 256, 4) if token else (5, 4))
+        assert cat["labels"].shape == ((5, 256) if token else (5,))
+        if token:
+            assert (cat["labels"][2:, 174:] == -100).all()
