@@ -92,8 +92,8 @@ class MaskedLM(pl.LightningModule):
         t3 = targets if targets.dim() == 3 else targets.unsqueeze(-1)
         model_hits = torch.stack([(lg.argmax(-1) == t3[..., f])[where].sum() for f, lg in enumerate(logits)])
         prev, nxt, n = copy_baselines(batch["input_ids"], where, batch["attention_mask"])
-        values = torch.stack([torch.bincount(t3[..., f][where], minlength=v)
-                              for f, v in enumerate(self.config.vocab_sizes)])
+        size = max(self.config.vocab_sizes)  # one row per family, padded to the largest vocabulary
+        values = torch.stack([torch.bincount(t3[..., f][where], minlength=size) for f in range(t3.shape[-1])])
         for key, val in (("model", model_hits), ("prev", prev), ("next", nxt), ("n", n), ("values", values)):
             self._counts[key] = self._counts.get(key, 0) + val
 

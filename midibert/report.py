@@ -86,7 +86,7 @@ def table(runs: Sequence[dict]) -> str:
             own = peers[key[0], task, dataset, representation, model]
             gains.append(f"{own - ref:+.2f}" if ref is not None else "—")
         paper = PAPER.get(model, {}).get(task) if PAPER_DATASETS.get(task) == dataset else None
-        scale = ", ".join(f"{k}={v}" for k, v in group[0].get("scale", {}).items())
+        scale = ", ".join(f"{k}={v}" for k, v in group[0].get("scale", {}).items() if k != "pretrained")
         row = [name, task, model, dataset, representation, level, _fmt(_stat(group, "accuracy")),
                _fmt(_stat(group, "macro_f1")), str(len(group)), *gains, _fmt(_stat(group, "accuracy", "window")),
                scale or "—", f"{paper:.2f}" if paper is not None else "—"]

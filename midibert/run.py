@@ -24,8 +24,6 @@ log = logging.getLogger("midibert")
 
 def run_pipeline(cfg: DictConfig) -> Path:
     """Every stage of `cfg.pipeline`; returns the path of the joined report."""
-    from midibert.finetune import finetune
-    from midibert.pretrain import pretrain
     from midibert.report import load_runs, table
 
     p = cfg.pipeline
@@ -33,20 +31,21 @@ def run_pipeline(cfg: DictConfig) -> Path:
     common = [f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
               f"paths.data_root={cfg.paths.data_root}", *p.get("common", [])]
     bundle = root / "pretrain" / "bundle"
-    stages = _stages(cfg, bundle)
+    todo = []
+    for name, entry, overrides in _stages(cfg, bundle):
+        if (root / name / ("bundle" if entry == "pretrain" else "results.json")).exists():
+            log.info("== %s: done before, reused", name)
+        else:
+            todo.append((name, entry, [*common, *overrides, f"run_dir={root / name}"]))
     started = time.monotonic()
-    for n, (name, entry, overrides) in enumerate(stages, 1):
-        run_dir = root / name
-        done = run_dir / ("bundle" if entry == "pretrain" else "results.json")
-        if done.exists():
-            log.info("== [%d/%d] %s: done before, reused", n, len(stages), name)
-            continue
-        log.info("== [%d/%d] %s", n, len(stages), name)
-        t0 = time.monotonic()
-        stage_cfg = hydra.compose(entry, [*common, *overrides, f"run_dir={run_dir}"])
-        (pretrain if entry == "pretrain" else finetune)(stage_cfg)
-        log.info("== [%d/%d] %s finished in %s (%s since the start)", n, len(stages), name,
-                 _clock(time.monotonic() - t0), _clock(time.monotonic() - started))
+    jobs = int(p.get("jobs") or 1)
+    for k, (name, entry, overrides) in enumerate(todo, 1):
+        if entry == "pretrain" or jobs == 1:  # everything after pre-training may run side by side
+            log.info("== [%d/%d] %s", k, len(todo), name)
+            _run_stage(entry, hydra.compose(entry, overrides), None, started)
+    parallel = [(name, entry, overrides) for name, entry, overrides in todo if entry != "pretrain"]
+    if jobs > 1 and parallel:
+        _run_parallel(parallel, jobs, started)
     report = root / "report.md"
     text = table(load_runs([root]))
     report.write_text(text + "\n")
@@ -84,6 +83,41 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     return stages
 
 
+def _run_stage(entry: str, cfg: DictConfig, threads: int | None, started: float) -> str:
+    """One stage; in a worker process `threads` caps torch's intra-op threads (and logging is set up)."""
+    from midibert.finetune import finetune
+    from midibert.pretrain import pretrain
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        for noisy in ("pytorch_lightning", "lightning_fabric"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    t0 = time.monotonic()
+    (pretrain if entry == "pretrain" else finetune)(cfg)
+    done = f"{Path(cfg.run_dir).name} finished in {_clock(time.monotonic() - t0)}"
+    log.info("== %s (%s since the main job started)", done, _clock(time.monotonic() - started))
+    return done
+
+
+def _run_parallel(stages: list[tuple[str, str, list[str]]], jobs: int, started: float) -> None:
+    """Fine-tuning stages `jobs` at a time, each in its own process with an equal share of the
+    cores: on a small CPU, two single-threaded trainings get more done than one two-threaded one."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log.info("== %d stages, %d at a time, %d thread(s) each", len(stages), jobs, threads)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_stage, entry, hydra.compose(entry, overrides), threads, started): name
+                   for name, entry, overrides in stages}
+        for future in as_completed(futures):
+            future.result()  # a failed stage fails the main job, with its own traceback
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"
@@ -96,7 +130,7 @@ def _plots(root: Path) -> None:
 
     for metrics in root.glob("*/logs/metrics.csv"):
         training_curves(metrics, metrics.parent.parent / "training_curves.png")
-    tasks = sorted({d.name.split("-")[0] for d in root.glob("*-*/logs/metrics.csv")})
+    tasks = sorted({f.parent.parent.name.split("-")[0] for f in root.glob("*-*/logs/metrics.csv")})
     for task in tasks:
         files = sorted(root.glob(f"{task}-*/logs/metrics.csv"))
         training_curves(files, root / f"learning_curve_{task}.png", metrics=["val/acc"])

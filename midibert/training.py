@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -50,8 +52,42 @@ def seed_everything(seed: int) -> int:
     return seed
 
 
+class ProgressLog(pl.Callback):
+    """One log line every `every_s` seconds of training (step, loss, elapsed, time left), so a run
+    with the progress bar off (logs, CI, the main job) is never silent for minutes."""
+
+    def __init__(self, every_s: float = 30.0):
+        self.every_s = every_s
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.start = self.last = time.monotonic()
+        self.first_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s or trainer.progress_bar_callback is not None:
+            return
+        self.last = now
+        step, total = trainer.global_step, trainer.max_steps
+        rate = (step - self.first_step) / max(now - self.start, 1e-9)
+        loss = trainer.callback_metrics.get("train/loss")
+        left = f", ~{(total - step) / rate / 60:.1f} min left" if total > 0 and rate > 0 else ""
+        log.info("%s step %d/%s%s, %.1f min%s", Path(trainer.default_root_dir).name, step,
+                 total if total > 0 else "?", f", loss {float(loss):.3f}" if loss is not None else "",
+                 (now - self.start) / 60, left)
+
+
+def quiet_library_warnings() -> None:
+    """Silence warnings that tell a user nothing they can act on: a deprecation inside Lightning's
+    own pytree code, and the logging interval exceeding a short epoch (steps, not epochs, matter here)."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck.*")
+
+
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None, **overrides) -> pl.Trainer:
     """The trainer of `cfg.trainer` with the logger of `cfg.logger` and callbacks of `cfg.callbacks`."""
+    quiet_library_warnings()
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     if logger is False:  # a learning-rate monitor has nothing to write to without a logger
