@@ -68,6 +68,8 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     if p.get("pretrain") is not None:
         stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", *p.pretrain]))
     for task, task_overrides in p.tasks.items():
+        if task_overrides is None:  # an experiment drops a task it inherited
+            continue
         seeds = list((p.get("seeds") or {}).get(task) or [])
         for model in p.models:
             arch = "bert" if model == "scratch" else model
