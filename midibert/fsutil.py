@@ -49,9 +49,13 @@ def _umask() -> int:
 
 
 def ordinary_permissions(path: Path) -> None:
-    """Give `path` the mode a plain open() / mkdir() would (0644 / 0755 under umask 022).
+    """Give `path`, and everything in it if a folder, the mode a plain open() / mkdir() would
+    (0644 / 0755 under umask 022).
 
-    mkstemp / mkdtemp create 0600 / 0700 so that nobody sees a half-written file; once complete and
-    renamed into place, a bundle or cache must be readable like any other file its owner makes.
+    mkstemp / mkdtemp (and safetensors) create 0600 / 0700 so that nobody sees a half-written
+    file; once complete, a bundle or cache must be readable like any other file its owner makes.
     """
-    path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
+    mask = _umask()
+    for p in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        if not p.is_symlink():
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)

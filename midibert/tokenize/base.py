@@ -16,6 +16,7 @@ import symusic
 
 from midibert.tokenize.config import TokenizerConfig
 from midibert.errors import MidiError
+from midibert.fsutil import ordinary_permissions
 from midibert.tokenize.notes import MidiSource, Notes, bar_steps, describe, extract, supported_meters
 
 SPECIALS = ("PAD", "MASK", "NONE")  # NONE fills a CP family that a token has no value for
@@ -100,6 +101,7 @@ class Tokenizer:
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
+        ordinary_permissions(Path(tmp))  # mkstemp's 0600 would make bundles and caches private
         os.replace(tmp, path)
         return path
 
