@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import midibert
+from midibert.fsutil import ordinary_permissions
 from midibert.model import BertConfig
 from midibert.tokenize import Tokenizer, TokenizerConfig
 
@@ -37,8 +39,14 @@ class Bundle:
 
 def save_bundle(directory: str | os.PathLike, module: torch.nn.Module, model_config: BertConfig,
                 tokenizer: Tokenizer, task: dict | None = None, id2label: dict[int, str] | None = None) -> Path:
-    """Write `module`'s weights with its configs; the directory appears only once complete."""
+    """Write `module`'s weights with its configs; the directory appears only once complete.
+
+    An existing bundle there is replaced; any other non-empty directory is refused, never deleted.
+    """
     directory = Path(directory)
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
+        raise ValueError(f"{directory}: not empty and not a midibert bundle (no {CONFIG_FILE}); "
+                         f"refusing to replace it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     config = {
@@ -53,6 +61,7 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module, model_con
     tokenizer.save(tmp)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+    ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     if directory.exists():  # replace an older bundle without ever leaving a half-written one
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -70,7 +79,10 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     for name in (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise ValueError(f"{directory}: not a midibert bundle (missing {name})")
-    config = json.loads((directory / CONFIG_FILE).read_text())
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+    except ValueError as e:
+        raise ValueError(f"{directory / CONFIG_FILE}: not valid JSON ({e})") from e
     version = config.get("format_version", 0)
     if version > FORMAT_VERSION:
         raise ValueError(f"{directory}: bundle format {version} is newer than this midibert reads "
@@ -86,6 +98,14 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     if list(model_config.vocab_sizes) != tokenizer.vocab_sizes:
         raise ValueError(f"{directory}: model vocabulary sizes {list(model_config.vocab_sizes)} do not match the "
                          f"tokenizer's {tokenizer.vocab_sizes}")
-    state = load_file(str(directory / WEIGHTS_FILE))
+    try:
+        state = load_file(str(directory / WEIGHTS_FILE))
+    except SafetensorError as e:  # truncated, or not safetensors at all (a pickle renamed, ...)
+        raise ValueError(f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({e}); "
+                         f"the bundle is damaged or was not written by midibert") from e
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
-    return Bundle(directory, model_config, tokenizer, state, config.get("task"), id2label)
+    task = config.get("task")
+    if task is not None and sorted(id2label) != list(range(task.get("num_classes", -1))):
+        raise ValueError(f"{directory / CONFIG_FILE}: id2label names classes {sorted(id2label)}, but the task "
+                         f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})")
+    return Bundle(directory, model_config, tokenizer, state, task, id2label)

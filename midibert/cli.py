@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -43,29 +44,37 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     from midibert.classify import Classifier
-    from midibert.errors import MidiError
+    from midibert.errors import USER_ERRORS
 
-    try:
-        clf = Classifier.from_pretrained(args.model)
-    except (ValueError, OSError) as e:  # not a bundle, a mismatched one, or one without a task head
-        print(f"midibert: error: {e}", file=sys.stderr)
-        return 2
+    clf = Classifier.from_pretrained(args.model)  # not a bundle, a mismatched one ...: one line, exit 2
     failed = 0
     for file in args.files:
-        try:  # one bad file is reported and the rest still get classified
+        try:  # one bad file is reported and the rest still get classified, whatever went wrong
             res = clf.predict(file)
-        except MidiError as e:
-            print(f"midibert: error: {e}", file=sys.stderr)
+            if args.out:
+                res.to_midi(Path(args.out) / Path(file).name)
+        except USER_ERRORS as e:
+            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
             failed += 1
             continue
-        if args.out:
-            res.to_midi(Path(args.out) / Path(file).name)
+        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
+            _internal_error(e, args, f" on {file}")
+            failed += 1
+            continue
         if args.json:
             print(res.to_json(), flush=True)
             continue
         shares = "" if res.level == "piece" else "  " + " ".join(f"{c} {v:.0%}" for c, v in res.shares().items())
         print(f"{file}\t{res.label}\t{res.confidence:.2f}{shares}", flush=True)
     return 1 if failed else 0
+
+
+def _internal_error(e: BaseException, args: argparse.Namespace, where: str = "") -> None:
+    """A bug, not bad input: one line saying so, and the traceback only with --debug."""
+    if getattr(args, "debug", False):
+        traceback.print_exception(e)
+    print(f"midibert: internal error{where}: {type(e).__name__}: {e}"
+          + ("" if getattr(args, "debug", False) else " (rerun with --debug for the traceback)"), file=sys.stderr)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -155,20 +164,42 @@ def build_parser() -> argparse.ArgumentParser:
     from midibert.datasets.cli import add_parser as add_data_parser
 
     add_data_parser(sub)
+    _add_everywhere(p, "--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show the traceback of any error (for bug reports)")
     return p
 
 
+def _add_everywhere(parser: argparse.ArgumentParser, *names: str, **kwargs) -> None:
+    """Add an option to a parser and every subcommand below it, so it may be written anywhere on
+    the line (`midibert classify a.mid --debug`). SUPPRESS as default keeps a subcommand from
+    resetting what the line set before it."""
+    parser.add_argument(*names, **kwargs)
+    for action in parser._actions:  # argparse has no public way to list the subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _add_everywhere(sub, *names, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from midibert.errors import MidiError
+    from midibert.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         return args.func(args)
-    except (MidiError, FileNotFoundError, ValueError) as e:  # bad input or usage: one line, no traceback
-        print(f"midibert: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `midibert tokenize x.mid | head` is normal use
         return 0
+    except KeyboardInterrupt:
+        print("midibert: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:  # bad input or usage: one line naming the cause
+        if debug:
+            raise
+        print(f"midibert: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001  (a bug: one line, the traceback with --debug)
+        _internal_error(e, args)
+        return 1
 
 
 if __name__ == "__main__":

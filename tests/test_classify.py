@@ -241,3 +241,39 @@ def test_cli_plot_notes(melody_dir, songs, tmp_path):
     style = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
     refused = run("plot", "notes", str(songs[0]), "--model", str(style))
     assert refused.returncode == 2 and "whole pieces" in refused.stderr
+
+
+def test_cli_one_bad_file_never_stops_the_others(tmp_path, capsys, monkeypatch):
+    """Tick overflow (at 480 and 24 ticks per quarter) and an unexpected exception on one file:
+    each is one line naming the file, and the good file after them is still classified."""
+    from midibert.cli import main
+    from tests.midi_factory import make_score, overflow_midi
+
+    model = make_bundle(tmp_path / "melody", "melody", "token", MELODY)
+    files = []
+    for tpq in (480, 24):
+        files.append(tmp_path / f"overflow{tpq}.mid")
+        files[-1].write_bytes(overflow_midi(tpq))
+    files.append(tmp_path / "buggy.mid")
+    good = tmp_path / "good.mid"
+    for path in (files[-1], good):
+        make_score({"MELODY": [(i * 240, 240, 60 + i % 12, 80) for i in range(24)]}).dump_midi(str(path))
+    files.append(good)
+    real = Classifier.predict
+
+    def predict(self, src):  # a bug that only this file triggers
+        if Path(src).name == "buggy.mid":
+            raise RuntimeError("something no one foresaw")
+        return real(self, src)
+
+    monkeypatch.setattr(Classifier, "predict", predict)
+    assert main(["classify", *map(str, files), "--model", str(model)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split("\t")[0] == str(good) and len(out.splitlines()) == 1
+    lines = err.splitlines()
+    assert len(lines) == 3 and "Traceback" not in err
+    assert all(str(files[i]) in lines[i] and "32-bit ticks" in lines[i] for i in (0, 1))
+    assert lines[2] == (f"midibert: internal error on {files[2]}: RuntimeError: something no one foresaw "
+                        f"(rerun with --debug for the traceback)")
+    assert main(["classify", str(files[2]), "--model", str(model), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from midibert import MidiError
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import melody_labels
-from tests.midi_factory import make_score
+from tests.midi_factory import make_score, overflow_midi
 
 SPECS = ["cp-score", "cp-performance", "remi-score", "remi-performance"]
 
@@ -205,3 +205,45 @@ def test_decode_writes_a_midi_file(tmp_path, pop909_files):
     assert np.array_equal(back[:, others], enc.ids[:, others])
     # A MIDI file pairs note-on/off by pitch, so same-pitch overlaps can come back shorter.
     assert (back[:, duration] == enc.ids[:, duration]).mean() > 0.99
+
+
+@pytest.mark.parametrize("tpq", [480, 24])
+@pytest.mark.parametrize("spec", SPECS)
+def test_tick_overflow_is_a_midi_error(spec, tpq):
+    data = overflow_midi(tpq)
+    assert len(data) == 246
+    with pytest.raises(MidiError, match="do not fit 32-bit ticks"):
+        Tokenizer.from_spec(spec).encode(data)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_too_many_tokens_refused_before_allocating(spec):
+    """7 notes 2**28 ticks apart at 24 ticks per quarter fit the tick counter but would need 16 M
+    empty bars (gigabytes of arrays): refused at once, by a limit that can be raised or lowered."""
+    tok = Tokenizer.from_spec(spec)
+    with pytest.raises(MidiError, match="too long to tokenize: up to .* over the limit of 2,000,000"):
+        tok.encode(overflow_midi(24, notes=7))
+    song = make_score({"P": [(i * 480, 480, 60, 80) for i in range(40)]})
+    assert len(tok.encode(song)) >= 40
+    with pytest.raises(MidiError, match="limit of 30"):
+        tok.encode(song, max_tokens=30)
+
+
+def test_meter_change_long_after_the_last_note_makes_no_bars():
+    score = make_score({"P": [(0, 480, 60, 80), (1920, 480, 62, 80)]}, meters=[(0, 4, 4), (2**31 - 1000, 3, 4)])
+    enc = Tokenizer.from_spec("cp-score").encode(score, max_tokens=10)
+    assert enc.bar_start.sum() == 2
+
+
+def test_ids_outside_the_vocabulary_are_refused(monkeypatch):
+    tok = Tokenizer.from_spec("cp-score")
+    real = type(tok)._encode
+
+    def off_by_one(self, *args):  # a tokenizer bug, or a value no check foresaw
+        ids, note_index, bar_start = real(self, *args)
+        ids[3, 1] = len(tok.vocab["Position"])
+        return ids, note_index, bar_start
+
+    monkeypatch.setattr(type(tok), "_encode", off_by_one)
+    with pytest.raises(MidiError, match="token 3 gets Position id"):
+        tok.encode(make_score({"P": [(i * 480, 480, 60, 80) for i in range(8)]}))
