@@ -1,9 +1,12 @@
-"""File-system rules every writer here follows: temporary names that carry the writer's pid (so a
-rerun can tell debris of a killed run from work in progress), and ordinary permissions."""
+"""File-system and process rules every writer here follows: temporary names that carry the
+writer's pid (so a rerun can tell debris of a killed run from work in progress), ordinary
+permissions, and worker processes that do not outlive their parent."""
 from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 
@@ -59,3 +62,19 @@ def ordinary_permissions(path: Path) -> None:
     for p in [path, *(path.rglob("*") if path.is_dir() else ())]:
         if not p.is_symlink():
             p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+def die_with_parent() -> None:
+    """Call in a pool worker: exit as soon as the process that started it is gone.
+
+    Nothing tells a pool worker that a SIGKILL took its parent: it would finish its tasks and
+    wait for more, for minutes. Orphans are re-parented at once, so a changed parent means exit.
+    """
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == ppid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -93,6 +93,9 @@ def _run_stage(entry: str, cfg: DictConfig, threads: int | None, started: float)
     if threads is not None:
         import torch
 
+        from midibert.fsutil import die_with_parent
+
+        die_with_parent()  # a killed main job must not leave its stages training on
         torch.set_num_threads(threads)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
         for noisy in ("pytorch_lightning", "lightning_fabric"):

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from midibert.datasets.base import SPLITS, DatasetInfo, Piece, cache_root, dataset_dir, get_info, read
-from midibert.fsutil import remove_stale
+from midibert.fsutil import die_with_parent, remove_stale
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -72,15 +71,7 @@ def _init_worker(tokenizer: str, name: str, max_tokens: int | None, watch_parent
     _worker.update(tok=Tokenizer.from_spec(tokenizer), info=get_info(name),
                    max_tokens=MAX_TOKENS if max_tokens is None else max_tokens)
     if watch_parent:
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _exit_with_parent(ppid: int) -> None:
-    """Nothing tells a pool worker that a SIGKILL took its parent: it would finish its tasks and
-    wait for more, for minutes. Orphans are re-parented at once, so a changed parent means exit."""
-    while os.getppid() == ppid:
-        time.sleep(0.5)
-    os._exit(1)
+        die_with_parent()
 
 
 def _encode(piece: Piece) -> dict | str:
