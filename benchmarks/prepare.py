@@ -9,17 +9,12 @@ Needs `pip install miditok` (the `bench` extra).
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the stdlib `tokenize`: keep this folder off the path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import json
+import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 
