@@ -18,7 +18,7 @@ from midibert import MidiError
 from midibert.bundle import save_bundle
 from midibert.classify import Classifier
 from midibert.model import BertConfig
-from midibert.tasks import build_network
+from midibert.network import build_network
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
 from midibert.tokenize.windows import make_windows
