@@ -1,5 +1,5 @@
 """Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy, AdamW with
-warmup and linear decay."""
+linear warmup and cosine decay."""
 from __future__ import annotations
 
 import math
