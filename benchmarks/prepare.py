@@ -77,7 +77,7 @@ def main() -> None:
         rows[side] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=os.getcwd(),
                                              env={**os.environ, "PYTHONPATH": root}).stdout)
     ours, base = rows["midibert"], rows["miditok"]
-    print(f"| run | files | tokens | seconds | peak MiB (largest process) |\n|---|---:|---:|---:|---:|")
+    print("| run | files | tokens | seconds | peak MiB (largest process) |\n|---|---:|---:|---:|---:|")
     print(f"| midibert prepare {args.tokenizer}, {args.workers} workers | {ours['files']} | {ours['tokens']} | "
           f"{ours['seconds']:.1f} | {ours['peak_mib']:.0f} |")
     print(f"| MidiTok REMI loop, 1 process | {base['files']} | {base['tokens']} | {base['seconds']:.1f} | "

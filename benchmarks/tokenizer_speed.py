@@ -49,7 +49,7 @@ def main() -> None:
         timed(fn, files[:3])
 
     base = None
-    print(f"| tokenizer | files/s | notes/s | x MidiTok REMI |\n|---|---:|---:|---:|")
+    print("| tokenizer | files/s | notes/s | x MidiTok REMI |\n|---|---:|---:|---:|")
     for name, fn in runs.items():
         secs, failed = timed(fn, files)
         base = base or secs

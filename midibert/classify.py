@@ -174,7 +174,7 @@ class Classifier:
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> Classifier:
         """Load a bundle directory written by fine-tuning (config.json, tokenizer.json, model.safetensors)."""
         return cls(load_bundle(path), **kwargs)
 

@@ -11,7 +11,6 @@ from midibert.masking import cp_bar_start, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
 from midibert.tokenize.remi import BAR as REMI_BAR
 
-
 MODEL_KEYS = ("arch", "preset", "lr", "freeze", "head")  # Hydra `model` keys that are not BertConfig fields
 
 

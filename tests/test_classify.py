@@ -26,7 +26,7 @@ from tests.conftest import ROOT, shared
 
 MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
 VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
-STYLE = {i: name for i, name in enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split())}
+STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
 
 
 def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",

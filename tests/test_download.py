@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from midibert.datasets.download import (ChecksumError, UnsafeArchive, download, fetch, load_manifest,
-                                        safe_extract, sha256)
+from midibert.datasets.download import (
+    ChecksumError,
+    UnsafeArchive,
+    download,
+    fetch,
+    load_manifest,
+    safe_extract,
+    sha256,
+)
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

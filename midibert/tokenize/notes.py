@@ -198,7 +198,7 @@ def bar_grid(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict)
     starts: list[np.ndarray] = []
     meters: list[tuple[int, int]] = []
     pos = 0  # where the next bar line falls
-    for i, (t, num, den) in enumerate(changes):
+    for i, (_, num, den) in enumerate(changes):
         meter = (num, den)
         if meter not in ok:
             stats["unsupported_meters"] += 1
