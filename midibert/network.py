@@ -4,6 +4,7 @@ Training (`midibert.finetune`) and inference (`midibert.classify`) both build it
 `task` dict a bundle stores, so a bundle loads into exactly the network that was trained. Plain
 PyTorch: nothing here imports Lightning.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,9 @@ def build_network(task: dict, model_config: BertConfig, encoder_state: dict | No
     if encoder_state is not None:
         missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
         if missing:
-            raise ValueError(f"pre-trained weights lack {len(missing)} encoder tensors, e.g. {missing[:3]}: "
-                             "the bundle was made for another model configuration")
+            raise ValueError(
+                f"pre-trained weights lack {len(missing)} encoder tensors, e.g. {missing[:3]}: "
+                "the bundle was made for another model configuration"
+            )
     cls = TokenClassifier if token else SequenceClassifier
     return cls(encoder, task["num_classes"], **head)
