@@ -14,25 +14,19 @@ Needs `pip install transformers` (the `bench` extra).
 """
 from __future__ import annotations
 
-import os
+import argparse
+import inspect
+import json
+import resource
+import subprocess
 import sys
+import time
 
-# benchmarks/tokenize.py would shadow the stdlib `tokenize` (imported by inspect) for scripts here
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import torch
+from torch import nn
 
-import argparse  # noqa: E402
-import inspect  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from midibert.masking import mask_tokens  # noqa: E402
-from midibert.model import BertConfig, Embeddings, MidiBertForMLM, MLMHead  # noqa: E402
+from midibert.masking import mask_tokens
+from midibert.model import BertConfig, Embeddings, MidiBertForMLM, MLMHead
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}  # dense bf16, for MFU
 
@@ -49,7 +43,8 @@ class HFEncoder(nn.Module):
 
     def __init__(self, cfg: BertConfig, attn: str):
         super().__init__()
-        from transformers import BertConfig as HFConfig, BertModel
+        from transformers import BertConfig as HFConfig
+        from transformers import BertModel
 
         self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, cfg.hidden)
         pos = "relative_key_query" if hf_relative_supported() else "absolute"

@@ -27,12 +27,11 @@ import symusic
 import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
-from midibert.evaluate import aggregate_notes
-from midibert.tasks import build_network
+from midibert.network import build_network
 from midibert.tokenize import MASK, Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
-from midibert.tokenize.windows import Windows, make_windows
+from midibert.tokenize.windows import Windows, aggregate_notes, make_windows
 
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
 
@@ -175,7 +174,7 @@ class Classifier:
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs) -> Classifier:
         """Load a bundle directory written by fine-tuning (config.json, tokenizer.json, model.safetensors)."""
         return cls(load_bundle(path), **kwargs)
 

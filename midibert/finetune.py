@@ -87,7 +87,8 @@ def finetune(cfg: DictConfig) -> Path:
     from midibert.bundle import load_bundle, save_bundle
     from midibert.evaluate import write_results
     from midibert.mlm import model_config
-    from midibert.tasks import FineTuner, build_network
+    from midibert.network import build_network
+    from midibert.tasks import FineTuner
 
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)

@@ -9,7 +9,7 @@ cannot copy a note's pitch from its own duration. Of the chosen positions 80% be
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

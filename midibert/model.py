@@ -76,7 +76,7 @@ class BertConfig:
         self.vocab_sizes = list(self.vocab_sizes)
 
     @classmethod
-    def preset(cls, name: str, vocab_sizes: list[int], **overrides) -> "BertConfig":
+    def preset(cls, name: str, vocab_sizes: list[int], **overrides) -> BertConfig:
         """A named size ("bert-base" | "bert-small" | "bert-tiny"); keywords override fields."""
         if name not in cls.PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(cls.PRESETS)}")
@@ -88,7 +88,7 @@ class BertConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BertConfig":
+    def from_dict(cls, d: dict) -> BertConfig:
         return cls(**d)
 
 

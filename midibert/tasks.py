@@ -6,32 +6,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
-from midibert.heads import SequenceClassifier, TokenClassifier, layerwise_lr_groups
+from midibert.heads import layerwise_lr_groups
 from midibert.mlm import adamw_with_schedule, decay_groups
-from midibert.model import BertConfig, MidiBert
 from midibert.tokenize.base import MASK
 from midibert.tokenize.labels import IGNORE
-
-
-def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:
-    """The network a task trains: BERT encoder + head ("bert") or a BiLSTM of the paper's size ("rnn").
-
-    task: {"level": "token"|"sequence", "num_classes": int, "arch": "bert"|"rnn", "head": {...}}.
-    """
-    head = dict(task.get("head") or {})
-    token = task["level"] == "token"
-    if task["arch"] == "rnn":
-        cls = BiLSTMTokenClassifier if token else BiLSTMSequenceClassifier
-        return cls(model_config, task["num_classes"], **head)
-    encoder = MidiBert(model_config)
-    if encoder_state is not None:
-        missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
-        if missing:
-            raise ValueError(f"pre-trained weights lack {len(missing)} encoder tensors, e.g. {missing[:3]}: "
-                             "the bundle was made for another model configuration")
-    cls = TokenClassifier if token else SequenceClassifier
-    return cls(encoder, task["num_classes"], **head)
 
 
 class FineTuner(pl.LightningModule):

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import warnings
+from importlib.resources import files
 from pathlib import Path
 
 import hydra
@@ -17,7 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("midibert")
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+# The Hydra configs ship inside the package, so an installed wheel finds them; the checkout's
+# top-level conf/ is a link to this folder. pip never installs a package zipped, so it is a real
+# directory that Hydra can search.
+CONF_DIR = str(files("midibert") / "conf")
 
 
 def wandb_logger(project: str, save_dir: str, name: str | None = None, **kwargs):

@@ -18,7 +18,7 @@ from midibert import MidiError
 from midibert.bundle import save_bundle
 from midibert.classify import Classifier
 from midibert.model import BertConfig
-from midibert.tasks import build_network
+from midibert.network import build_network
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
 from midibert.tokenize.windows import make_windows
@@ -26,7 +26,7 @@ from tests.conftest import ROOT, shared
 
 MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
 VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
-STYLE = {i: name for i, name in enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split())}
+STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
 
 
 def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",

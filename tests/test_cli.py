@@ -39,8 +39,20 @@ def test_data_prepare_skips_bad_files_and_stats_counts_splits(tmp_path):
     out = run("data", "prepare", "folder", "--path", str(root), "--out", str(tmp_path / "c"), "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert f"skipped {len(bad)}" in out.stdout and all(p.name in out.stdout for p in bad)
-    stats = json.loads(run("data", "stats", "pianist8", "--path", str(shared("pianist8"))).stdout)
+    stats = json.loads(run("data", "stats", "pianist8", "--path", str(shared("pianist8")), "--json").stdout)
     assert stats["pieces"] == {"train": 337, "valid": 37, "test": 37}
+
+
+def test_data_stats_table_and_json(tmp_path):
+    table = run("data", "stats", "sample", "--path", str(tmp_path / "sample"))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "# sample" and lines[1].split() == ["train", "valid", "test", "all"]
+    rows = {line.rsplit(None, 4)[0]: [int(c) for c in line.split()[-4:]] for line in lines[2:]}
+    stats = json.loads(run("data", "stats", "sample", "--path", str(tmp_path / "sample"), "--json").stdout)
+    assert rows["pieces"] == [*stats["pieces"].values(), 48]
+    for style, counts in stats["style"]["train"].items():
+        assert rows[f"style {style}"][0] == counts
 
 
 def test_data_errors_are_one_line(tmp_path):

@@ -12,8 +12,15 @@ import pytest
 from midibert.cli import main
 from midibert.datasets import checksums
 from midibert.datasets.base import read
-from midibert.datasets.download import (ChecksumError, UnsafeArchive, download, fetch, load_manifest,
-                                        safe_extract, sha256)
+from midibert.datasets.download import (
+    ChecksumError,
+    UnsafeArchive,
+    download,
+    fetch,
+    load_manifest,
+    safe_extract,
+    sha256,
+)
 from tests.conftest import shared
 
 

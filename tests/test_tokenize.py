@@ -1,8 +1,6 @@
 """Tokenizer contract: round trips on real and generated MIDI, note links, sources, save / load."""
 from __future__ import annotations
 
-import io
-
 import miditoolkit
 import numpy as np
 import pretty_midi

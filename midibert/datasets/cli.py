@@ -84,8 +84,32 @@ def _stats(args: argparse.Namespace) -> int:
         for name in m["note_labels"]:
             values = np.asarray(load_split(folder, "train").labels[name])
             out[f"train {name}"] = {int(k): int(v) for k, v in zip(*np.unique(values[values >= 0], return_counts=True))}
-    print(json.dumps(out, indent=1, ensure_ascii=False))
+    print(json.dumps(out, indent=1, ensure_ascii=False) if args.json else _stats_table(out, info.label_key))
     return 0
+
+
+def _stats_table(stats: dict, label_key: str | None) -> str:
+    """`data stats` for reading: one row per count, one column per split and the total."""
+    from midibert.datasets.base import SPLITS
+
+    rows = [("pieces", [stats["pieces"][s] for s in SPLITS])]
+    if label_key:
+        labels = sorted({k for s in SPLITS for k in stats[label_key][s]}, key=str)
+        rows += [(f"{label_key} {k}", [stats[label_key][s].get(k, 0) for s in SPLITS]) for k in labels]
+    if "tokens" in stats:
+        rows.append(("tokens", [stats["tokens"][s]["tokens"] for s in SPLITS]))
+    rows = [(name, [*counts, sum(counts)]) for name, counts in rows]
+    cells = [[name, *(f"{c:,}" for c in counts)] for name, counts in rows]
+    header = ["", *SPLITS, "all"]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    lines = [f"# {stats['dataset']}"]
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+              for r in [header, *cells]]
+    if "skipped" in stats:
+        lines.append(f"skipped files: {stats['skipped']}")
+    for key in (k for k in stats if k.startswith("train ")):  # note labels of the train split, by class id
+        lines.append(f"{key} (notes per class): " + ", ".join(f"{k}: {v:,}" for k, v in stats[key].items()))
+    return "\n".join(lines)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -129,5 +153,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     s = sub.add_parser("stats", parents=[common], help="pieces per split and label counts")
     s.add_argument("--tokenizer", help="also prepare with this tokenizer and report tokens and note labels")
+    s.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     s.set_defaults(func=_stats)
     return data

@@ -52,7 +52,7 @@ class Tokenizer:
     """Base of the CP and REMI tokenizers. Build one with `Tokenizer.create` or `Tokenizer.load`."""
 
     representation: str = ""
-    _registry: dict[str, type["Tokenizer"]] = {}
+    _registry: dict[str, type[Tokenizer]] = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -65,13 +65,13 @@ class Tokenizer:
 
     # ---- construction -------------------------------------------------------------------
     @staticmethod
-    def create(representation: str = "cp", kind: str = "score", **overrides) -> "Tokenizer":
+    def create(representation: str = "cp", kind: str = "score", **overrides) -> Tokenizer:
         """A tokenizer for `representation` ("cp" | "remi") and `kind` ("score" | "performance")."""
         cfg = TokenizerConfig(representation=representation, kind=kind, **overrides)
         return Tokenizer._registry[cfg.representation](cfg)
 
     @staticmethod
-    def from_spec(spec: str, **overrides) -> "Tokenizer":
+    def from_spec(spec: str, **overrides) -> Tokenizer:
         """`Tokenizer.from_spec("cp-score")` == `Tokenizer.create("cp", kind="score")`."""
         rep, _, kind = spec.partition("-")
         if not kind:
@@ -79,7 +79,7 @@ class Tokenizer:
         return Tokenizer.create(rep, kind=kind, **overrides)
 
     @staticmethod
-    def from_dict(d: dict) -> "Tokenizer":
+    def from_dict(d: dict) -> Tokenizer:
         version = d.get("format_version", 0)
         if version > FORMAT_VERSION:
             raise ValueError(f"tokenizer format version {version} is newer than this midibert "
@@ -106,7 +106,7 @@ class Tokenizer:
         return path
 
     @staticmethod
-    def load(path: str | os.PathLike) -> "Tokenizer":
+    def load(path: str | os.PathLike) -> Tokenizer:
         """Load from a directory holding tokenizer.json, or from the JSON file itself."""
         path = Path(path)
         if path.is_dir():

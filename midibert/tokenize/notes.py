@@ -231,7 +231,7 @@ def bar_plan(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict)
     stats["unsupported_meters"] = 0
     plan = []
     pos = 0  # where the next bar line falls
-    for i, (t, num, den) in enumerate(changes):
+    for i, (_, num, den) in enumerate(changes):
         meter = (num, den)
         if meter not in ok:
             stats["unsupported_meters"] += 1

@@ -1,25 +1,17 @@
 """Tokenizer throughput: midibert (CP and REMI, score and performance) vs MidiTok's REMI.
 
-    python benchmarks/tokenize.py ../shared/data/pop909/POP909 [--limit N]
+    python benchmarks/tokenizer_speed.py ../shared/data/pop909/POP909 [--limit N]
 
 Both sides parse with symusic and run single-process on the same files in one run, so the
 ratio is tokenization work alone. Needs `pip install miditok` (the `bench` extra).
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the stdlib `tokenize`; keep its folder off the import path so that
-# `import tokenize` inside the standard library still finds the real one.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 from pathlib import Path
 
-import symusic  # noqa: E402
+import symusic
 
 from midibert import MidiError
 from midibert.tokenize import Tokenizer
@@ -57,7 +49,7 @@ def main() -> None:
         timed(fn, files[:3])
 
     base = None
-    print(f"| tokenizer | files/s | notes/s | x MidiTok REMI |\n|---|---:|---:|---:|")
+    print("| tokenizer | files/s | notes/s | x MidiTok REMI |\n|---|---:|---:|---:|")
     for name, fn in runs.items():
         secs, failed = timed(fn, files)
         base = base or secs
