@@ -31,6 +31,15 @@ def decay_groups(named_params, weight_decay: float) -> list[dict]:
             {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0}]
 
 
+def adamw(groups: list[dict], lr: float, betas=(0.9, 0.98), fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW over parameter `groups`, with the fused kernel (a few launches per step instead of
+    several per tensor) when every parameter is a CUDA float tensor, unless `fused` says otherwise."""
+    if fused is None:
+        params = [p for g in groups for p in g["params"]]
+        fused = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
+
+
 def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
                         betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
     """AdamW over parameter `groups`, linear warmup, then cosine decay to the trainer's max_steps;
@@ -38,12 +47,9 @@ def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: floa
     instead, so a time-budgeted run ends at zero learning rate whatever its speed.
 
     The schedule scales every group's own learning rate (a group's "lr", else `lr`), so layer-wise
-    learning rates keep their ratios through warmup and decay. Parameters all on CUDA get the
-    fused AdamW kernel (a few launches per step instead of several per tensor).
+    learning rates keep their ratios through warmup and decay.
     """
-    params = [p for g in groups for p in g["params"]]
-    fused = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
-    opt = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
+    opt = adamw(groups, lr=lr, betas=betas)
     progress = _decay_progress(module.trainer, warmup_steps)
 
     def factor(step: int) -> float:
