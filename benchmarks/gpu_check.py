@@ -429,7 +429,8 @@ def child_classify(spec: dict) -> dict:
     else:
         from midibert.sample import generate_corpus
 
-        corpus = generate_corpus(Path(spec["work"]) / "generated", n_pieces=40, seed=0, bars=(32, 64))
+        # as many pieces as POP909's test split, about as long as its songs
+        corpus = generate_corpus(Path(spec["work"]) / "generated", n_pieces=plan.songs or 86, seed=0, bars=(32, 64))
         files = sorted((corpus / "midi").rglob("*.mid"))
         source = "generated pieces"
     files = files[: plan.songs or None]
@@ -460,24 +461,33 @@ def log(msg: str) -> None:
 
 
 def start_child(name: str, spec: dict, work: Path) -> tuple[subprocess.Popen, Path]:
-    result = work / f"{name}{'-' + spec['arch'] if spec.get('arch') else ''}.json"
+    """A stage in a fresh process; its output goes to its own log beside the results until it ends."""
+    tag = f"{name}-{spec['arch']}" if spec.get("arch") else name
+    result, output = work / f"{tag}.json", _LOG.with_name(f"gpu_check-{tag}.log")
     result.unlink(missing_ok=True)
-    logfile = _LOG.open("a") if _LOG else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", name, "--spec",
-                             json.dumps({**spec, "result": str(result)})], stdout=logfile, stderr=subprocess.STDOUT)
+    with output.open("w") as f:
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", name, "--spec",
+                                 json.dumps({**spec, "result": str(result)})], stdout=f, stderr=subprocess.STDOUT)
     return proc, result
 
 
 def finish_child(proc: subprocess.Popen, result: Path, limit: float, started: float) -> dict:
-    """Wait for a child until `limit` seconds after `started`; its result, or why there is none."""
+    """Wait for a child until `limit` seconds after `started`; its result, or why there is none.
+    Its log then joins gpu_check.log (the results folder's files are few: the device tool brings back 8)."""
     try:
         proc.wait(timeout=max(0.0, started + limit - time.monotonic()))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    output = _LOG.with_name(f"gpu_check-{result.stem}.log")
+    lines = [line for line in output.read_text(errors="replace").splitlines() if line.strip()]
+    with _LOG.open("a") as f:
+        f.write(f"---- {result.stem} ----\n" + "\n".join(lines) + "\n")
+    output.unlink()
+    if proc.returncode == -9:
         return {"status": f"failed: stopped at its {limit:.0f} s limit"}
     if proc.returncode or not result.is_file():
-        return {"status": f"failed: exit status {proc.returncode} (gpu_check.log has the traceback)"}
+        return {"status": f"failed: exit status {proc.returncode}: {lines[-1] if lines else 'no output'}"}
     return json.loads(result.read_text())
 
 

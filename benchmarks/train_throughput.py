@@ -161,7 +161,7 @@ def measure(spec: dict, timeout: float | None = None) -> dict:
         return {"error": f"stopped at its {timeout:.0f} s limit"}
     if proc.returncode:
         lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}", "stderr": "\n".join(lines[-30:])}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
