@@ -80,8 +80,8 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
     return {"note": metrics(np.concatenate(y_true), np.concatenate(y_pred), names)}
 
 
-def finetune(cfg: DictConfig) -> Path:
-    """Run one fine-tuning (or rule baseline) job; returns the run directory."""
+def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
+    """Run one fine-tuning (or rule baseline) job (extra Lightning `callbacks` optional); returns the run directory."""
     import torch
 
     from midibert.bundle import load_bundle, save_bundle
@@ -116,7 +116,7 @@ def finetune(cfg: DictConfig) -> Path:
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
     module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim, resolve=True),
                        seed=cfg.seed, class_weights=weights, hide_families=hide)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -131,7 +131,10 @@ class SelfAttention(nn.Module):
         B, L, H = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4)
         if rope is not None:
-            q, k = rotate(q, *rope), rotate(k, *rope)
+            # under autocast q and k are bf16 while cos / sin are fp32: rotating in fp32 would double
+            # the memory traffic of the rotation and hand SDPA fp32 inputs to cast back
+            cos, sin = (r.to(q.dtype) for r in rope)
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, L, H))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("midibert")
@@ -92,6 +93,9 @@ def quiet_library_warnings() -> None:
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None, **overrides) -> pl.Trainer:
     """The trainer of `cfg.trainer` with the logger of `cfg.logger` and callbacks of `cfg.callbacks`."""
     quiet_library_warnings()
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda"):
+        # fp32 matmuls left outside autocast (or all of them at precision 32) run on tensor cores
+        torch.backends.cuda.matmul.allow_tf32 = True
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") else False
     if logger is False:  # a learning-rate monitor has nothing to write to without a logger

@@ -42,3 +42,29 @@ def test_warmup_decay_and_weight_decay_survive_layer_decay(layer_decay):
         assert min(lrs[9]) == pytest.approx(1e-3 * layer_decay ** 3)
     # the configured weight decay on matrices, none on biases and norms
     assert {g["weight_decay"] for g in groups} == {0.05, 0.0}
+
+
+def test_a_run_bounded_by_time_alone_decays_to_zero_at_its_time_budget(monkeypatch):
+    import pytorch_lightning.callbacks.timer as timer_module
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(timer_module.time, "monotonic", lambda: clock["now"])
+    cfg = BertConfig.preset("bert-tiny", vocab_sizes=[8, 8])
+    module = FineTuner(TokenClassifier(MidiBert(cfg), num_classes=3), "token", 3,
+                       {"lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 10})
+    module.trainer = pl.Trainer(max_steps=-1, max_time={"seconds": 100}, logger=False, enable_checkpointing=False)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    timer = next(c for c in module.trainer.callbacks if isinstance(c, pl.callbacks.Timer))
+    timer.on_train_start(module.trainer, module)
+    lr = {}
+    for step in range(1, 41):
+        clock["now"] += 1 if step <= 10 else 3  # warmup ends 10 s in; then 3 s a step
+        opt.step()
+        sched.step()
+        lr[step] = opt.param_groups[0]["lr"]
+    assert lr[9] == pytest.approx(1e-3)  # the step count still drives warmup
+    assert lr[10] == pytest.approx(1e-3)  # decay starts when warmup ends, 10 s in
+    assert lr[25] == pytest.approx(0.5e-3)  # 55 s: half of the 90 s left after warmup
+    assert lr[30] == pytest.approx(1e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 60 / 90)).item()))
+    assert lr[40] == pytest.approx(0.0, abs=1e-12)  # 100 s: the budget, where the Timer stops the run
