@@ -1,5 +1,8 @@
-"""Tokenizer contract: round trips on real and generated MIDI, note links, sources, save / load."""
+"""Tokenizer contract: round trips on shipped, real and generated MIDI, note links, sources, pinned ids,
+save / load."""
 from __future__ import annotations
+
+import hashlib
 
 import miditoolkit
 import numpy as np
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from midibert import MidiError
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import melody_labels
+from tests.conftest import ROOT
 from tests.midi_factory import make_score, overflow_midi
 
 SPECS = ["cp-score", "cp-performance", "remi-score", "remi-performance"]
@@ -45,9 +49,9 @@ def assert_round_trip(tok: Tokenizer, src) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_round_trip_real_pop909(spec, pop909_files):
+def test_round_trip_songs(spec, songs):
     tok = Tokenizer.from_spec(spec)
-    for path in pop909_files:
+    for path in songs:
         assert_round_trip(tok, path)
 
 
@@ -58,9 +62,9 @@ def test_round_trip_real_asap(spec, asap_files):
         assert_round_trip(tok, path)
 
 
-def test_cp_every_note_once_and_melody_from_track_names(pop909_files):
+def test_cp_every_note_once_and_melody_from_track_names(songs):
     tok = Tokenizer.create("cp", kind="score")
-    for path in pop909_files:
+    for path in songs:
         enc = tok.encode(path)
         linked = enc.note_index[enc.note_index >= 0]
         assert np.array_equal(np.sort(linked), np.flatnonzero(enc.notes.tokenized))
@@ -77,11 +81,30 @@ def test_cp_every_note_once_and_melody_from_track_names(pop909_files):
         assert np.array_equal(np.sort(tok_pitch), melody_pitches)
 
 
-def test_remi_note_tokens_point_at_notes(pop909_files):
+def test_remi_note_tokens_point_at_notes(songs):
     tok = Tokenizer.create("remi", kind="performance")
-    enc = tok.encode(pop909_files[0])
+    enc = tok.encode(songs[0])
     per_note = np.bincount(enc.note_index[enc.note_index >= 0], minlength=len(enc.notes))
     assert (per_note == 3).all()  # Pitch, Velocity, Duration
+
+
+# Token ids of shipped files, pinned as transformers pins an output slice. Saved bundles hold
+# models trained on these ids, so a tokenizer change that alters any of them must fail here, not
+# silently feed old models other inputs. (shape, sha256 of the ids as little-endian int64, first rows)
+PINNED = {
+    ("cp-score", "waltz_0000.mid"): ((331, 4), "0b3b54f4476d14a4", [[13, 3, 25, 6], [3, 3, 49, 14], [3, 3, 61, 10]]),
+    ("cp-performance", "performance_waltz_0000.mid"):
+        ((136, 6), "0e6b23f9349c9746", [[13, 3, 23, 14, 41, 59], [3, 3, 54, 19, 58, 59], [3, 15, 39, 10, 39, 59]]),
+    ("remi-performance", "performance_waltz_0000.mid"): ((517,), "0fd6a7fd7922a58e", [3, 12, 98, 499, 214, 416]),
+}
+
+
+@pytest.mark.parametrize(("spec", "name"), list(PINNED))
+def test_token_ids_pinned(spec, name):
+    shape, digest, head = PINNED[spec, name]
+    ids = Tokenizer.from_spec(spec).encode(ROOT / "tests" / "data" / name).ids
+    assert ids.shape == shape and ids[: len(head)].tolist() == head
+    assert hashlib.sha256(np.ascontiguousarray(ids, dtype="<i8").tobytes()).hexdigest()[:16] == digest
 
 
 notes_st = st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 3_000), st.integers(0, 127),
@@ -130,8 +153,8 @@ def test_zero_length_overlapping_and_drum_notes():
     assert len(enc.notes) == 3 and (enc.notes.duration >= 1).all() and enc.stats["short_durations"] == 1
 
 
-def test_sources_agree(pop909_files):
-    path = pop909_files[0]
+def test_sources_agree(songs):
+    path = songs[0]
     tok = Tokenizer.create("cp", kind="performance")
     ref = tok.encode(path).ids
     assert np.array_equal(tok.encode(str(path)).ids, ref)
@@ -192,9 +215,9 @@ def test_newer_format_and_bad_config_refused(tmp_path):
         Tokenizer.from_dict({**d, "config": {**d["config"], "bogus": 1}})
 
 
-def test_decode_writes_a_midi_file(tmp_path, pop909_files):
+def test_decode_writes_a_midi_file(tmp_path, songs):
     tok = Tokenizer.create("cp", kind="performance")
-    enc = tok.encode(pop909_files[1])
+    enc = tok.encode(songs[1])
     out = tmp_path / "back.mid"
     tok.decode(enc.ids).dump_midi(str(out))
     back = tok.encode(out).ids
