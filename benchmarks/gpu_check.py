@@ -499,7 +499,6 @@ def run_child(name: str, spec: dict, work: Path, limit: float) -> dict:
 
 def device_info() -> dict:
     import torch
-
     import train_throughput as tt
 
     try:

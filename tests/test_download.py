@@ -68,8 +68,12 @@ def _archive(path: Path, members: list[tuple[str, str, str]]) -> Path:
         return path
     with tarfile.open(path, "w:gz") as t:
         for kind, name, value in members:
-            {"file": lambda: _file(t, name, value.encode()), "dir": lambda: _dir(t, name),
-             "link": lambda: _link(t, name, value)}[kind]()
+            if kind == "file":
+                _file(t, name, value.encode())
+            elif kind == "dir":
+                _dir(t, name)
+            else:
+                _link(t, name, value)
     return path
 
 

@@ -26,7 +26,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     if PRIMARY[experiment] == "run":  # each stage of a pipeline composes too
         from midibert.run import _stages
 
-        for name, entry, overrides in _stages(cfg, tmp_path / "bundle"):
+        for _name, entry, overrides in _stages(cfg, tmp_path / "bundle"):
             config(entry, [*cfg.pipeline.common, *overrides], tmp_path)
 
 

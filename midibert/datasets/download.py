@@ -11,11 +11,12 @@ import stat
 import tarfile
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from tqdm import tqdm
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from midibert.tokenize.config import TokenizerConfig
 from midibert.errors import MidiError
 from midibert.fsutil import ordinary_permissions
+from midibert.tokenize.config import TokenizerConfig
 from midibert.tokenize.notes import MidiSource, Notes, bar_steps, describe, extract, supported_meters
 
 SPECIALS = ("PAD", "MASK", "NONE")  # NONE fills a CP family that a token has no value for
