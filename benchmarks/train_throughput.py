@@ -91,7 +91,7 @@ def flops_per_token(cfg: BertConfig, n_params: int, seq_len: int) -> float:
 def worker(spec: dict) -> dict:
     """Train one model for a few steps; runs in its own process.
 
-    Options beyond the command line's (gpu_check.py sets them): "fused" AdamW (default: as
+    Options beyond the command line's (for a GPU run to compare): "fused" AdamW (default: as
     training does, fused on CUDA), "compile" (torch.compile the model), "short_window" (one
     window of the batch half empty, so an attention mask is needed).
     """
