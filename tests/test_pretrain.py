@@ -109,7 +109,6 @@ def test_distributed_data_parallel_on_cpu(tmp_path):
     assert (run / "train_ddp_process_1.log").is_file()  # the second rank really ran
 
 
-@pytest.mark.slow
 def test_tiny_pretraining_on_pop909_beats_copying_the_previous_position(tmp_path):
     """The recipe learns token order: within a few hundred steps on real POP909 windows, masked
     Position accuracy passes the copy-previous-token baseline on the very same masked positions."""
