@@ -44,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     from midibert.classify import Classifier
-    from midibert.errors import USER_ERRORS
+    from midibert.errors import user_errors
 
     clf = Classifier.from_pretrained(args.model)  # not a bundle, a mismatched one ...: one line, exit 2
     failed = 0
@@ -53,7 +53,7 @@ def _classify(args: argparse.Namespace) -> int:
             res = clf.predict(file)
             if args.out:
                 res.to_midi(Path(args.out) / Path(file).name)
-        except USER_ERRORS as e:
+        except user_errors() as e:
             print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
             failed += 1
             continue
@@ -181,7 +181,7 @@ def _add_everywhere(parser: argparse.ArgumentParser, *names: str, **kwargs) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from midibert.errors import USER_ERRORS
+    from midibert.errors import one_line, user_errors
 
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
@@ -192,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("midibert: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as e:  # bad input or usage: one line naming the cause
+    except user_errors() as e:  # bad input or usage: one line naming the cause
         if debug:
             raise
-        print(f"midibert: error: {e}", file=sys.stderr)
+        print(f"midibert: error: {one_line(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001  (a bug: one line, the traceback with --debug)
         _internal_error(e, args)

@@ -17,7 +17,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.training import CONF_DIR, build_trainer, resume_path, save_config, seed_everything
+from midibert.training import CONF_DIR, build_trainer, resume_path, reports_errors, run_hydra, save_config, seed_everything
 
 log = logging.getLogger("midibert")
 
@@ -136,9 +136,10 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="finetune", version_base="1.3")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     finetune(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from midibert.training import CONF_DIR
+from midibert.training import CONF_DIR, reports_errors, run_hydra
 
 log = logging.getLogger("midibert")
 
@@ -142,9 +142,10 @@ def _plots(root: Path) -> None:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="run", version_base="1.3")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     run_pipeline(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

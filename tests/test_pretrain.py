@@ -83,11 +83,19 @@ def test_resume_gives_the_same_weights(tmp_path):
     killed = config("pretrain", args, tmp_path / "b")
     with pytest.raises(_Killed):
         pretrain(killed, callbacks=[_KillAt(5)])
+    before = metrics(tmp_path / "b" / "runs" / "pretrain" / "smoke")
+    assert before and max(int(r["step"]) for r in before) >= 4  # the kill came after the step-4 checkpoint
     resumed = load_file(str(pretrain(config("pretrain", [*args, "ckpt_path=last"], tmp_path / "b"))
                             / "model.safetensors"))
     assert whole.keys() == resumed.keys()
     for k in whole:
         np.testing.assert_array_equal(whole[k], resumed[k], err_msg=k)
+    # the resumed run's metrics keep every step, as the uninterrupted run's do, each once
+    def logged(run: str) -> list[tuple[str, str]]:
+        rows = metrics(tmp_path / run / "runs" / "pretrain" / "smoke")
+        return sorted((r["step"], k) for r in rows for k, v in r.items() if v and k not in ("step", "epoch"))
+
+    assert logged("b") == logged("a")
     # and the run really was interrupted: a run that stops early ends elsewhere
     short = load_file(str(pretrain(config("pretrain", [*args, "trainer.max_steps=4"], tmp_path / "c"))
                           / "model.safetensors"))
