@@ -10,23 +10,16 @@ each sequence within its length, so every LSTM call takes the fused kernel.
 """
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import time
 
-# benchmarks/tokenize.py would shadow the stdlib `tokenize` that torch imports: keep this folder off the path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
-
-from midibert.baselines import BiLSTM  # noqa: E402
-from midibert.model import BertConfig  # noqa: E402
-from midibert.tokenize import Tokenizer  # noqa: E402
+from midibert.baselines import BiLSTM
+from midibert.model import BertConfig
+from midibert.tokenize import Tokenizer
 
 
 class PackedBiLSTM(nn.Module):

@@ -15,27 +15,20 @@ alike. Accuracy is over the notes, against the songs' own tracks (melody) or vel
 """
 from __future__ import annotations
 
-import os
-import sys
+import argparse
+import tempfile
+import time
+from pathlib import Path
 
-# benchmarks/tokenize.py would shadow the stdlib `tokenize` that torch imports: keep this folder off the path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import torch
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from midibert.bundle import save_bundle  # noqa: E402
-from midibert.classify import Classifier  # noqa: E402
-from midibert.evaluate import agreement, score_predictions, split_sources  # noqa: E402
-from midibert.model import BertConfig  # noqa: E402
-from midibert.pretrained import packaged  # noqa: E402
-from midibert.tasks import build_network  # noqa: E402
-from midibert.tokenize import Tokenizer  # noqa: E402
+from midibert.bundle import save_bundle
+from midibert.classify import Classifier
+from midibert.evaluate import agreement, score_predictions, split_sources
+from midibert.model import BertConfig
+from midibert.network import build_network
+from midibert.pretrained import packaged
+from midibert.tokenize import Tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
 VARIANTS = {  # the first is the fp32 CPU path, which the others are compared with

@@ -9,17 +9,12 @@ Needs `pip install miditok` (the `bench` extra).
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/tokenize.py would shadow the stdlib `tokenize`: keep this folder off the path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import json
+import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -82,7 +77,7 @@ def main() -> None:
         rows[side] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=os.getcwd(),
                                              env={**os.environ, "PYTHONPATH": root}).stdout)
     ours, base = rows["midibert"], rows["miditok"]
-    print(f"| run | files | tokens | seconds | peak MiB (largest process) |\n|---|---:|---:|---:|---:|")
+    print("| run | files | tokens | seconds | peak MiB (largest process) |\n|---|---:|---:|---:|---:|")
     print(f"| midibert prepare {args.tokenizer}, {args.workers} workers | {ours['files']} | {ours['tokens']} | "
           f"{ours['seconds']:.1f} | {ours['peak_mib']:.0f} |")
     print(f"| MidiTok REMI loop, 1 process | {base['files']} | {base['tokens']} | {base['seconds']:.1f} | "

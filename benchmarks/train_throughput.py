@@ -14,27 +14,27 @@ Needs `pip install transformers` (the `bench` extra).
 """
 from __future__ import annotations
 
+import argparse
+import inspect
+import json
 import os
+import resource
+import subprocess
 import sys
+import time
 
-# benchmarks/tokenize.py would shadow the stdlib `tokenize` (imported by inspect) for scripts here
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import torch
+from torch import nn
 
-import argparse  # noqa: E402
-import inspect  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from midibert.masking import mask_tokens  # noqa: E402
-from midibert.model import BertConfig, Embeddings, MidiBertForMLM, MLMHead  # noqa: E402
+from midibert.masking import mask_tokens
+from midibert.model import BertConfig, Embeddings, MidiBertForMLM, MLMHead
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}  # dense bf16, for MFU
+
+
+def peak_tflops(device_name: str) -> float:
+    """The dense bf16 peak of a GPU named `device_name` (datasheet figure; 0 when unknown)."""
+    return next((v for k, v in PEAK_TFLOPS.items() if k in device_name), 0.0)
 
 
 def hf_relative_supported() -> bool:
@@ -49,7 +49,8 @@ class HFEncoder(nn.Module):
 
     def __init__(self, cfg: BertConfig, attn: str):
         super().__init__()
-        from transformers import BertConfig as HFConfig, BertModel
+        from transformers import BertConfig as HFConfig
+        from transformers import BertModel
 
         self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, cfg.hidden)
         pos = "relative_key_query" if hf_relative_supported() else "absolute"
@@ -88,48 +89,76 @@ def flops_per_token(cfg: BertConfig, n_params: int, seq_len: int) -> float:
 
 
 def worker(spec: dict) -> dict:
-    """Train one model for a few steps; runs in its own process."""
+    """Train one model for a few steps; runs in its own process.
+
+    Options beyond the command line's (for a GPU run to compare): "fused" AdamW (default: as
+    training does, fused on CUDA), "compile" (torch.compile the model), "short_window" (one
+    window of the batch half empty, so an attention mask is needed).
+    """
+    from midibert.mlm import adamw, decay_groups
     from midibert.tokenize import Tokenizer
 
     torch.manual_seed(0)
     dev = torch.device(spec["device"])
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # as midibert's GPU trainers run
     vocab = Tokenizer.create("cp", kind="score").vocab_sizes
     cfg = BertConfig.preset(spec["size"], vocab_sizes=vocab, position=spec["position"],
                             attn_dropout=spec["attn_dropout"])
     B, L = spec["batch"], spec["seq_len"]
     ids = torch.stack([torch.randint(3, v, (B, L)) for v in vocab], dim=-1)
     mask = torch.ones(B, L, dtype=torch.bool)
+    if spec.get("short_window"):
+        mask[0, L // 2:] = False
+        ids[0, L // 2:] = 0
     masked, targets, _ = mask_tokens(ids, mask, vocab, generator=torch.Generator().manual_seed(0))
     masked, targets, mask = masked.to(dev), targets.to(dev), mask.to(dev)
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = build(spec["impl"], cfg).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = adamw(decay_groups(model.named_parameters(), 0.01), lr=1e-4, fused=spec.get("fused"))
+    forward = torch.compile(model) if spec.get("compile") else model
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=spec["dtype"] == "bf16")
 
     def step():
         with amp:
-            loss = model.loss(model(masked, mask), targets)["loss"]
+            loss = model.loss(forward(masked, mask), targets)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
     for _ in range(spec["warmup"]):
         step()
     sync()
-    t0 = time.perf_counter()
+    t1 = time.perf_counter()
     for _ in range(spec["steps"]):
         step()
     sync()
-    seconds = (time.perf_counter() - t0) / spec["steps"]
+    seconds = (time.perf_counter() - t1) / spec["steps"]
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB on Linux
-    n_params = sum(p.numel() for p in model.parameters())
-    return {"tokens_per_s": B * L / seconds, "peak_mb": peak_mb, "params": n_params,
-            "flops_per_token": flops_per_token(cfg, n_params, L)}
+    return {"tokens_per_s": B * L / seconds, "seconds_per_step": seconds, "warmup_s": t1 - t0, "peak_mb": peak_mb,
+            "params": n_params, "flops_per_token": flops_per_token(cfg, n_params, L),
+            "fused": opt.defaults.get("fused")}
+
+
+def measure(spec: dict, timeout: float | None = None) -> dict:
+    """`worker(spec)` in a fresh process, so peak memory is that model's alone: its result, or
+    {"error": why} when it failed or ran past `timeout` seconds."""
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped at its {timeout:.0f} s limit"}
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}", "stderr": "\n".join(lines[-30:])}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -156,8 +185,7 @@ def main() -> None:
 
     peak = args.peak_tflops
     if not peak and args.device.startswith("cuda"):
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
+        peak = peak_tflops(torch.cuda.get_device_name())
     hf_pos = "relative_key_query" if hf_relative_supported() else "absolute (relative_key_query is gone)"
     print(f"torch {torch.__version__}, transformers {transformers.__version__}: HF BERT positions {hf_pos}")
     print(f"device {args.device}, {args.dtype}, batch {args.batch} x {args.seq_len} tokens, "
@@ -172,12 +200,11 @@ def main() -> None:
         for impl, position in runs:
             spec = dict(vars(args), size=size, impl=impl, position=position)
             spec.pop("worker")
-            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                  capture_output=True, text=True)
-            if proc.returncode:
-                print(f"| {size} | {impl} | failed: {proc.stderr.strip().splitlines()[-1]} |")
+            result = measure(spec)
+            if "error" in result:
+                print(f"| {size} | {impl} | failed: {result['error']} |")
                 continue
-            results[impl, position] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[impl, position] = result
         ref = results.get((f"hf-{args.hf_attn[0]}", "learned"))
         for (impl, position), r in results.items():
             label = f"midibert ({position})" if impl == "midibert" else impl

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import midibert
+from midibert.fsutil import ordinary_permissions
 from midibert.model import BertConfig
 from midibert.tokenize import Tokenizer, TokenizerConfig
 
@@ -84,10 +85,16 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str
                 model_config: BertConfig, tokenizer: Tokenizer, task: dict | None = None,
                 id2label: dict[int, str] | None = None, *, weights: str = "fp32") -> Path:
     """Write `module`'s weights (or a state dict) with its configs, stored as `weights` (see
-    `compact_state`); the directory appears only once complete."""
+    `compact_state`); the directory appears only once complete.
+
+    An existing bundle there is replaced; any other non-empty directory is refused, never deleted.
+    """
     state = module.state_dict() if isinstance(module, torch.nn.Module) else module
     state = compact_state({k: v.detach().cpu().contiguous() for k, v in state.items()}, weights)
     directory = Path(directory)
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
+        raise ValueError(f"{directory}: not empty and not a midibert bundle (no {CONFIG_FILE}); "
+                         f"refusing to replace it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     config = {
@@ -101,6 +108,7 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
+    ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     return replace_dir(tmp, directory)
 
 
@@ -124,7 +132,10 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
     for name in (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise ValueError(f"{directory}: not a midibert bundle (missing {name})")
-    config = json.loads((directory / CONFIG_FILE).read_text())
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+    except ValueError as e:
+        raise ValueError(f"{directory / CONFIG_FILE}: not valid JSON ({e})") from e
     version = config.get("format_version", 0)
     if version > FORMAT_VERSION:
         raise ValueError(f"{directory}: bundle format {version} is newer than this midibert reads "
@@ -142,7 +153,14 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
                          f"tokenizer's {tokenizer.vocab_sizes}")
     try:
         state = expand_state(load_file(str(directory / WEIGHTS_FILE)))
-    except (ValueError, SafetensorError) as e:  # a truncated or foreign file: say which, not a traceback
-        raise ValueError(f"{directory}: {WEIGHTS_FILE}: {e}") from e
+    except SafetensorError as e:  # truncated, or not safetensors at all (a pickle renamed, ...)
+        raise ValueError(f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({e}); "
+                         f"the bundle is damaged or was not written by midibert") from e
+    except ValueError as e:  # int8 scales without their matrix
+        raise ValueError(f"{directory / WEIGHTS_FILE}: {e}") from e
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
-    return Bundle(directory, model_config, tokenizer, state, config.get("task"), id2label)
+    task = config.get("task")
+    if task is not None and sorted(id2label) != list(range(task.get("num_classes", -1))):
+        raise ValueError(f"{directory / CONFIG_FILE}: id2label names classes {sorted(id2label)}, but the task "
+                         f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})")
+    return Bundle(directory, model_config, tokenizer, state, task, id2label)

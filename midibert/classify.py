@@ -30,13 +30,12 @@ import symusic
 import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
-from midibert.evaluate import aggregate_notes
+from midibert.network import build_network
 from midibert.pretrained import default_model, resolve, task_matches
-from midibert.tasks import build_network
 from midibert.tokenize import MASK, Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
-from midibert.tokenize.windows import Windows, make_windows
+from midibert.tokenize.windows import Windows, aggregate_notes, make_windows
 
 # Whether CPU inference runs the Linear layers in int8 by default (quantize=None); see
 # benchmarks/classify.py for the measurement that decides it.
@@ -224,7 +223,7 @@ class Classifier:
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
     @classmethod
-    def from_pretrained(cls, name: str | os.PathLike, *, task: str | None = None, **kwargs) -> "Classifier":
+    def from_pretrained(cls, name: str | os.PathLike, *, task: str | None = None, **kwargs) -> Classifier:
         """Load a bundle (config.json, tokenizer.json, model.safetensors): a packaged model's name
         (or a task, for its default model), a bundle directory, or a Hugging Face Hub repo id.
         With `task`, a model fine-tuned for another task is refused."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -43,27 +44,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _classify(args: argparse.Namespace) -> int:
     from midibert.classify import Classifier
-    from midibert.errors import MidiError
+    from midibert.errors import user_errors
     from midibert.pretrained import default_model
 
     if not (args.model or args.task):
-        print("midibert: error: say which model: --task TASK (its packaged model) or --model NAME|DIR", file=sys.stderr)
-        return 2
-    try:
-        clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
-    except (ValueError, OSError) as e:  # unknown name, not a bundle, a mismatched one, another task's model
-        print(f"midibert: error: {e}", file=sys.stderr)
-        return 2
+        raise ValueError("say which model: --task TASK (its packaged model) or --model NAME|DIR")
+    # unknown name, not a bundle, a mismatched one, another task's model: one line, exit 2, before any output
+    clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
     failed = 0
     for file in args.files:
-        try:  # one bad file is reported and the rest still get classified
+        try:  # one bad file is reported and the rest still get classified, whatever went wrong
             res = clf.predict(file)
-        except MidiError as e:
-            print(f"midibert: error: {e}", file=sys.stderr)
+            if args.out:
+                res.to_midi(Path(args.out) / Path(file).name)
+        except user_errors() as e:
+            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
             failed += 1
             continue
-        if args.out:
-            res.to_midi(Path(args.out) / Path(file).name)
+        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
+            _internal_error(e, args, f" on {file}")
+            failed += 1
+            continue
         if args.json:
             print(res.to_json(), flush=True)
             continue
@@ -90,6 +91,14 @@ def _models(args: argparse.Namespace) -> int:
         print(f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
               f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {test['macro_f1']:.4f} |")
     return 0
+
+
+def _internal_error(e: BaseException, args: argparse.Namespace, where: str = "") -> None:
+    """A bug, not bad input: one line saying so, and the traceback only with --debug."""
+    if getattr(args, "debug", False):
+        traceback.print_exception(e)
+    print(f"midibert: internal error{where}: {type(e).__name__}: {e}"
+          + ("" if getattr(args, "debug", False) else " (rerun with --debug for the traceback)"), file=sys.stderr)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -185,20 +194,42 @@ def build_parser() -> argparse.ArgumentParser:
     from midibert.datasets.cli import add_parser as add_data_parser
 
     add_data_parser(sub)
+    _add_everywhere(p, "--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show the traceback of any error (for bug reports)")
     return p
 
 
+def _add_everywhere(parser: argparse.ArgumentParser, *names: str, **kwargs) -> None:
+    """Add an option to a parser and every subcommand below it, so it may be written anywhere on
+    the line (`midibert classify a.mid --debug`). SUPPRESS as default keeps a subcommand from
+    resetting what the line set before it."""
+    parser.add_argument(*names, **kwargs)
+    for action in parser._actions:  # argparse has no public way to list the subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _add_everywhere(sub, *names, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from midibert.errors import MidiError
+    from midibert.errors import one_line, user_errors
 
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         return args.func(args)
-    except (MidiError, FileNotFoundError, ValueError) as e:  # bad input or usage: one line, no traceback
-        print(f"midibert: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `midibert tokenize x.mid | head` is normal use
         return 0
+    except KeyboardInterrupt:
+        print("midibert: interrupted", file=sys.stderr)
+        return 130
+    except user_errors() as e:  # bad input or usage: one line naming the cause
+        if debug:
+            raise
+        print(f"midibert: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001  (a bug: one line, the traceback with --debug)
+        _internal_error(e, args)
+        return 1
 
 
 if __name__ == "__main__":

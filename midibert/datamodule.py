@@ -6,7 +6,9 @@ True on real tokens, `note_index` (B, L) (-1 off notes), `piece` (B,), and `labe
 to their longest window, so short pieces do not pay for 512 positions.
 
 Training order comes from `StepSampler`: a function of seed and optimizer step, so a resumed
-run sees exactly the batches the uninterrupted run would have.
+run sees exactly the batches the uninterrupted run would have. `bucket_by_length` batches
+windows of like length together (no padding compute, and full windows need no attention mask,
+so SDPA may take its flash kernel on GPUs).
 """
 from __future__ import annotations
 
@@ -44,6 +46,11 @@ class Windows(Dataset):
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Real tokens in each window."""
+        return self.rows[:, 2]
 
     def __getitem__(self, i: int) -> dict:
         piece, start, n = (int(v) for v in self.rows[i])
@@ -85,13 +92,14 @@ class _Base(pl.LightningDataModule):
 
     def __init__(self, *, tokenizer: str = "cp-score", seq_len: int = 512, eval_overlap: int | None = None,
                  batch_size: int = 16, num_workers: int = 0, seed: int = 0, prepare_workers: int | None = None,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, bucket_by_length: bool = False):
         super().__init__()
         self.tokenizer = Tokenizer.from_spec(tokenizer)
         # evaluation windows overlap (a quarter by default) so every note sees context on both sides
         self.eval_overlap = seq_len // 4 if eval_overlap is None else eval_overlap
         self.seq_len, self.batch_size = seq_len, batch_size
         self.num_workers, self.seed, self.prepare_workers = num_workers, seed, prepare_workers
+        self.bucket_by_length = bucket_by_length
         if cache_dir:  # the preparation cache lives where the config says, never beside the data
             os.environ["MIDIBERT_CACHE"] = str(cache_dir)
         self.train_set: Windows | None = None
@@ -114,14 +122,19 @@ class _Base(pl.LightningDataModule):
         trainer = self.trainer
         return trainer.global_step * max(1, trainer.accumulate_grad_batches) if trainer is not None else 0
 
+    def _pin_memory(self) -> bool:
+        """Page-locked batches when training on CUDA: host-to-device copies then run asynchronously."""
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+
     def train_dataloader(self) -> DataLoader:
-        sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed, step=self._step)
+        lengths = self.train_set.lengths if self.bucket_by_length else None
+        sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed, step=self._step, lengths=lengths)
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, pin_memory=self._pin_memory())
 
     def _eval_loader(self, ds: Windows) -> DataLoader:
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=collate,
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers, pin_memory=self._pin_memory())
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
@@ -179,6 +192,15 @@ class _Mix(Dataset):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Real tokens in each window."""
+        out = np.zeros(len(self.index), dtype=np.int64)
+        for k, ds in enumerate(self.parts):
+            mine = self.index[:, 0] == k
+            out[mine] = ds.lengths[self.index[mine, 1]]
+        return out
 
     def __getitem__(self, i: int) -> dict:
         k, j = self.index[i]

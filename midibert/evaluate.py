@@ -24,6 +24,7 @@ from sklearn import metrics as skm
 
 from midibert import viz
 from midibert.tokenize.labels import IGNORE
+from midibert.tokenize.windows import aggregate_notes, aggregate_pieces, note_labels
 
 
 def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
@@ -41,46 +42,6 @@ def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[
                              "support": int(s[k])} for k, name in enumerate(class_names)},
         "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
-
-
-def _group_mean(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct keys and the mean of the rows of ``values`` sharing each key."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    sums = np.zeros((len(unique), values.shape[-1]), dtype=np.float64)
-    np.add.at(sums, inverse, values)
-    return unique, sums / np.bincount(inverse, minlength=len(unique))[:, None]
-
-
-def _note_keys(note_index: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mask of note tokens, one int64 key per note token for its (piece, note), and the key's note stride."""
-    note_index, piece = np.asarray(note_index, dtype=np.int64), np.asarray(piece, dtype=np.int64)
-    mask = note_index >= 0
-    stride = int(note_index.max()) + 1 if mask.any() else 1
-    keys = np.broadcast_to(piece[:, None], note_index.shape)[mask] * stride + note_index[mask]
-    return mask, keys, stride
-
-
-def aggregate_notes(
-    probs: np.ndarray, note_index: np.ndarray, piece: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(piece_ids, note_ids, mean_probs): each (piece, note) once, its probabilities averaged over all its tokens."""
-    mask, keys, stride = _note_keys(note_index, piece)
-    unique, mean = _group_mean(keys, np.asarray(probs)[mask])
-    return unique // stride, unique % stride, mean
-
-
-def note_labels(labels: np.ndarray, note_index: np.ndarray, piece: np.ndarray) -> np.ndarray:
-    """True label per (piece, note) in aggregate_notes' order; IGNORE for a note none of whose tokens is labelled."""
-    mask, keys, _ = _note_keys(note_index, piece)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    out = np.full(len(unique), IGNORE, dtype=np.int64)
-    np.maximum.at(out, inverse, np.asarray(labels, dtype=np.int64)[mask])  # IGNORE is below every class
-    return out
-
-
-def aggregate_pieces(probs: np.ndarray, piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(piece_ids, mean_probs): window probabilities (N, C) averaged per piece."""
-    return _group_mean(np.asarray(piece, dtype=np.int64), np.asarray(probs))
 
 
 def evaluate_token_task(

@@ -17,22 +17,42 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.training import CONF_DIR, build_trainer, resume_path, save_config, seed_everything
+from midibert.training import CONF_DIR, build_trainer, resume_path, reports_errors, run_hydra, save_config, seed_everything
 
 log = logging.getLogger("midibert")
 
 
 def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
-    return {"task": cfg.task.name, "model": cfg.model.arch, "representation": dm.tokenizer.config.representation,
+    # a BERT fine-tuned without a pre-trained encoder is the scratch baseline, named as such
+    model = "bert-scratch" if cfg.model.arch == "bert" and not scale.get("pretrained") else cfg.model.arch
+    return {"task": cfg.task.name, "model": model, "representation": dm.tokenizer.config.representation,
             "dataset": cfg.task.data.dataset, "class_names": list(cfg.task.class_names), "levels": levels,
             "scale": scale, "seed": cfg.seed}
+
+
+def concat_batches(predictions: list[dict]) -> dict[str, np.ndarray]:
+    """Join predicted batches whose widths differ (batches are cut to their longest window, and
+    short pieces such as EMOPIA's clips make narrower ones): pad per-token arrays to the widest
+    with what marks "nothing here" (probability 0, label IGNORE, note index -1)."""
+    from midibert.tokenize.labels import IGNORE
+
+    fill = {"probs": 0.0, "labels": IGNORE, "note_index": -1}
+    out = {}
+    for k in predictions[0]:
+        arrays = [p[k].numpy() for p in predictions]
+        if arrays[0].ndim == (3 if k == "probs" else 2):  # (B, L) or (B, L, C): per token
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=fill[k])
+                      for a in arrays]
+        out[k] = np.concatenate(arrays)
+    return out
 
 
 def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
     """Window-level and note- or piece-level metrics of test predictions."""
     from midibert.evaluate import evaluate_sequence_task, evaluate_token_task
 
-    cat = {k: np.concatenate([p[k].numpy() for p in predictions]) for k in predictions[0]}
+    cat = concat_batches(predictions)
     names = list(cfg.task.class_names)
     if cfg.task.level == "token":
         return evaluate_token_task(cat["probs"], cat["labels"], cat["note_index"], cat["piece"], names)
@@ -60,14 +80,15 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
     return {"note": metrics(np.concatenate(y_true), np.concatenate(y_pred), names)}
 
 
-def finetune(cfg: DictConfig) -> Path:
-    """Run one fine-tuning (or rule baseline) job; returns the run directory."""
+def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
+    """Run one fine-tuning (or rule baseline) job (extra Lightning `callbacks` optional); returns the run directory."""
     import torch
 
     from midibert.bundle import load_bundle, save_bundle
     from midibert.evaluate import write_results
     from midibert.mlm import model_config
-    from midibert.tasks import FineTuner, build_network
+    from midibert.network import build_network
+    from midibert.tasks import FineTuner
 
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
@@ -95,7 +116,7 @@ def finetune(cfg: DictConfig) -> Path:
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
     module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim, resolve=True),
                        seed=cfg.seed, class_weights=weights, hide_families=hide)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -115,9 +136,10 @@ def finetune(cfg: DictConfig) -> Path:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="finetune", version_base="1.3")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     finetune(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

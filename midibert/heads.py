@@ -1,8 +1,13 @@
 """Fine-tuning heads on a MidiBert encoder: per-token (melody, velocity) and per-piece
 (composer, emotion) classifiers, plus layer-wise learning-rate decay.
 
-    clf = SequenceClassifier(MidiBertForMLM.from_pretrained(ckpt).bert, num_classes=8)
+    bundle = load_bundle("runs/pretrain/smoke/bundle")   # midibert.bundle: a pre-trained encoder
+    encoder = MidiBert(bundle.model_config)
+    encoder.load_state_dict(bundle.state_dict)
+    clf = SequenceClassifier(encoder, num_classes=8)
     logits = clf(input_ids, attention_mask)             # (B, 8)
+
+`midibert.network.build_network` does this from a fine-tuning task's description.
 
 Both heads return logits; class weights for imbalanced labels belong to the caller's loss.
 """

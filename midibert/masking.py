@@ -9,7 +9,7 @@ cannot copy a note's pitch from its own duration. Of the chosen positions 80% be
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -103,3 +103,31 @@ def _choose_runs(real: Tensor, rate: float, mean_span: float, bar_start: Tensor 
         start = int(torch.randint(n, (), generator=generator))
         where[idx[start:start + min(length, budget - int(where.sum()))]] = True
     return where
+
+
+def copy_baselines(input_ids: Tensor, where: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Trivial predictors of the masked tokens, scored on the very positions `mask_tokens` chose.
+
+    "prev" copies the nearest earlier token the model can see (real and not chosen), "next" the
+    nearest later one; a position with no such neighbour counts as wrong. Returns (prev_hits,
+    next_hits, n), each (F,) counts per family (F = 1 for REMI), so batches sum exactly. A model
+    below these has not learned to use token order.
+    """
+    ids3 = input_ids if input_ids.dim() == 3 else input_ids.unsqueeze(-1)
+    real = padding_mask(input_ids) if attention_mask is None else attention_mask.bool()
+    visible = real & ~where
+    B, L = where.shape
+    pos = torch.arange(L, device=where.device).expand(B, L)
+
+    def hits(source: Tensor) -> Tensor:  # source: (B, L) index of the neighbour, -1 for none
+        got = ids3.gather(1, source.clamp(min=0)[..., None].expand_as(ids3))
+        ok = where[..., None] & (source >= 0)[..., None] & (got == ids3)
+        return ok.sum((0, 1))
+
+    # the last visible index at or before each position, taken one step back: strictly earlier
+    last = torch.where(visible, pos, -1).cummax(1).values
+    prev = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], 1)
+    rev = torch.where(visible.flip(1), pos, -1).cummax(1).values  # same on the reversed row
+    nxt = torch.cat([torch.full_like(rev[:, :1], -1), rev[:, :-1]], 1).flip(1)
+    nxt = torch.where(nxt >= 0, L - 1 - nxt, -1)
+    return hits(prev), hits(nxt), where.sum().expand(ids3.shape[-1]).clone()

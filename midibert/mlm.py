@@ -1,16 +1,19 @@
-"""Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy, AdamW with
-warmup and linear decay."""
+"""Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy beside
+trivial baselines on the same masked positions, AdamW with warmup and cosine decay."""
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 
-from midibert.masking import cp_bar_start, mask_tokens
+from midibert.masking import copy_baselines, cp_bar_start, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
 from midibert.tokenize.remi import BAR as REMI_BAR
 
+log = logging.getLogger("midibert")
 
 MODEL_KEYS = ("arch", "preset", "lr", "freeze", "head")  # Hydra `model` keys that are not BertConfig fields
 
@@ -21,24 +24,59 @@ def model_config(model: dict, vocab_sizes: list[int]) -> BertConfig:
     return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes), **overrides)
 
 
-def adamw_with_schedule(module: pl.LightningModule, params, lr: float, weight_decay: float,
-                        warmup_steps: int, betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
-    """AdamW (no decay on biases and norms), linear warmup, then cosine decay to the trainer's max_steps."""
-    named = list(params)
-    decay = [p for n, p in named if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in named if p.requires_grad and p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=tuple(betas))
-    total = max(1, module.trainer.max_steps if module.trainer.max_steps > 0 else module.trainer.estimated_stepping_batches)
+def decay_groups(named_params, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices, none on biases and norms; frozen ones left out."""
+    named = [(n, p) for n, p in named_params if p.requires_grad]
+    return [{"params": [p for _, p in named if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def adamw(groups: list[dict], lr: float, betas=(0.9, 0.98), fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW over parameter `groups`, with the fused kernel (a few launches per step instead of
+    several per tensor) when every parameter is a CUDA float tensor, unless `fused` says otherwise."""
+    if fused is None:
+        params = [p for g in groups for p in g["params"]]
+        fused = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
+
+
+def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
+                        betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
+    """AdamW over parameter `groups`, linear warmup, then cosine decay to the trainer's max_steps;
+    a trainer that stops on time alone (`max_time`, `max_steps=-1`) decays to its time budget
+    instead, so a time-budgeted run ends at zero learning rate whatever its speed.
+
+    The schedule scales every group's own learning rate (a group's "lr", else `lr`), so layer-wise
+    learning rates keep their ratios through warmup and decay.
+    """
+    opt = adamw(groups, lr=lr, betas=betas)
+    progress = _decay_progress(module.trainer, warmup_steps)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / max(1, warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress(step)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _decay_progress(trainer: pl.Trainer, warmup_steps: int) -> Callable[[int], float]:
+    """Share of the decay done at a step after warmup: by steps, or by the trainer's Timer when
+    only time bounds the run (the decay then starts at the time warmup ends)."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, pl.callbacks.Timer)), None)
+    if trainer.max_steps <= 0 and timer is not None and timer.time_remaining() is not None:
+        budget = timer.time_elapsed() + timer.time_remaining()
+        start: list[float] = []
+
+        def by_time(step: int) -> float:
+            now = timer.time_elapsed()
+            start[:] = start or [now]
+            return min(1.0, (now - start[0]) / max(budget - start[0], 1e-9))
+
+        return by_time
+    total = max(1, trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches)
+    return lambda step: min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
 
 
 class MaskedLM(pl.LightningModule):
@@ -65,15 +103,50 @@ class MaskedLM(pl.LightningModule):
                            mode=m.get("mode", "token"), generator=generator, bar_start=bar_start)
 
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
-        inputs, targets, _ = self._masked(batch, generator)
+        inputs, targets, where = self._masked(batch, generator)
         logits = self.net(inputs, batch["attention_mask"])
         out = self.net.loss(logits, targets, weighting=self.hparams.mask.get("loss_weighting", "vocab"))
-        bs, sync = batch["input_ids"].shape[0], stage != "train"
-        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=sync)
-        for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
-            if not torch.isnan(loss):  # a family with nothing masked in this batch
-                self.log_dict({f"{stage}/loss_{name}": loss, f"{stage}/acc_{name}": acc}, batch_size=bs, sync_dist=sync)
+        bs = batch["input_ids"].shape[0]
+        self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        if stage == "train":
+            for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
+                if not torch.isnan(loss):  # a family with nothing masked in this batch
+                    self.log_dict({f"train/loss_{name}": loss, f"train/acc_{name}": acc}, batch_size=bs)
+        else:
+            self._count(batch, logits, targets, where)
         return out["loss"]
+
+    def _count(self, batch: dict, logits: list[torch.Tensor], targets: torch.Tensor, where: torch.Tensor) -> None:
+        """Exact per-family hit counts of the model and of the trivial baselines over a validation pass."""
+        t3 = targets if targets.dim() == 3 else targets.unsqueeze(-1)
+        model_hits = torch.stack([(lg.argmax(-1) == t3[..., f])[where].sum() for f, lg in enumerate(logits)])
+        prev, nxt, n = copy_baselines(batch["input_ids"], where, batch["attention_mask"])
+        size = max(self.config.vocab_sizes)  # one row per family, padded to the largest vocabulary
+        values = torch.stack([torch.bincount(t3[..., f][where], minlength=size) for f in range(t3.shape[-1])])
+        for key, val in (("model", model_hits), ("prev", prev), ("next", nxt), ("n", n), ("values", values)):
+            self._counts[key] = self._counts.get(key, 0) + val
+
+    def on_validation_epoch_start(self) -> None:
+        self._counts: dict[str, torch.Tensor] = {}
+
+    def on_validation_epoch_end(self) -> None:
+        """Log val/acc_<family> beside val/base_{prev,next,unigram}_<family>; warn when the model
+        is below its best trivial baseline (it then treats the window as a bag of tokens)."""
+        if not self._counts:
+            return
+        c = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in self._counts.items()}
+        n = c["n"].clamp(min=1)
+        unigram = c["values"].max(-1).values  # the most frequent value among the masked targets
+        for f, name in enumerate(self.families):
+            accs = {"model": c["model"][f] / n[f], "prev": c["prev"][f] / n[f], "next": c["next"][f] / n[f],
+                    "unigram": unigram[f] / n[f]}
+            self.log(f"val/acc_{name}", accs["model"])
+            for base in ("prev", "next", "unigram"):
+                self.log(f"val/base_{base}_{name}", accs[base])
+            best = max(("prev", "next", "unigram"), key=lambda b: float(accs[b]))
+            if accs["model"] < accs[best] and self.trainer.is_global_zero:
+                log.warning("step %d: masked %s accuracy %.1f %% is below the trivial %s baseline %.1f %%",
+                            self.global_step, name, 100 * float(accs["model"]), best, 100 * float(accs[best]))
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
@@ -88,5 +161,5 @@ class MaskedLM(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.hparams.optim
-        return adamw_with_schedule(self, self.net.named_parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
+        return adamw_with_schedule(self, decay_groups(self.net.named_parameters(), o["weight_decay"]), lr=o["lr"],
                                    warmup_steps=o["warmup_steps"], betas=o.get("betas", (0.9, 0.98)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.training import CONF_DIR, build_trainer, resume_path, save_config, seed_everything
+from midibert.training import CONF_DIR, build_trainer, resume_path, reports_errors, run_hydra, save_config, seed_everything
 
 log = logging.getLogger("midibert")
 
@@ -45,9 +45,10 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="pretrain", version_base="1.3")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     pretrain(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
-# MidiBERT-Piano (Chou et al., 2021), CP representation: test accuracy in %.
-# "style" is the paper's composer classification (Pianist8); the baselines have no paper figure.
+import numpy as np
+
+# MidiBERT-Piano (Chou et al., 2021), CP representation: test accuracy in %, on the datasets below
+# ("style" is the paper's composer classification); a figure is shown only beside runs on the same
+# dataset, and the baselines have none.
 PAPER = {
     "bert": {"melody": 96.37, "velocity": 51.63, "style": 78.57, "emotion": 67.89},
     "rnn": {"melody": 88.66, "velocity": 43.77, "style": 60.32, "emotion": 54.13},
 }
-_COLUMNS = ("run", "task", "model", "dataset", "repr", "level", "accuracy %", "macro-F1 %", "window acc %",
-            "scale", "paper %")
+PAPER_DATASETS = {"melody": "pop909", "velocity": "pop909", "style": "pianist8", "emotion": "emopia"}
+_COLUMNS = ("run", "task", "model", "dataset", "repr", "level", "accuracy %", "macro-F1 %", "seeds",
+            "vs scratch", "vs BiLSTM", "window acc %", "scale", "paper %")
+_SEED = re.compile(r"-seed\d+$")
 
 
 def load_runs(paths: Sequence[str | os.PathLike]) -> list[dict]:
@@ -38,23 +44,54 @@ def _primary_level(levels: dict) -> str:
     return next((level for level in ("note", "piece") if level in levels), "window")
 
 
-def _row(run: dict) -> list[str]:
-    """One table row for one run."""
-    level = _primary_level(run["levels"])
-    primary, window = run["levels"][level], run["levels"].get("window")
-    paper = PAPER.get(run["model"], {}).get(run["task"])
-    scale = ", ".join(f"{k}={v}" for k, v in run.get("scale", {}).items())
-    return [Path(run["run_dir"]).name, run["task"], run["model"], run.get("dataset", "?"), run["representation"],
-            level, f"{100 * primary['accuracy']:.2f}", f"{100 * primary['macro_f1']:.2f}",
-            f"{100 * window['accuracy']:.2f}" if window else "—", scale or "—",
-            f"{paper:.2f}" if paper is not None else "—"]
+def _groups(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
+    """Runs that differ only by seed (`<name>-seed<n>` in one folder), together."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: (r["task"], r["model"], r.get("run_dir", ""))):
+        d = Path(r["run_dir"])
+        key = (str(d.parent), _SEED.sub("", d.name), r["task"], r["model"], r.get("dataset", "?"), r["representation"])
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
+def _stat(runs: list[dict], key: str, level: str | None = None) -> list[float]:
+    return [100 * r["levels"][level or _primary_level(r["levels"])][key] for r in runs
+            if (level or _primary_level(r["levels"])) in r["levels"]]
+
+
+def _fmt(values: list[float]) -> str:
+    """One figure, or mean ± sample standard deviation over seeds."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
 
 
 def table(runs: Sequence[dict]) -> str:
-    """Markdown table, one row per run, sorted by task then model."""
-    rows = [_row(r) for r in sorted(runs, key=lambda r: (r["task"], r["model"], r.get("run_dir", "")))]
+    """Markdown table, one row per run (runs repeated with several seeds: one row, mean ± std),
+    sorted by task then model. A pre-trained BERT's row carries its gain over the same run's
+    scratch BERT and BiLSTM on the same task and dataset."""
+    groups = _groups(runs)
+    # (folder, task, dataset, repr, model) -> mean accuracy, to find a row's scratch and BiLSTM peers
+    peers = {(k[0], k[2], k[4], k[5], k[3]): float(np.mean(_stat(g, "accuracy"))) for k, g in groups.items()}
+
     lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join(" --- " for _ in _COLUMNS) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+    for key, group in groups.items():
+        _, name, task, model, dataset, representation = key
+        level = _primary_level(group[0]["levels"])
+        gains = []
+        for base in ("bert-scratch", "rnn"):
+            ref = peers.get((key[0], task, dataset, representation, base)) if model == "bert" else None
+            own = peers[key[0], task, dataset, representation, model]
+            gains.append(f"{own - ref:+.2f}" if ref is not None else "—")
+        paper = PAPER.get(model, {}).get(task) if PAPER_DATASETS.get(task) == dataset else None
+        scale = ", ".join(f"{k}={v}" for k, v in group[0].get("scale", {}).items() if k != "pretrained")
+        row = [name, task, model, dataset, representation, level, _fmt(_stat(group, "accuracy")),
+               _fmt(_stat(group, "macro_f1")), str(len(group)), *gains, _fmt(_stat(group, "accuracy", "window")),
+               scale or "—", f"{paper:.2f}" if paper is not None else "—"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> str:

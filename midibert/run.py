@@ -11,49 +11,41 @@ so a killed main job resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from midibert.training import CONF_DIR
+from midibert.training import CONF_DIR, reports_errors, run_hydra
 
 log = logging.getLogger("midibert")
 
 
 def run_pipeline(cfg: DictConfig) -> Path:
     """Every stage of `cfg.pipeline`; returns the path of the joined report."""
-    from midibert.finetune import finetune
-    from midibert.pretrain import pretrain
     from midibert.report import load_runs, table
 
     p = cfg.pipeline
     root = Path(cfg.run_dir)
-    common = [f"seed={cfg.seed}", f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
+    common = [f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
               f"paths.data_root={cfg.paths.data_root}", *p.get("common", [])]
     bundle = root / "pretrain" / "bundle"
-    if p.get("pretrain") is not None:
-        if not bundle.is_dir():
-            log.info("== pre-training")
-            pretrain(hydra.compose("pretrain", [*common, *p.pretrain, f"run_dir={root / 'pretrain'}"]))
+    todo = []
+    for name, entry, overrides in _stages(cfg, bundle):
+        if (root / name / ("bundle" if entry == "pretrain" else "results.json")).exists():
+            log.info("== %s: done before, reused", name)
         else:
-            log.info("== pre-training: %s exists, reused", bundle)
-    for task, task_overrides in p.tasks.items():
-        for arch in p.models:
-            run_dir = root / f"{task}-{arch}"
-            if (run_dir / "results.json").is_file():
-                log.info("== %s %s: done before, reused", task, arch)
-                continue
-            log.info("== %s %s", task, arch)
-            extra = [f"pretrained={bundle}"] if arch == "bert" and bundle.is_dir() else []
-            trained = arch in ("bert", "rnn")
-            finetune(hydra.compose("finetune", [*common, f"task={task}", f"model={arch}", f"run_dir={run_dir}",
-                                           *(p.finetune if trained else []), *task_overrides, *extra]))
-        for arch in p.get("baselines", {}).get(task, []):
-            run_dir = root / f"{task}-{arch}"
-            if not (run_dir / "results.json").is_file():
-                finetune(hydra.compose("finetune", [*common, f"task={task}", f"model={arch}", f"run_dir={run_dir}",
-                                               *task_overrides]))
+            todo.append((name, entry, [*common, *overrides, f"run_dir={root / name}"]))
+    started = time.monotonic()
+    jobs = int(p.get("jobs") or 1)
+    for k, (name, entry, overrides) in enumerate(todo, 1):
+        if entry == "pretrain" or jobs == 1:  # everything after pre-training may run side by side
+            log.info("== [%d/%d] %s", k, len(todo), name)
+            _run_stage(entry, hydra.compose(entry, overrides), None, started)
+    parallel = [(name, entry, overrides) for name, entry, overrides in todo if entry != "pretrain"]
+    if jobs > 1 and parallel:
+        _run_parallel(parallel, jobs, started)
     report = root / "report.md"
     text = table(load_runs([root]))
     report.write_text(text + "\n")
@@ -63,18 +55,97 @@ def run_pipeline(cfg: DictConfig) -> Path:
     return report
 
 
+def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
+    """(run name, entry point, overrides) of every stage in order.
+
+    Models: "bert" starts from the pre-trained bundle, "scratch" is the same BERT from random
+    weights under the same budget (so the pre-training gain is measured in the run), "rnn" the
+    BiLSTM. Tasks listed in `pipeline.seeds` run once per seed there (piece-level test sets are
+    small and noisy), each as `<task>-<model>-seed<n>`.
+    """
+    p = cfg.pipeline
+    stages = []
+    if p.get("pretrain") is not None:
+        stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", *p.pretrain]))
+    for task, task_overrides in p.tasks.items():
+        if task_overrides is None:  # an experiment drops a task it inherited
+            continue
+        seeds = list((p.get("seeds") or {}).get(task) or [])
+        for model in p.models:
+            arch = "bert" if model == "scratch" else model
+            extra = [f"pretrained={bundle}"] if model == "bert" and p.get("pretrain") is not None else []
+            for seed in seeds or [cfg.seed]:
+                name = f"{task}-{model}" + (f"-seed{seed}" if seeds else "")
+                trained = p.finetune if arch in ("bert", "rnn") else []
+                stages.append((name, "finetune", [f"seed={seed}", f"task={task}", f"model={arch}", *trained,
+                                                  *task_overrides, *extra]))
+        for arch in (p.get("baselines") or {}).get(task, []):
+            stages.append((f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"task={task}", f"model={arch}",
+                                                          *task_overrides]))
+    return stages
+
+
+def _run_stage(entry: str, cfg: DictConfig, threads: int | None, started: float) -> str:
+    """One stage; in a worker process `threads` caps torch's intra-op threads (and logging is set up)."""
+    from midibert.finetune import finetune
+    from midibert.pretrain import pretrain
+
+    if threads is not None:
+        import torch
+
+        from midibert.fsutil import die_with_parent
+
+        die_with_parent()  # a killed main job must not leave its stages training on
+        torch.set_num_threads(threads)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        for noisy in ("pytorch_lightning", "lightning_fabric"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    t0 = time.monotonic()
+    (pretrain if entry == "pretrain" else finetune)(cfg)
+    done = f"{Path(cfg.run_dir).name} finished in {_clock(time.monotonic() - t0)}"
+    log.info("== %s (%s since the main job started)", done, _clock(time.monotonic() - started))
+    return done
+
+
+def _run_parallel(stages: list[tuple[str, str, list[str]]], jobs: int, started: float) -> None:
+    """Fine-tuning stages `jobs` at a time, each in its own process with an equal share of the
+    cores: on a small CPU, two single-threaded trainings get more done than one two-threaded one."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log.info("== %d stages, %d at a time, %d thread(s) each", len(stages), jobs, threads)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_stage, entry, hydra.compose(entry, overrides), threads, started): name
+                   for name, entry, overrides in stages}
+        for future in as_completed(futures):
+            future.result()  # a failed stage fails the main job, with its own traceback
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
 def _plots(root: Path) -> None:
-    """Training curves of every trained run, beside its results."""
+    """Training curves of every trained run beside its results, and one learning-curve figure per
+    task: validation accuracy against fine-tuning steps, pre-trained vs scratch vs BiLSTM."""
     from midibert.viz import training_curves
 
     for metrics in root.glob("*/logs/metrics.csv"):
         training_curves(metrics, metrics.parent.parent / "training_curves.png")
+    tasks = sorted({f.parent.parent.name.split("-")[0] for f in root.glob("*-*/logs/metrics.csv")})
+    for task in tasks:
+        files = sorted(root.glob(f"{task}-*/logs/metrics.csv"))
+        training_curves(files, root / f"learning_curve_{task}.png", metrics=["val/acc"])
 
 
 @hydra.main(config_path=CONF_DIR, config_name="run", version_base="1.3")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     run_pipeline(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

@@ -6,32 +6,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
-from midibert.heads import SequenceClassifier, TokenClassifier, layerwise_lr_groups
-from midibert.mlm import adamw_with_schedule
-from midibert.model import BertConfig, MidiBert
+from midibert.heads import layerwise_lr_groups
+from midibert.mlm import adamw_with_schedule, decay_groups
 from midibert.tokenize.base import MASK
 from midibert.tokenize.labels import IGNORE
-
-
-def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:
-    """The network a task trains: BERT encoder + head ("bert") or a BiLSTM of the paper's size ("rnn").
-
-    task: {"level": "token"|"sequence", "num_classes": int, "arch": "bert"|"rnn", "head": {...}}.
-    """
-    head = dict(task.get("head") or {})
-    token = task["level"] == "token"
-    if task["arch"] == "rnn":
-        cls = BiLSTMTokenClassifier if token else BiLSTMSequenceClassifier
-        return cls(model_config, task["num_classes"], **head)
-    encoder = MidiBert(model_config)
-    if encoder_state is not None:
-        missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
-        if missing:
-            raise ValueError(f"pre-trained weights lack {len(missing)} encoder tensors, e.g. {missing[:3]}: "
-                             "the bundle was made for another model configuration")
-    cls = TokenClassifier if token else SequenceClassifier
-    return cls(encoder, task["num_classes"], **head)
 
 
 class FineTuner(pl.LightningModule):
@@ -90,8 +68,8 @@ class FineTuner(pl.LightningModule):
         o = self.hparams.optim
         decay = o.get("layer_decay", 1.0)
         if decay != 1.0 and hasattr(self.net, "encoder"):
-            groups = layerwise_lr_groups(self.net, o["lr"], decay)
-            opt = torch.optim.AdamW(groups, lr=o["lr"], weight_decay=o["weight_decay"])
-            return opt
-        return adamw_with_schedule(self, self.net.named_parameters(), lr=o["lr"], weight_decay=o["weight_decay"],
-                                   warmup_steps=o.get("warmup_steps", 0), betas=o.get("betas", (0.9, 0.999)))
+            groups = layerwise_lr_groups(self.net, o["lr"], decay, weight_decay=o["weight_decay"])
+        else:
+            groups = decay_groups(self.net.named_parameters(), o["weight_decay"])
+        return adamw_with_schedule(self, groups, lr=o["lr"], warmup_steps=o.get("warmup_steps", 0),
+                                   betas=o.get("betas", (0.9, 0.999)))

@@ -133,6 +133,15 @@ def _read_metrics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: tuple(np.array(v).T) for name, v in series.items()}
 
 
+def _panel(metric: str) -> str:
+    """The panel a metric is drawn in: its name after the last "/", except that a family's masked
+    accuracy and its trivial baselines (acc_Pitch, base_prev_Pitch, ...) share one panel."""
+    name = metric.rsplit("/", 1)[-1]
+    if name.startswith(("acc_", "base_")):
+        return f"masked {name.rsplit('_', 1)[-1]} accuracy"
+    return name
+
+
 def training_curves(
     csv_paths_or_dir: str | os.PathLike | Sequence[str | os.PathLike],
     path: str | os.PathLike,
@@ -140,8 +149,11 @@ def training_curves(
 ) -> Path:
     """Each metric over steps from Lightning ``metrics.csv`` files (a folder is searched recursively).
 
-    Metrics sharing a name after the last "/" (``train/loss``, ``val/loss``) share a panel; each run
-    is labelled by the folder its file sits in (``version_0`` ...).
+    Metrics sharing a name after the last "/" (``train/loss``, ``val/loss``) share a panel, and so do
+    a token family's masked accuracy and its trivial baselines (``val/acc_Pitch``,
+    ``val/base_prev_Pitch``: the model against copying a neighbour); each run
+    is labelled by the folder its file sits in (``version_0`` ...), or by the run folder above
+    ``logs/`` (``melody-bert``), where midibert's CSV logger writes.
     """
     given = [csv_paths_or_dir] if isinstance(csv_paths_or_dir, (str, os.PathLike)) else list(csv_paths_or_dir)
     files = [f for p in map(Path, given) for f in (sorted(p.rglob("metrics.csv")) if p.is_dir() else [p])]
@@ -151,7 +163,7 @@ def training_curves(
     names = list(metrics) if metrics is not None else sorted({m for run in runs.values() for m in run})
     panels: dict[str, list[str]] = {}
     for name in names:
-        panels.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+        panels.setdefault(_panel(name), []).append(name)
     cols = min(len(panels), 3) or 1
     rows = -(-len(panels) // cols) or 1
     fig = Figure(figsize=(4.5 * cols, 3.2 * rows), layout="constrained")
@@ -161,7 +173,8 @@ def training_curves(
             for name in members:
                 if name in run:
                     steps, values = run[name]
-                    label = name if len(runs) == 1 else f"{f.parent.name}: {name}"
+                    run_name = f.parent.parent.name if f.parent.name == "logs" else f.parent.name
+                    label = name if len(runs) == 1 else f"{run_name}: {name}"
                     ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=label)
         ax.set(title=panel, xlabel="step")
         ax.grid(alpha=0.3)

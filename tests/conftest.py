@@ -20,11 +20,23 @@ def shared(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
-def pop909_files() -> list[Path]:
-    """A handful of real POP909 songs (MELODY / BRIDGE / PIANO tracks)."""
+# Small pieces of the project's own sample corpus, shipped with the tests (tests/data/regenerate.py
+# writes them), so the public API is tested on every machine: four scores in 3/4, 4/4 and 2/4, then
+# a humanized performance, all with POP909's MELODY / BRIDGE / PIANO tracks.
+SHIPPED_SONGS = sorted((ROOT / "tests" / "data").glob("*.mid"))
+
+
+def pop909_songs() -> list[Path]:
+    """A handful of real POP909 songs (MELODY / BRIDGE / PIANO tracks), or skip."""
     root = shared("pop909", "POP909")
     return [root / f"{i:03d}" / f"{i:03d}.mid" for i in (1, 2, 17, 250, 909)]
+
+
+@pytest.fixture(params=["shipped", "pop909"])
+def songs(request) -> list[Path]:
+    """Songs with MELODY / BRIDGE / PIANO tracks: the shipped ones everywhere, real POP909 songs
+    where ../shared/data is."""
+    return SHIPPED_SONGS if request.param == "shipped" else pop909_songs()
 
 
 @pytest.fixture
@@ -37,13 +49,13 @@ def asap_files() -> list[Path]:
 
 
 def good_and_corrupt_folder(root: Path, good: int) -> list[Path]:
-    """`root/good`: `good` real Pianist8 pieces; `root/bad`: the corrupt files midibert.sample writes.
+    """`root/good`: `good` of the shipped songs; `root/bad`: the corrupt files midibert.sample writes.
     Returns the corrupt ones, which a batch job must skip and list."""
     import shutil
 
     from midibert.sample import write_corrupt_files
 
     (root / "good").mkdir(parents=True)
-    for p in sorted(shared("pianist8", "midi", "Yiruma").glob("*.mid"))[:good]:
+    for p in SHIPPED_SONGS[:good]:
         shutil.copy(p, root / "good" / p.name)
     return write_corrupt_files(root / "bad")

@@ -22,3 +22,19 @@ def make_score(tracks: dict[str, list[tuple[int, int, int, int]]], tpq: int = 48
                                                   pitch=a[:, 2].astype(np.int8), velocity=a[:, 3].astype(np.int8))
         score.tracks.append(track)
     return score
+
+
+def _vlq(n: int) -> bytes:
+    out = [n & 0x7F]
+    while n := n >> 7:
+        out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+
+
+def overflow_midi(tpq: int = 480, notes: int = 20, delta: int = 0x0FFFFFFF) -> bytes:
+    """A valid type-0 MIDI file whose `notes` middle Cs each last `delta` ticks (the largest delta
+    a MIDI file can hold): 20 of them add up past the 32-bit tick counter (246 bytes)."""
+    body = b"".join(_vlq(0) + bytes([0x90, 60, 90]) + _vlq(delta) + bytes([0x80, 60, 0]) for _ in range(notes))
+    body += _vlq(0) + b"\xff\x2f\x00"
+    header = (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + tpq.to_bytes(2, "big")
+    return b"MThd" + header + b"MTrk" + len(body).to_bytes(4, "big") + body

@@ -60,3 +60,42 @@ def test_step_sampler_order_is_a_function_of_the_step():
     with pytest.raises(ValueError, match="fewer than one batch"):
         StepSampler(2, 3)
     assert np.isclose(len(StepSampler(100, 8)), 12)
+
+
+def test_bucketed_batches_hold_like_lengths_and_stay_a_function_of_the_step():
+    lengths = [64] * 14 + [10, 50, 20, 40, 30, 60]  # 14 full windows and 6 pieces' last windows
+    step = {"n": 0}
+    sampler = StepSampler(20, 4, seed=3, step=lambda: step["n"], lengths=lengths)
+    first_pass = list(sampler)
+    assert len(first_pass) == 5 and len({i for b in first_pass for i in b}) == 20
+    widths = sorted(sorted((lengths[i] for i in b), reverse=True) for b in first_pass)
+    # three batches of full windows (no attention mask needed); the short ones sorted into the rest
+    assert widths == [[40, 30, 20, 10], [64, 64, 60, 50]] + [[64] * 4] * 3
+    padded = sum(4 * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in first_pass)
+    unbucketed = StepSampler(20, 4, seed=3).batches(0)
+    assert padded < sum(4 * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in unbucketed.tolist())
+    step["n"] = 2
+    assert list(sampler) == first_pass[2:]
+    step["n"] = 5
+    assert list(sampler) == list(sampler) != first_pass
+    with pytest.raises(ValueError, match="lengths"):
+        StepSampler(20, 4, lengths=lengths[:-1])
+
+
+def test_datamodule_buckets_by_length_when_asked(sample):
+    dm = TokenClassificationDataModule(dataset="sample", label="melody3", bucket_by_length=True, **sample)
+    dm.setup()
+    assert dm.train_set.lengths.tolist() == [int(n) for _, _, n in dm.train_set.rows]
+    plain = TokenClassificationDataModule(dataset="sample", label="melody3", **sample)
+    plain.setup()
+
+    def padding_and_unmasked(module):
+        batches = list(module.train_dataloader())
+        return sum(int((~b["attention_mask"]).sum()) for b in batches), sum(bool(b["attention_mask"].all()) for b in batches)
+
+    (padded, unmasked), (padded_before, unmasked_before) = padding_and_unmasked(dm), padding_and_unmasked(plain)
+    assert padded < padded_before / 4 and unmasked > unmasked_before
+    mix = PretrainDataModule(datasets=[{"name": "sample", "path": sample["path"], "weight": 1.5}],
+                             **{k: v for k, v in sample.items() if k != "path"})
+    mix.setup()
+    assert mix.train_set.lengths.tolist() == [len(mix.train_set[i]["input_ids"]) for i in range(len(mix.train_set))]

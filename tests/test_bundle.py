@@ -83,8 +83,54 @@ def test_compact_weights_load_back_as_fp32(tmp_path, weights, max_ratio):
     torch.testing.assert_close(again(ids), model(ids), atol=0.05, rtol=0)
 
 
-def test_corrupt_weights_are_one_clear_error(saved):
-    path, _, _ = saved
-    (path / "model.safetensors").write_bytes(b"\x08" * 64)
-    with pytest.raises(ValueError, match="model.safetensors: "):
+
+@pytest.mark.parametrize("damage", ["truncated", "pickle"])
+def test_damaged_weights_are_one_line_exit_2(saved, damage, tmp_path, capsys):
+    from midibert.cli import main
+
+    path, model, _ = saved
+    weights = path / "model.safetensors"
+    if damage == "truncated":  # an interrupted copy
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:  # a PyTorch pickle under the bundle's name: must be refused, never unpickled
+        torch.save(model.state_dict(), weights)
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
         load_bundle(path)
+    assert main(["classify", str(tmp_path / "song.mid"), "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("midibert: error:") and "model.safetensors" in err and err.count("\n") == 1
+
+
+def test_id2label_must_name_every_class_of_the_head(tmp_path):
+    tok = Tokenizer.create("cp", kind="score")
+    cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
+    task = {"name": "melody", "level": "token", "num_classes": 3, "arch": "bert", "head": {}}
+    path = save_bundle(tmp_path / "b", MidiBert(cfg), cfg, tok, task=task, id2label={0: "melody", 1: "accompaniment"})
+    with pytest.raises(ValueError, match=r"id2label names classes \[0, 1\], but the task head has 3"):
+        load_bundle(path)
+
+
+def test_bundle_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        tok = Tokenizer.create("cp", kind="score")
+        cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
+        path = save_bundle(tmp_path / "b", MidiBert(cfg), cfg, tok)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {
+        "config.json": 0o644, "tokenizer.json": 0o644, "model.safetensors": 0o644}
+
+
+def test_a_folder_that_is_not_a_bundle_is_never_replaced(saved, tmp_path):
+    _, model, tok = saved
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a midibert bundle"):
+        save_bundle(mine, model, model.cfg, tok)
+    assert (mine / "notes.txt").read_text() == "keep me"

@@ -18,15 +18,15 @@ from midibert import MidiError
 from midibert.bundle import load_bundle, save_bundle
 from midibert.classify import Classifier
 from midibert.model import BertConfig
-from midibert.tasks import build_network
+from midibert.network import build_network
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
 from midibert.tokenize.windows import make_windows
-from tests.conftest import ROOT, shared
+from tests.conftest import ROOT, SHIPPED_SONGS, shared
 
 MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
 VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
-STYLE = {i: name for i, name in enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split())}
+STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
 
 
 def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",
@@ -54,14 +54,14 @@ def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str]
 
 
 @pytest.fixture(scope="module")
-def songs() -> list[Path]:
-    root = shared("pop909", "POP909")
-    return [root / f"{i:03d}" / f"{i:03d}.mid" for i in (1, 2, 17)]
+def pieces() -> list[Path]:
+    """Two shipped scores and the shipped performance, so every test here runs on any machine."""
+    return SHIPPED_SONGS[:3]
 
 
 @pytest.fixture(scope="module")
-def melody_dir(tmp_path_factory, songs) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("m") / "melody", "melody", "token", MELODY, train_on=songs[0],
+def melody_dir(tmp_path_factory, pieces) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("m") / "melody", "melody", "token", MELODY, train_on=pieces[0],
                        label_fn=melody_labels)
 
 
@@ -76,9 +76,9 @@ def file_notes(path: Path) -> list[tuple[str, int, int]]:
     return [(t.name, n.time, n.pitch) for t in score.tracks if not t.is_drum for n in t.notes]
 
 
-def test_one_prediction_per_note_in_file_order(clf, pop909_files):
-    res = clf.predict(pop909_files[1])
-    notes = file_notes(pop909_files[1])
+def test_one_prediction_per_note_in_file_order(clf, songs):
+    res = clf.predict(songs[1])
+    notes = file_notes(songs[1])
     assert res.level == "note" and len(res.labels) == len(res.probs) == len(notes)
     assert "" not in res.labels and set(res.labels) <= set(MELODY.values())
     assert list(zip(res.track, res.onset.tolist(), res.pitch.tolist())) == notes
@@ -86,8 +86,8 @@ def test_one_prediction_per_note_in_file_order(clf, pop909_files):
     assert abs(sum(res.shares().values()) - 1) < 1e-9
 
 
-def test_every_source_type_gives_the_same_prediction(clf, songs):
-    path = songs[1]
+def test_every_source_type_gives_the_same_prediction(clf, pieces):
+    path = pieces[1]
     by_path = clf.predict(path)
     for src in (path.read_bytes(), symusic.Score(str(path))):
         res = clf.predict(src)
@@ -99,11 +99,11 @@ def test_every_source_type_gives_the_same_prediction(clf, songs):
         assert len(clf.predict(src).labels) == len(by_path.labels)  # these parsers may re-time; counts hold
 
 
-def test_batch_equals_single_predictions(clf, melody_dir, songs):
+def test_batch_equals_single_predictions(clf, melody_dir, pieces):
     assert clf.batch_size == 1  # CPU default: one window at a time
-    batch = Classifier.from_pretrained(melody_dir, batch_size=32).predict_batch(songs)  # trimmed, padded batches
+    batch = Classifier.from_pretrained(melody_dir, batch_size=32).predict_batch(pieces)  # trimmed, padded batches
     assert clf.predict_batch([]) == []
-    for path, res in zip(songs, batch):
+    for path, res in zip(pieces, batch):
         one = clf.predict(path)
         assert res.source == str(path) and res.labels == one.labels
         np.testing.assert_allclose(res.probs, one.probs, atol=1e-5)
@@ -134,22 +134,22 @@ def test_quantize_names_an_engine_or_is_refused(melody_dir):
     assert Classifier.from_pretrained(melody_dir, device="cpu", quantize=False).engine is None
 
 
-def test_to_midi_melody_tracks(clf, songs, tmp_path):
-    res = clf.predict(songs[0])
+def test_to_midi_melody_tracks(clf, pieces, tmp_path):
+    res = clf.predict(pieces[0])
     out = symusic.Score(str(res.to_midi(tmp_path / "a" / "out.mid")))
     assert {t.name for t in out.tracks} == {n.upper() for n in res.labels}  # MIDI keeps no empty tracks
     assert len({t.name for t in out.tracks}) >= 2  # the trained model tells some melody from accompaniment
     got = sorted((n.time, n.pitch) for t in out.tracks for n in t.notes)
-    assert got == sorted((s, p) for _, s, p in file_notes(songs[0]))
+    assert got == sorted((s, p) for _, s, p in file_notes(pieces[0]))
     for t in out.tracks:
         assert len(t.notes) == res.labels.count(t.name.lower())
     assert json.loads(res.to_json())["notes"][0].keys() == {"start", "pitch", "track", "label"}
 
 
-def test_velocity_to_midi_applies_predicted_velocities(tmp_path, songs):
+def test_velocity_to_midi_applies_predicted_velocities(tmp_path, pieces):
     bundle = make_bundle(tmp_path / "vel", "velocity", "token", VELOCITY, spec="cp-performance",
-                         train_on=songs[0], label_fn=velocity_labels, hide=("Velocity",))
-    res = mc.velocity(songs[2], model=bundle)
+                         train_on=pieces[0], label_fn=velocity_labels, hide=("Velocity",))
+    res = mc.velocity(pieces[2], model=bundle)
     edges = np.asarray(VELOCITY_EDGES)
     expected = ((edges[:-1] + edges[1:]) // 2)[res.probs.argmax(1)]
     out = symusic.Score(str(res.to_midi(tmp_path / "vel.mid")))
@@ -157,10 +157,10 @@ def test_velocity_to_midi_applies_predicted_velocities(tmp_path, songs):
     assert got == sorted(zip(res.onset.tolist(), res.pitch.tolist(), expected.tolist()))
 
 
-def test_hidden_family_does_not_change_predictions(tmp_path, songs):
+def test_hidden_family_does_not_change_predictions(tmp_path, pieces):
     bundle = make_bundle(tmp_path / "vel", "velocity", "token", VELOCITY, spec="cp-performance", hide=("Velocity",))
     clf = Classifier.from_pretrained(bundle)
-    score = symusic.Score(str(songs[2]))
+    score = symusic.Score(str(pieces[2]))
     louder = score.copy()
     for t in louder.tracks:
         for n in t.notes:
@@ -168,8 +168,8 @@ def test_hidden_family_does_not_change_predictions(tmp_path, songs):
     np.testing.assert_allclose(clf.predict(louder).probs, clf.predict(score).probs, atol=1e-6)
 
 
-def test_style_gives_one_label_per_piece(tmp_path):
-    files = sorted(shared("pianist8", "midi").glob("*/*.mid"))[:2]
+def test_style_gives_one_label_per_piece(tmp_path, pieces):
+    files = pieces[:2]
     bundle = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
     res = mc.style(files[0], model=bundle)
     assert res.level == "piece" and res.labels in STYLE.values() and res.probs.shape == (8,)
@@ -220,18 +220,18 @@ def test_mismatched_bundles_are_refused(melody_dir, tmp_path):
         Classifier.from_pretrained(bigger)
 
 
-def test_save_pretrained_round_trip(clf, songs, tmp_path):
+def test_save_pretrained_round_trip(clf, pieces, tmp_path):
     again = Classifier.from_pretrained(clf.save_pretrained(tmp_path / "copy"))
     assert again.task == clf.task and again.class_names == clf.class_names
     assert again.tokenizer.config == clf.tokenizer.config and again.bundle.model_config == clf.bundle.model_config
-    np.testing.assert_array_equal(again.predict(songs[0]).probs, clf.predict(songs[0]).probs)
+    np.testing.assert_array_equal(again.predict(pieces[0]).probs, clf.predict(pieces[0]).probs)
 
 
-def test_module_docstring_example_runs(melody_dir, songs, tmp_path, monkeypatch):
+def test_module_docstring_example_runs(melody_dir, pieces, tmp_path, monkeypatch):
     """The API example at the top of classify.py, with its placeholders pointed at real files."""
     code = re.search(r"\n\n((?:    .*\n|\n)+)\n", mc.__doc__).group(1)
     code = "\n".join(line[4:] for line in code.splitlines())
-    code = re.sub(r'"runs/[^"]*"', repr(str(melody_dir)), code).replace('"song.mid"', repr(str(songs[0])))
+    code = re.sub(r'"runs/[^"]*"', repr(str(melody_dir)), code).replace('"song.mid"', repr(str(pieces[0])))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "classify-docstring", "exec"), {})
     assert (tmp_path / "annotated.mid").is_file()
@@ -241,30 +241,66 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "midibert", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def test_cli_table_bad_file_json_and_out(melody_dir, songs, tmp_path):
+def test_cli_table_bad_file_json_and_out(melody_dir, pieces, tmp_path):
     bad = tmp_path / "broken.mid"
     bad.write_bytes(b"not midi" * 10)
-    files = [str(songs[0]), str(bad), str(songs[1])]
+    files = [str(pieces[0]), str(bad), str(pieces[1])]
     out = run("classify", *files, "--model", str(melody_dir), "--out", str(tmp_path / "out"))
     assert out.returncode == 1, out.stderr
     assert "broken.mid" in out.stderr and "Traceback" not in out.stderr
     rows = out.stdout.splitlines()
     assert [r.split("\t")[0] for r in rows] == [files[0], files[2]] and "accompaniment" in rows[0]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [songs[0].name, songs[1].name]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [pieces[0].name, pieces[1].name]
 
     js = run("classify", *files[::2], "--model", str(melody_dir), "--json")
     assert js.returncode == 0, js.stderr
     lines = [json.loads(line) for line in js.stdout.splitlines()]
-    assert [d["source"] for d in lines] == files[::2] and len(lines[0]["notes"]) == len(file_notes(songs[0]))
+    assert [d["source"] for d in lines] == files[::2] and len(lines[0]["notes"]) == len(file_notes(pieces[0]))
 
     usage = run("classify", files[0], "--model", str(tmp_path))
     assert usage.returncode == 2 and "not a midibert bundle" in usage.stderr
 
 
-def test_cli_plot_notes(melody_dir, songs, tmp_path):
-    out = run("plot", "notes", str(songs[0]), "--model", str(melody_dir), "--out", str(tmp_path / "roll.png"))
+def test_cli_plot_notes(melody_dir, pieces, tmp_path):
+    out = run("plot", "notes", str(pieces[0]), "--model", str(melody_dir), "--out", str(tmp_path / "roll.png"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "roll.png").read_bytes()[:4] == b"\x89PNG"
     style = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
-    refused = run("plot", "notes", str(songs[0]), "--model", str(style))
+    refused = run("plot", "notes", str(pieces[0]), "--model", str(style))
     assert refused.returncode == 2 and "whole pieces" in refused.stderr
+
+
+def test_cli_one_bad_file_never_stops_the_others(tmp_path, capsys, monkeypatch):
+    """Tick overflow (at 480 and 24 ticks per quarter) and an unexpected exception on one file:
+    each is one line naming the file, and the good file after them is still classified."""
+    from midibert.cli import main
+    from tests.midi_factory import make_score, overflow_midi
+
+    model = make_bundle(tmp_path / "melody", "melody", "token", MELODY)
+    files = []
+    for tpq in (480, 24):
+        files.append(tmp_path / f"overflow{tpq}.mid")
+        files[-1].write_bytes(overflow_midi(tpq))
+    files.append(tmp_path / "buggy.mid")
+    good = tmp_path / "good.mid"
+    for path in (files[-1], good):
+        make_score({"MELODY": [(i * 240, 240, 60 + i % 12, 80) for i in range(24)]}).dump_midi(str(path))
+    files.append(good)
+    real = Classifier.predict
+
+    def predict(self, src):  # a bug that only this file triggers
+        if Path(src).name == "buggy.mid":
+            raise RuntimeError("something no one foresaw")
+        return real(self, src)
+
+    monkeypatch.setattr(Classifier, "predict", predict)
+    assert main(["classify", *map(str, files), "--model", str(model)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split("\t")[0] == str(good) and len(out.splitlines()) == 1
+    lines = err.splitlines()
+    assert len(lines) == 3 and "Traceback" not in err
+    assert all(str(files[i]) in lines[i] and "32-bit ticks" in lines[i] for i in (0, 1))
+    assert lines[2] == (f"midibert: internal error on {files[2]}: RuntimeError: something no one foresaw "
+                        f"(rerun with --debug for the traceback)")
+    assert main(["classify", str(files[2]), "--model", str(model), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -5,21 +5,23 @@ import json
 import subprocess
 import sys
 
+from tests.conftest import good_and_corrupt_folder, shared
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "midibert", *args], capture_output=True, text=True)
 
 
-def test_tokenize_prints_compound_tokens(pop909_files):
-    out = run("tokenize", str(pop909_files[0]), "--representation", "cp")
+def test_tokenize_prints_compound_tokens(songs):
+    out = run("tokenize", str(songs[0]), "--representation", "cp")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "Bar Position Pitch Duration" in lines[0]
     assert any("Pitch_" in line and "# note" in line for line in lines[1:])
 
 
-def test_tokenize_json(pop909_files):
-    out = run("tokenize", str(pop909_files[0]), "--representation", "remi", "--kind", "performance", "--json")
+def test_tokenize_json(songs):
+    out = run("tokenize", str(songs[0]), "--representation", "remi", "--kind", "performance", "--json")
     d = json.loads(out.stdout)
     assert d["tokenizer"] == "remi-performance" and len(d["ids"]) == len(d["note_index"]) == len(d["tokens"])
 
@@ -31,16 +33,29 @@ def test_tokenize_bad_file(tmp_path):
     assert out.returncode == 2 and "bad.mid" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_data_prepare_skips_bad_files_and_stats_counts_splits(tmp_path):
-    from tests.conftest import good_and_corrupt_folder, shared
-
+def test_data_prepare_skips_bad_files(tmp_path):
     root = tmp_path / "mine"
     bad = good_and_corrupt_folder(root, 3)
     out = run("data", "prepare", "folder", "--path", str(root), "--out", str(tmp_path / "c"), "--workers", "1")
     assert out.returncode == 0, out.stderr
     assert f"skipped {len(bad)}" in out.stdout and all(p.name in out.stdout for p in bad)
-    stats = json.loads(run("data", "stats", "pianist8", "--path", str(shared("pianist8"))).stdout)
+
+
+def test_data_stats_counts_the_published_split():
+    stats = json.loads(run("data", "stats", "pianist8", "--path", str(shared("pianist8")), "--json").stdout)
     assert stats["pieces"] == {"train": 337, "valid": 37, "test": 37}
+
+
+def test_data_stats_table_and_json(tmp_path):
+    table = run("data", "stats", "sample", "--path", str(tmp_path / "sample"))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "# sample" and lines[1].split() == ["train", "valid", "test", "all"]
+    rows = {line.rsplit(None, 4)[0]: [int(c) for c in line.split()[-4:]] for line in lines[2:]}
+    stats = json.loads(run("data", "stats", "sample", "--path", str(tmp_path / "sample"), "--json").stdout)
+    assert rows["pieces"] == [*stats["pieces"].values(), sum(stats["pieces"].values())]
+    for style, counts in stats["style"]["train"].items():
+        assert rows[f"style {style}"][0] == counts
 
 
 def test_data_errors_are_one_line(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from midibert import evaluate
 from midibert.tokenize.labels import IGNORE
+from midibert.tokenize.windows import aggregate_notes, aggregate_pieces, note_labels
 
 X = IGNORE
 
@@ -42,7 +43,7 @@ LABELS = np.array([[0, 0, 1, X], [1, X, 0, X], [1, 0, X, X], [0, X, X, X]])  # n
 
 
 def test_aggregate_notes_by_hand():
-    pieces, notes, mean = evaluate.aggregate_notes(PROBS, NOTE_INDEX, PIECE)
+    pieces, notes, mean = aggregate_notes(PROBS, NOTE_INDEX, PIECE)
     assert list(zip(pieces.tolist(), notes.tolist())) == [(2, 0), (2, 1), (5, 0), (5, 1), (5, 2)]  # each once
     expected = [[.3, .7],                        # piece 2 note 0: one token
                 [(.8 + .4) / 2, (.2 + .6) / 2],  # piece 2 note 1: one token in each window
@@ -53,12 +54,12 @@ def test_aggregate_notes_by_hand():
 
 
 def test_note_labels_follow_aggregate_order():
-    assert evaluate.note_labels(LABELS, NOTE_INDEX, PIECE).tolist() == [1, 0, 0, 1, 0]
+    assert note_labels(LABELS, NOTE_INDEX, PIECE).tolist() == [1, 0, 0, 1, 0]
 
 
 def test_note_without_label_is_ignored():
     labels = np.where(NOTE_INDEX == 2, X, LABELS)
-    assert evaluate.note_labels(labels, NOTE_INDEX, PIECE).tolist() == [1, 0, 0, 1, X]
+    assert note_labels(labels, NOTE_INDEX, PIECE).tolist() == [1, 0, 0, 1, X]
     assert evaluate.evaluate_token_task(PROBS, labels, NOTE_INDEX, PIECE, ["m", "a"])["note"]["n"] == 4
 
 
@@ -71,7 +72,7 @@ def test_token_task_levels():
 
 def test_aggregate_pieces_by_hand():
     probs = np.array([[.9, .1], [.5, .5], [.2, .8], [.4, .6]])
-    ids, mean = evaluate.aggregate_pieces(probs, np.array([7, 3, 7, 3]))
+    ids, mean = aggregate_pieces(probs, np.array([7, 3, 7, 3]))
     assert ids.tolist() == [3, 7]
     np.testing.assert_allclose(mean, [[.45, .55], [.55, .45]])
 

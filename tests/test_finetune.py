@@ -94,3 +94,66 @@ def test_real_subsets(workdir):
     style = run(workdir, "style", "bert", *real, "task.data.dataset=pianist8",
                 "task.data.path=${paths.data_root}/pianist8", "task.data.max_pieces=8", "name=style-real")
     assert style["levels"]["piece"]["n"] == 8
+
+
+def test_predictions_of_different_widths_are_joined():
+    """EMOPIA's clips are shorter than a window, so test batches are cut to different widths."""
+    from midibert.finetune import concat_batches
+
+    def batch(B, L, C=4, token=True):
+        out = {"probs": torch.rand(B, L, C) if token else torch.rand(B, C), "note_index": torch.arange(L).expand(B, L),
+               "piece": torch.arange(B)}
+        out["labels"] = torch.zeros(B, L, dtype=torch.long) if token else torch.zeros(B, dtype=torch.long)
+        return out
+
+    for token in (True, False):
+        cat = concat_batches([batch(2, 256, token=token), batch(3, 174, token=token)])
+        assert cat["note_index"].shape == (5, 256) and (cat["note_index"][2:, 174:] == -1).all()
+        assert cat["piece"].shape == (5,)
+        assert cat["probs"].shape == ((5, 256, 4) if token else (5, 4))
+        assert cat["labels"].shape == ((5, 256) if token else (5,))
+        if token:
+            assert (cat["labels"][2:, 174:] == -100).all()
+
+
+def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = "0"):
+    """Run `python -m midibert.<name> ARGS` in this process (Hydra reads sys.argv); returns the
+    exit status."""
+    import importlib
+    import sys
+
+    from midibert.training import run_hydra
+
+    monkeypatch.setattr(sys, "argv", [name, *args, f"paths.output_dir={tmp_path / 'runs'}",
+                                      f"paths.cache_dir={tmp_path / 'cache'}"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", full_error)  # run_hydra changes both; restored after the test
+    monkeypatch.setenv("MIDIBERT_USER_HYDRA_FULL_ERROR", full_error)
+    with pytest.raises(SystemExit) as e:
+        run_hydra(importlib.import_module(f"midibert.{name}").main)
+    return e.value.code
+
+
+@pytest.mark.parametrize("name,args,message", [
+    ("finetune", ["pretrained=/nonexistent"], "/nonexistent: not a midibert bundle (missing config.json)"),
+    ("finetune", ["model=rnn", "task.data.path=/nonexistent"], "pop909: no dataset at /nonexistent"),
+    ("pretrain", ["no_such_key=3"], "Could not override 'no_such_key'. To append to your config use +no_such_key=3 "
+                                    "(Key 'no_such_key' is not in struct)"),
+    ("pretrain", ["model=nope"], "In 'pretrain': Could not find 'model/nope'"),
+])
+def test_entry_point_user_errors_are_one_line_exit_2(name, args, message, tmp_path, monkeypatch, capsys):
+    assert _entry(name, args, tmp_path, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"midibert: error: {message}"), err
+    assert "Traceback" not in err and "Error executing job" not in err
+
+
+def test_entry_point_bugs_are_one_line_and_a_traceback_on_request(tmp_path, monkeypatch, capsys):
+    def bug(cfg):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("midibert.finetune.finetune", bug)
+    assert _entry("finetune", [], tmp_path, monkeypatch) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        "midibert: internal error: KeyError: 'a bug' (set HYDRA_FULL_ERROR=1 for the traceback)"
+    with pytest.raises(KeyError):  # HYDRA_FULL_ERROR=1: the exception itself, with its traceback
+        _entry("finetune", [], tmp_path, monkeypatch, full_error="1")

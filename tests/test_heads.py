@@ -1,11 +1,17 @@
 """Fine-tuning heads: shapes, pooling ignores padding, freezing, layer-wise LR decay."""
 from __future__ import annotations
 
+import re
+import textwrap
+
 import pytest
 import torch
 
+import midibert.heads
+from midibert.bundle import load_bundle, save_bundle
 from midibert.heads import AttentionPool, SequenceClassifier, TokenClassifier, layerwise_lr_groups
 from midibert.model import BertConfig, MidiBert
+from midibert.tokenize import Tokenizer
 from tests.test_model import CP_VOCAB, batch
 
 
@@ -62,3 +68,19 @@ def test_layerwise_lr_groups():
     assert all(g["lr"] == 1.0 for g in layerwise_lr_groups(frozen, 1.0, 0.5))
     with pytest.raises(ValueError):
         layerwise_lr_groups(torch.nn.Linear(2, 2), 1.0, 0.5)
+
+
+def test_module_docstring_example_runs(tmp_path):
+    """heads.py's example, its bundle path pointed at a saved encoder: the head sits on those weights."""
+    tok = Tokenizer.create("cp", kind="score")
+    pretrained = MidiBert(BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes))
+    save_bundle(tmp_path / "encoder", pretrained, pretrained.cfg, tok)
+    code = textwrap.dedent(re.search(r"\n\n((?:    .*\n)+)\n", midibert.heads.__doc__).group(1))
+    code = code.replace('"runs/pretrain/smoke/bundle"', repr(str(tmp_path / "encoder")))
+    input_ids, attention_mask = batch(vocab=tok.vocab_sizes)
+    scope = {"load_bundle": load_bundle, "MidiBert": MidiBert, "SequenceClassifier": SequenceClassifier,
+             "input_ids": input_ids, "attention_mask": attention_mask}
+    exec(compile(code, "heads-docstring", "exec"), scope)
+    assert scope["logits"].shape == (3, 8)
+    loaded = scope["clf"].encoder.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in pretrained.state_dict().items())

@@ -105,3 +105,21 @@ def test_never_touches_padding(lengths, seed, mode, rate):
     masked, targets, where = mask_tokens(ids, mask, VOCAB, rate=rate, mode=mode, generator=g)
     assert not where[~mask].any() and (masked[~mask] == 0).all()
     assert ((where.sum(1) > 0) == (mask.sum(1) > 0)).all()  # any real token -> at least one chosen
+
+
+def test_copy_baselines_on_a_hand_made_sequence():
+    from midibert.masking import copy_baselines
+
+    # families (Position, Pitch); position 4 is padding, positions 1, 2 and 5 are masked
+    ids = torch.tensor([[[5, 40], [5, 41], [6, 41], [6, 43], [0, 0]],
+                        [[7, 50], [7, 50], [8, 52], [8, 52], [9, 53]]])
+    where = torch.tensor([[False, True, True, False, False], [False, False, False, False, True]])
+    real = torch.tensor([[True, True, True, True, False], [True] * 5])
+    prev, nxt, n = copy_baselines(ids, where, real)
+    # row 0: pos 1 copies pos 0 (5, 40): Position right; its next visible is pos 3 (6, 43): nothing.
+    #        pos 2 copies pos 0 (masked pos 1 is skipped): nothing; next pos 3 (6, 43): Position.
+    # row 1: pos 4 copies pos 3 (8, 52): nothing; no next token: wrong.
+    assert prev.tolist() == [1, 0] and nxt.tolist() == [1, 0] and n.tolist() == [3, 3]
+    # REMI (one family) works the same
+    prev, nxt, n = copy_baselines(ids[..., 0], where, real)
+    assert prev.tolist() == [1] and nxt.tolist() == [1] and n.tolist() == [3]

@@ -1,9 +1,10 @@
 """README.md stays true: its Python blocks run, and every command it shows parses and composes.
 
-Python blocks run with their placeholders pointed at real files: "song.mid" at a POP909 song and
+Python blocks run with their placeholders pointed at real files: "song.mid" at a shipped test song and
 "runs/.../<task>-bert/bundle" at tiny bundles of that task. Shell lines are checked without
 running them: `midibert ...` through the CLI's own parser, `python -m midibert.<stage> ...`
-by composing its Hydra config with the same overrides, `python benchmarks/...` by the script's existence.
+by composing its Hydra config with the same overrides, `python benchmarks/...` by the script's existence. A `--config-dir` folder holds the config files
+README shows (a yaml block after the path it names).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from midibert.cli import build_parser
 from midibert.training import CONF_DIR
-from tests.conftest import ROOT, shared
+from tests.conftest import ROOT, SHIPPED_SONGS
 from tests.hydra_configs import config
 from tests.test_classify import MELODY, STYLE, VELOCITY, make_bundle
 
@@ -24,6 +25,7 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
 SHELL = [code for lang, code in BLOCKS if lang == "bash"]
+CONFIG_FILES = dict(re.findall(r"`([\w/.-]+\.yaml)`:\n\n```yaml\n(.*?)```", README, flags=re.S))  # path named before a block
 TASKS = {"melody": ("token", MELODY), "velocity": ("token", VELOCITY), "style": ("sequence", STYLE),
          "emotion": ("sequence", {i: f"Q{i + 1}" for i in range(4)})}
 
@@ -67,7 +69,7 @@ def packaged_tiny_models(folder: Path) -> Path:
 
 @pytest.mark.parametrize("i", range(len(PYTHON)))
 def test_python_block_runs(i, tmp_path, monkeypatch):
-    code = PYTHON[i].replace('"song.mid"', repr(str(shared("pop909", "POP909", "001", "001.mid"))))
+    code = PYTHON[i].replace('"song.mid"', repr(str(SHIPPED_SONGS[0])))
     for path, task in set(re.findall(r'"(runs/[^"]*/(\w+)-bert/bundle)"', code)):
         level, labels = TASKS[task]
         made = make_bundle(tmp_path / "bundles" / task, task, level, labels)
@@ -94,6 +96,12 @@ def test_release_line_parses(line):
                                   and not c.startswith("python -m midibert.release")])
 def test_hydra_line_composes(line, tmp_path):
     words = shlex.split(line)
+    if "--config-dir" in words:  # a user's config folder: README's own config files, written here
+        for rel, text in CONFIG_FILES.items():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text)
+        i = words.index("--config-dir")
+        words[i : i + 2] = [f"hydra.searchpath=[file://{tmp_path / words[i + 1]}]"]
     stage = words[2].split(".")[1]
     overrides = [w for w in words[3:] if w != "-m"]
     if "-m" in words:  # a sweep: each value of a comma list must compose
@@ -113,3 +121,13 @@ def test_config_groups_named_exist():
     for group, options in re.findall(r"`(\w+)/` \(([^)]*)\)", section):
         for option in re.findall(r"[\w-]+", options.replace(" for fine-tuning", "")):
             assert (Path(CONF_DIR) / group / f"{option}.yaml").is_file(), f"{group}/{option}"
+
+
+def test_readme_experiment_file_extends_a_packaged_one(tmp_path):
+    """README's own experiment file, on the search path: its values win, the rest comes from `smoke`."""
+    ((rel, text),) = CONFIG_FILES.items()
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_text(text)
+    folder = tmp_path / Path(rel).parts[0]
+    cfg = config("pretrain", [f"hydra.searchpath=[file://{folder}]", f"experiment={Path(rel).stem}"], tmp_path)
+    assert (cfg.name, cfg.trainer.max_steps, cfg.model.preset) == ("mine", 20, "bert-tiny")

@@ -15,11 +15,11 @@ def _level(accuracy: float, macro_f1: float) -> dict:
     return {"n": 10, "accuracy": accuracy, "macro_f1": macro_f1, "per_class": {}, "confusion": []}
 
 
-def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: float) -> Path:
+def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: float, dataset: str = "d") -> Path:
     """A run dir holding a results.json as evaluate.write_results writes it (plots left out: not read here)."""
     run = root / name
     run.mkdir(parents=True)
-    results = {"task": task, "model": model, "representation": "cp", "dataset": "d", "class_names": ["a", "b"],
+    results = {"task": task, "model": model, "representation": "cp", "dataset": dataset, "class_names": ["a", "b"],
                "levels": {"window": _level(0.5, 0.4), primary: _level(accuracy, 0.8)},
                "scale": {"layers": 2, "steps": 100}, "seed": 0}
     (run / "results.json").write_text(json.dumps(results))
@@ -28,8 +28,8 @@ def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: f
 
 @pytest.fixture
 def runs(tmp_path) -> Path:
-    _run(tmp_path / "runs", "melody-bert", "melody", "bert", "note", 0.9512)
-    _run(tmp_path / "runs" / "nested", "style-rnn", "style", "rnn", "piece", 0.625)
+    _run(tmp_path / "runs", "melody-bert", "melody", "bert", "note", 0.9512, "pop909")
+    _run(tmp_path / "runs" / "nested", "style-rnn", "style", "rnn", "piece", 0.625, "pianist8")
     _run(tmp_path / "runs", "melody-skyline", "melody", "skyline", "note", 0.7)
     return tmp_path / "runs"
 
@@ -38,10 +38,28 @@ def test_table_joins_runs_with_paper(runs):
     text = report.table(report.load_runs([runs / "melody-bert", runs / "nested" / "style-rnn"]))
     lines = text.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| run | task | model |")
-    assert lines[2] == ("| melody-bert | melody | bert | d | cp | note | 95.12 | 80.00 | 50.00 "
+    assert lines[2] == ("| melody-bert | melody | bert | pop909 | cp | note | 95.12 | 80.00 | 1 | — | — | 50.00 "
                         "| layers=2, steps=100 | 96.37 |")
-    assert lines[3] == ("| style-rnn | style | rnn | d | cp | piece | 62.50 | 80.00 | 50.00 "
+    assert lines[3] == ("| style-rnn | style | rnn | pianist8 | cp | piece | 62.50 | 80.00 | 1 | — | — | 50.00 "
                         "| layers=2, steps=100 | 60.32 |")
+
+
+def test_paper_figures_only_beside_the_papers_datasets(tmp_path):
+    _run(tmp_path, "melody-bert", "melody", "bert", "note", 0.9, "sample")
+    assert report.table(report.load_runs([tmp_path])).splitlines()[2].endswith("| — |")
+
+
+def test_seeds_give_mean_and_std_and_bert_rows_carry_their_gains(tmp_path):
+    for seed, acc in ((1, 0.5), (2, 0.6), (3, 0.7)):
+        _run(tmp_path, f"style-bert-seed{seed}", "style", "bert", "piece", acc, "pianist8")
+        _run(tmp_path, f"style-scratch-seed{seed}", "style", "bert-scratch", "piece", acc - 0.2, "pianist8")
+    _run(tmp_path, "style-rnn", "style", "rnn", "piece", 0.55, "pianist8")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.table(report.load_runs([tmp_path])).splitlines()[2:]}
+    assert set(rows) == {"style-bert", "style-scratch", "style-rnn"}
+    bert = rows["style-bert"]
+    assert bert[6] == "60.00 ± 10.00" and bert[8] == "3"
+    assert bert[9] == "+20.00" and bert[10] == "+5.00"  # vs scratch, vs BiLSTM
+    assert rows["style-scratch"][9] == "—"
 
 
 def test_search_finds_every_run_and_baselines_have_no_paper_figure(runs):

@@ -25,7 +25,7 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
         for model in ("bert", "majority"):
             assert (report.parent / f"{task}-{model}" / "results.json").is_file()
             assert f"| {task}-{model} |" in text
-    assert "| melody-skyline |" in text and "96.37" in text  # the paper's figure beside ours
+    assert "| melody-skyline |" in text and "96.37" not in text  # no paper figure beside sample-corpus runs
     assert (report.parent / "melody-bert" / "training_curves.png").is_file()
     assert "report:" in capsys.readouterr().out
     # a second run reuses every finished stage instead of training again
@@ -33,3 +33,17 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         run_pipeline(cfg)
     assert json.loads((report.parent / "style-bert" / "results.json").read_text()) == before
+
+
+def test_stages_scratch_column_and_seeds(tmp_path):
+    from midibert.run import _stages
+
+    cfg = config("run", ["experiment=cpu_reference", "pipeline.models=[bert,scratch,rnn]",
+                         "pipeline.seeds={style:[1,2,3]}"], tmp_path)
+    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
+    assert stages["melody-scratch"][:3] == ["seed=42", "task=melody", "model=bert"]
+    assert not any(o.startswith("pretrained=") for o in stages["melody-scratch"])
+    assert f"pretrained={tmp_path / 'bundle'}" in stages["melody-bert"]
+    assert {n for n in stages if n.startswith("style-bert")} == {f"style-bert-seed{s}" for s in (1, 2, 3)}
+    assert stages["style-rnn-seed2"][0] == "seed=2"
+    assert "melody-skyline" in stages and next(iter(stages)) == "pretrain"

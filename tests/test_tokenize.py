@@ -1,7 +1,8 @@
-"""Tokenizer contract: round trips on real and generated MIDI, note links, sources, save / load."""
+"""Tokenizer contract: round trips on shipped, real and generated MIDI, note links, sources, pinned ids,
+save / load."""
 from __future__ import annotations
 
-import io
+import hashlib
 
 import miditoolkit
 import numpy as np
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from midibert import MidiError
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import melody_labels
-from tests.midi_factory import make_score
+from tests.conftest import ROOT
+from tests.midi_factory import make_score, overflow_midi
 
 SPECS = ["cp-score", "cp-performance", "remi-score", "remi-performance"]
 
@@ -47,9 +49,9 @@ def assert_round_trip(tok: Tokenizer, src) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_round_trip_real_pop909(spec, pop909_files):
+def test_round_trip_songs(spec, songs):
     tok = Tokenizer.from_spec(spec)
-    for path in pop909_files:
+    for path in songs:
         assert_round_trip(tok, path)
 
 
@@ -60,9 +62,9 @@ def test_round_trip_real_asap(spec, asap_files):
         assert_round_trip(tok, path)
 
 
-def test_cp_every_note_once_and_melody_from_track_names(pop909_files):
+def test_cp_every_note_once_and_melody_from_track_names(songs):
     tok = Tokenizer.create("cp", kind="score")
-    for path in pop909_files:
+    for path in songs:
         enc = tok.encode(path)
         linked = enc.note_index[enc.note_index >= 0]
         assert np.array_equal(np.sort(linked), np.flatnonzero(enc.notes.tokenized))
@@ -79,11 +81,30 @@ def test_cp_every_note_once_and_melody_from_track_names(pop909_files):
         assert np.array_equal(np.sort(tok_pitch), melody_pitches)
 
 
-def test_remi_note_tokens_point_at_notes(pop909_files):
+def test_remi_note_tokens_point_at_notes(songs):
     tok = Tokenizer.create("remi", kind="performance")
-    enc = tok.encode(pop909_files[0])
+    enc = tok.encode(songs[0])
     per_note = np.bincount(enc.note_index[enc.note_index >= 0], minlength=len(enc.notes))
     assert (per_note == 3).all()  # Pitch, Velocity, Duration
+
+
+# Token ids of shipped files, pinned as transformers pins an output slice. Saved bundles hold
+# models trained on these ids, so a tokenizer change that alters any of them must fail here, not
+# silently feed old models other inputs. (shape, sha256 of the ids as little-endian int64, first rows)
+PINNED = {
+    ("cp-score", "waltz_0000.mid"): ((331, 4), "0b3b54f4476d14a4", [[13, 3, 25, 6], [3, 3, 49, 14], [3, 3, 61, 10]]),
+    ("cp-performance", "performance_waltz_0000.mid"):
+        ((136, 6), "0e6b23f9349c9746", [[13, 3, 23, 14, 41, 59], [3, 3, 54, 19, 58, 59], [3, 15, 39, 10, 39, 59]]),
+    ("remi-performance", "performance_waltz_0000.mid"): ((517,), "0fd6a7fd7922a58e", [3, 12, 98, 499, 214, 416]),
+}
+
+
+@pytest.mark.parametrize(("spec", "name"), list(PINNED))
+def test_token_ids_pinned(spec, name):
+    shape, digest, head = PINNED[spec, name]
+    ids = Tokenizer.from_spec(spec).encode(ROOT / "tests" / "data" / name).ids
+    assert ids.shape == shape and ids[: len(head)].tolist() == head
+    assert hashlib.sha256(np.ascontiguousarray(ids, dtype="<i8").tobytes()).hexdigest()[:16] == digest
 
 
 notes_st = st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 3_000), st.integers(0, 127),
@@ -132,8 +153,8 @@ def test_zero_length_overlapping_and_drum_notes():
     assert len(enc.notes) == 3 and (enc.notes.duration >= 1).all() and enc.stats["short_durations"] == 1
 
 
-def test_sources_agree(pop909_files):
-    path = pop909_files[0]
+def test_sources_agree(songs):
+    path = songs[0]
     tok = Tokenizer.create("cp", kind="performance")
     ref = tok.encode(path).ids
     assert np.array_equal(tok.encode(str(path)).ids, ref)
@@ -194,9 +215,9 @@ def test_newer_format_and_bad_config_refused(tmp_path):
         Tokenizer.from_dict({**d, "config": {**d["config"], "bogus": 1}})
 
 
-def test_decode_writes_a_midi_file(tmp_path, pop909_files):
+def test_decode_writes_a_midi_file(tmp_path, songs):
     tok = Tokenizer.create("cp", kind="performance")
-    enc = tok.encode(pop909_files[1])
+    enc = tok.encode(songs[1])
     out = tmp_path / "back.mid"
     tok.decode(enc.ids).dump_midi(str(out))
     back = tok.encode(out).ids
@@ -205,3 +226,45 @@ def test_decode_writes_a_midi_file(tmp_path, pop909_files):
     assert np.array_equal(back[:, others], enc.ids[:, others])
     # A MIDI file pairs note-on/off by pitch, so same-pitch overlaps can come back shorter.
     assert (back[:, duration] == enc.ids[:, duration]).mean() > 0.99
+
+
+@pytest.mark.parametrize("tpq", [480, 24])
+@pytest.mark.parametrize("spec", SPECS)
+def test_tick_overflow_is_a_midi_error(spec, tpq):
+    data = overflow_midi(tpq)
+    assert len(data) == 246
+    with pytest.raises(MidiError, match="do not fit 32-bit ticks"):
+        Tokenizer.from_spec(spec).encode(data)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_too_many_tokens_refused_before_allocating(spec):
+    """7 notes 2**28 ticks apart at 24 ticks per quarter fit the tick counter but would need 16 M
+    empty bars (gigabytes of arrays): refused at once, by a limit that can be raised or lowered."""
+    tok = Tokenizer.from_spec(spec)
+    with pytest.raises(MidiError, match="too long to tokenize: up to .* over the limit of 2,000,000"):
+        tok.encode(overflow_midi(24, notes=7))
+    song = make_score({"P": [(i * 480, 480, 60, 80) for i in range(40)]})
+    assert len(tok.encode(song)) >= 40
+    with pytest.raises(MidiError, match="limit of 30"):
+        tok.encode(song, max_tokens=30)
+
+
+def test_meter_change_long_after_the_last_note_makes_no_bars():
+    score = make_score({"P": [(0, 480, 60, 80), (1920, 480, 62, 80)]}, meters=[(0, 4, 4), (2**31 - 1000, 3, 4)])
+    enc = Tokenizer.from_spec("cp-score").encode(score, max_tokens=10)
+    assert enc.bar_start.sum() == 2
+
+
+def test_ids_outside_the_vocabulary_are_refused(monkeypatch):
+    tok = Tokenizer.from_spec("cp-score")
+    real = type(tok)._encode
+
+    def off_by_one(self, *args):  # a tokenizer bug, or a value no check foresaw
+        ids, note_index, bar_start = real(self, *args)
+        ids[3, 1] = len(tok.vocab["Position"])
+        return ids, note_index, bar_start
+
+    monkeypatch.setattr(type(tok), "_encode", off_by_one)
+    with pytest.raises(MidiError, match="token 3 gets Position id"):
+        tok.encode(make_score({"P": [(i * 480, 480, 60, 80) for i in range(8)]}))

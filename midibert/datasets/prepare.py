@@ -8,7 +8,8 @@ Layout of a prepared dataset (a cache folder named after dataset, tokenizer and 
                          -100 where no label), pieces.json
 
 Everything is written to a hidden temporary folder and renamed into place only when complete,
-so an interrupted run never leaves something that looks like a valid cache.
+so an interrupted run never leaves something that looks like a valid cache; the next run
+removes what a killed one left. An existing folder is replaced only when it is a preparation.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from midibert.datasets.base import SPLITS, DatasetInfo, Piece, cache_root, dataset_dir, get_info, read
+from midibert.fsutil import die_with_parent, remove_stale
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -35,13 +37,16 @@ DTYPES = {"ids": np.int32, "note_index": np.int32, "bar_start": np.bool_,
 NOTE_LABELS = ("melody3", "melody2", "velocity")
 
 
-def cache_key(name: str, root: Path, tokenizer: str, options: dict, seed: int, max_pieces: int | None) -> str:
+def cache_key(name: str, root: Path, tokenizer: str, options: dict, seed: int, max_pieces: int | None,
+              max_tokens: int | None = None) -> str:
     """Hash of everything that changes the prepared arrays except the source files themselves."""
     from midibert.tokenize import Tokenizer
 
     what = {"format": FORMAT, "dataset": name, "root": str(root.resolve()), "seed": seed,
             "tokenizer": Tokenizer.from_spec(tokenizer).config_hash(), "options": options,
             "max_pieces": max_pieces}
+    if max_tokens is not None:  # only when set, so caches made before the limit existed stay valid
+        what["max_tokens"] = max_tokens
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -59,11 +64,14 @@ def source_listing(pieces: list[Piece], root: Path) -> list[list]:
 _worker: dict = {}
 
 
-def _init_worker(tokenizer: str, name: str) -> None:
+def _init_worker(tokenizer: str, name: str, max_tokens: int | None, watch_parent: bool = False) -> None:
     from midibert.tokenize import Tokenizer
+    from midibert.tokenize.base import MAX_TOKENS
 
-    _worker["tok"] = Tokenizer.from_spec(tokenizer)
-    _worker["info"] = get_info(name)
+    _worker.update(tok=Tokenizer.from_spec(tokenizer), info=get_info(name),
+                   max_tokens=MAX_TOKENS if max_tokens is None else max_tokens)
+    if watch_parent:
+        die_with_parent()
 
 
 def _encode(piece: Piece) -> dict | str:
@@ -73,7 +81,7 @@ def _encode(piece: Piece) -> dict | str:
     tok, info = _worker["tok"], _worker["info"]
     try:
         src = info.load(piece, tok.config.kind) if info.load else piece.path
-        enc = tok.encode(src)
+        enc = tok.encode(src, max_tokens=_worker["max_tokens"])
         if len(enc) == 0:
             return "no tokens"
         arrays = {"ids": enc.ids, "note_index": enc.note_index, "bar_start": enc.bar_start,
@@ -144,31 +152,61 @@ def is_complete(folder: Path, key: str | None = None, sources: list | None = Non
         and (sources is None or m.get("sources") == sources)
 
 
+def _is_preparation(folder: Path) -> bool:
+    """Whether `folder` was written by `prepare` (of any format): its manifest has our keys."""
+    try:
+        m = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and {"format", "key", "config_hash", "counts"} <= m.keys()
+
+
+def check_out(final: Path, root: Path, chosen: bool = True) -> None:
+    """Refuse an output folder whose replacement would delete what midibert did not write: the
+    dataset or a folder holding it, any non-empty folder that is not a preparation, and (when the
+    user `chosen` it) a folder inside the dataset."""
+    f, r = final.resolve(), root.resolve()
+    if r.is_relative_to(f) or (chosen and f.is_relative_to(r)):
+        raise ValueError(f"output folder {final} and dataset folder {root} overlap; write the preparation "
+                         f"elsewhere (the output folder is replaced as a whole)")
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise ValueError(f"output folder {final} exists and is not a folder; refusing to replace it")
+    if final.is_dir() and any(final.iterdir()) and not _is_preparation(final):
+        raise ValueError(f"output folder {final} is not empty and not a midibert preparation (its {MANIFEST} "
+                         f"would say so); refusing to replace it: choose another --out or empty it")
+
+
 def prepare(name: str, path: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
             tokenizer: str = "cp-score", workers: int | None = None, *, seed: int = 0,
-            max_pieces: int | None = None, progress: bool = True, **options) -> Path:
+            max_pieces: int | None = None, max_tokens: int | None = None, progress: bool = True,
+            **options) -> Path:
     """Prepare dataset `name` (cached) and return the folder; `options` go to the reader.
 
     Reuses an existing preparation when tokenizer, options and every source file's size and
     mtime are unchanged. Default folder: <$MIDIBERT_CACHE or ~/.cache/midibert>/prepared/.
+    Pieces that would make more than `max_tokens` tokens (default: the tokenizer's limit) are
+    skipped. `out` must not overlap the dataset, nor be a non-empty folder prepare did not write.
     """
     from midibert.tokenize import Tokenizer
 
     info = get_info(name)
     root = dataset_dir(name, path)
     pieces = _select(read(name, path, seed=seed, **options), max_pieces)
-    key = cache_key(name, root, tokenizer, options, seed, max_pieces)
+    key = cache_key(name, root, tokenizer, options, seed, max_pieces, max_tokens)
     tok = Tokenizer.from_spec(tokenizer)
     final = Path(out) if out else cache_root() / "prepared" / f"{name}-{tok.spec}-{key[:12]}"
     sources = source_listing(pieces, root)
     if is_complete(final, key, sources):
         return final
+    check_out(final, root, chosen=out is not None)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for debris in (".tmp-", ".old-"):  # left by runs that were killed before their own cleanup
+        remove_stale(final.parent, f".{final.name}{debris}")
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        manifest = _write(tmp, info, pieces, tok, tokenizer, workers, progress)
+        manifest = _write(tmp, info, pieces, tok, tokenizer, workers, progress, max_tokens)
         manifest.update(key=key, dataset=name, data_dir=str(root), options=options, seed=seed,
-                        max_pieces=max_pieces, sources=sources)
+                        max_pieces=max_pieces, max_tokens=max_tokens, sources=sources)
         _publish(tmp, final, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -176,7 +214,7 @@ def prepare(name: str, path: str | os.PathLike | None = None, out: str | os.Path
 
 
 def _write(tmp: Path, info: DatasetInfo, pieces: list[Piece], tok, spec: str, workers: int | None,
-           progress: bool) -> dict:
+           progress: bool, max_tokens: int | None) -> dict:
     """Encode every piece (in worker processes) and stream the results into `tmp`."""
     names = ("ids", "note_index", "bar_start") + (NOTE_LABELS if info.note_labels else ())
     writers = {s: _SplitWriter(tmp / s, names) for s in SPLITS}
@@ -184,11 +222,11 @@ def _write(tmp: Path, info: DatasetInfo, pieces: list[Piece], tok, spec: str, wo
     workers = max(1, min(workers or os.cpu_count() or 1, len(pieces) or 1))
     bar = tqdm(total=len(pieces), desc=f"prepare {info.name} ({spec})", unit="file", disable=not progress)
     if workers == 1:
-        _init_worker(spec, info.name)
+        _init_worker(spec, info.name, max_tokens)
         results = map(_encode, pieces)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(spec, info.name))
+        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(spec, info.name, max_tokens, True))
         results = pool.map(_encode, pieces, chunksize=max(1, min(16, len(pieces) // (workers * 8))))
     try:
         for piece, res in zip(pieces, results):

@@ -14,13 +14,19 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from midibert.errors import MidiError
+from midibert.fsutil import ordinary_permissions
 from midibert.tokenize.config import TokenizerConfig
-from midibert.tokenize.notes import MidiSource, Notes, bar_steps, extract, supported_meters
+from midibert.tokenize.notes import MidiSource, Notes, bar_steps, describe, extract, supported_meters
 
 SPECIALS = ("PAD", "MASK", "NONE")  # NONE fills a CP family that a token has no value for
 PAD, MASK, NONE = 0, 1, 2
 FORMAT_VERSION = 1
 TOKENIZER_FILE = "tokenizer.json"
+# Longest piece encode accepts by default: 30x the longest of the 5,779 files in ../shared/data
+# (a Liszt sonata performance in ASAP, 17,080 notes, 61,830 REMI-performance tokens), yet far
+# below what exhausts memory (a few bytes of arrays per token).
+MAX_TOKENS = 2_000_000
 
 
 @dataclass
@@ -46,7 +52,7 @@ class Tokenizer:
     """Base of the CP and REMI tokenizers. Build one with `Tokenizer.create` or `Tokenizer.load`."""
 
     representation: str = ""
-    _registry: dict[str, type["Tokenizer"]] = {}
+    _registry: dict[str, type[Tokenizer]] = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -59,13 +65,13 @@ class Tokenizer:
 
     # ---- construction -------------------------------------------------------------------
     @staticmethod
-    def create(representation: str = "cp", kind: str = "score", **overrides) -> "Tokenizer":
+    def create(representation: str = "cp", kind: str = "score", **overrides) -> Tokenizer:
         """A tokenizer for `representation` ("cp" | "remi") and `kind` ("score" | "performance")."""
         cfg = TokenizerConfig(representation=representation, kind=kind, **overrides)
         return Tokenizer._registry[cfg.representation](cfg)
 
     @staticmethod
-    def from_spec(spec: str, **overrides) -> "Tokenizer":
+    def from_spec(spec: str, **overrides) -> Tokenizer:
         """`Tokenizer.from_spec("cp-score")` == `Tokenizer.create("cp", kind="score")`."""
         rep, _, kind = spec.partition("-")
         if not kind:
@@ -73,7 +79,7 @@ class Tokenizer:
         return Tokenizer.create(rep, kind=kind, **overrides)
 
     @staticmethod
-    def from_dict(d: dict) -> "Tokenizer":
+    def from_dict(d: dict) -> Tokenizer:
         version = d.get("format_version", 0)
         if version > FORMAT_VERSION:
             raise ValueError(f"tokenizer format version {version} is newer than this midibert "
@@ -95,11 +101,12 @@ class Tokenizer:
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
+        ordinary_permissions(Path(tmp))  # mkstemp's 0600 would make bundles and caches private
         os.replace(tmp, path)
         return path
 
     @staticmethod
-    def load(path: str | os.PathLike) -> "Tokenizer":
+    def load(path: str | os.PathLike) -> Tokenizer:
         """Load from a directory holding tokenizer.json, or from the JSON file itself."""
         path = Path(path)
         if path.is_dir():
@@ -159,9 +166,15 @@ class Tokenizer:
         return float(self.config.tempo_min + b * self.config.tempo_step)
 
     # ---- encode / decode ----------------------------------------------------------------
-    def encode(self, src: MidiSource) -> Encoding:
-        """Tokenize a MIDI source; raises midibert.MidiError naming the source on bad input."""
-        notes, grid, tempo, stats = extract(src, self.config)
+    # Most tokens a bar and a note can make (CP: one each; REMI: more), for the length check.
+    token_cost: tuple[int, int] = (1, 1)
+
+    def encode(self, src: MidiSource, max_tokens: int | None = MAX_TOKENS) -> Encoding:
+        """Tokenize a MIDI source; raises midibert.MidiError naming the source on bad input,
+        including a piece that would make more than `max_tokens` tokens (None: no limit).
+
+        Every id returned lies in its family's vocabulary."""
+        notes, grid, tempo, stats = extract(src, self.config, max_tokens, self.token_cost)
         sel = np.flatnonzero(notes.tokenized)
         bar = np.searchsorted(grid.bar_starts, notes.onset[sel], side="right") - 1
         meter = np.array([self._meter_index.get(m, self._meter_index[(4, 4)]) for m in grid.bar_meters])
@@ -177,9 +190,21 @@ class Tokenizer:
             "tempo": self.tempo_bin(tempo[sel]),
         }
         ids, note_index, bar_start = self._encode(sel, fields, grid.bar_starts, meter, meter_changed)
+        self._check_vocabulary(ids, describe(src))
         src_name = str(src) if isinstance(src, (str, os.PathLike)) else ""
         return Encoding(ids=ids, note_index=note_index, notes=notes, bar_start=bar_start,
                         stats=stats, source=src_name)
+
+    def _check_vocabulary(self, ids: np.ndarray, name: str) -> None:
+        """Raise rather than hand on an id outside its family's vocabulary (it would poison a cache
+        or index past an embedding); no valid input makes one, so the file is named as the cause."""
+        sizes = np.asarray(self.vocab_sizes)
+        bad = (ids < 0) | (ids >= sizes)
+        if bad.any():
+            row, *col = np.argwhere(bad)[0]
+            family = self.families[col[0] if col else 0]
+            raise MidiError(f"{name}: token {row} gets {family} id {ids[(row, *col)]}, outside 0..{sizes[col[0] if col else 0] - 1}; "
+                            f"the file holds values the tokenizer cannot represent")
 
     def _encode(self, sel, fields, bar_starts, meter, meter_changed):
         """Lay out the tokens; `fields` hold 0-based values per tokenized note, in onset order."""

@@ -56,7 +56,7 @@ class TokenizerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TokenizerConfig":
+    def from_dict(cls, d: dict) -> TokenizerConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -111,11 +111,36 @@ def _to_grid(ticks: np.ndarray, tpq: int, res: int) -> np.ndarray:
     return (2 * t + tpq) // (2 * tpq)
 
 
-def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndarray, dict]:
+# symusic keeps ticks in int32: delta times that add up past this wrap round to negative times.
+MAX_TICK = 2**31 - 1
+
+
+def _check_times(score: symusic.Score, start: np.ndarray, end: np.ndarray, name: str) -> None:
+    """Refuse a file whose times overflowed the tick counter, before any array is sized by them."""
+    meta = [e.time for e in (*score.tempos, *score.time_signatures)]
+    bad = np.flatnonzero((start < 0) | (end < start) | (end > MAX_TICK))
+    if len(bad) or (meta and min(meta) < 0):
+        where = f"note {bad[0]} starts at tick {start[bad[0]]}, ends at {end[bad[0]]}" if len(bad) else \
+            f"a tempo or meter at tick {min(meta)}"
+        raise MidiError(f"{name}: times do not fit 32-bit ticks ({where}): its delta times add up past "
+                        f"{MAX_TICK} ticks")
+
+
+def _check_size(n_tokens: int, n_bars: int, n_notes: int, max_tokens: int, name: str) -> None:
+    if n_tokens > max_tokens:
+        raise MidiError(f"{name}: too long to tokenize: up to {n_tokens:,} tokens ({n_notes:,} notes, "
+                        f"{n_bars:,} bars), over the limit of {max_tokens:,}")
+
+
+def extract(src: MidiSource, cfg: TokenizerConfig, max_tokens: int | None = None,
+            cost: tuple[int, int] = (1, 1)) -> tuple[Notes, Grid, np.ndarray, dict]:
     """Merge the non-drum tracks of `src` into one quantized note stream.
 
     Returns the notes, the bar grid, the tempo (BPM) sounding at each note and counters of what
     was changed to fit the vocabulary (clamped / dropped pitches, clamped durations, ...).
+    With `max_tokens`, a piece that could make more tokens than that, at `cost` = (tokens per
+    bar, tokens per note) at most, is refused before its bar grid is built: a few notes far
+    apart would otherwise make millions of empty bars.
     """
     score = read_score(src)
     name = describe(src)
@@ -138,6 +163,9 @@ def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndar
     velocity = np.concatenate([a["velocity"] for a, _ in parts]).astype(np.int64)
     track = np.concatenate([np.full(len(a["time"]), i, dtype=np.int64) for a, i in parts])
     stats = {"notes": int(len(pitch)), "tpq": int(tpq)}
+    _check_times(score, start, end, name)
+    if max_tokens is not None:
+        _check_size(cost[1] * len(pitch), 0, len(pitch), max_tokens, name)
 
     onset = _to_grid(start, tpq, res)
     # Zero-length and sub-grid notes still sound: they get one step rather than vanishing.
@@ -160,7 +188,11 @@ def extract(src: MidiSource, cfg: TokenizerConfig) -> tuple[Notes, Grid, np.ndar
     if not notes.tokenized.any():
         raise MidiError(f"{name}: no note within pitch range {cfg.pitch_range}")
 
-    grid = bar_grid(score, cfg, last=int(notes.onset[notes.tokenized].max()), stats=stats)
+    plan = bar_plan(score, cfg, last=int(notes.onset[notes.tokenized].max()), stats=stats)
+    if max_tokens is not None:
+        n_bars, n_notes = sum(n for _, _, n, _ in plan), int(notes.tokenized.sum())
+        _check_size(cost[0] * n_bars + cost[1] * n_notes, n_bars, n_notes, max_tokens, name)
+    grid = bar_grid(plan, last=int(notes.onset[notes.tokenized].max()))
     tempo = tempo_at(score, notes.onset, res)
     return notes, grid, tempo, stats
 
@@ -181,12 +213,14 @@ def bar_steps(meter: tuple[int, int], res: int) -> int:
     return 4 * res * num // den
 
 
-def bar_grid(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict) -> Grid:
-    """Bar lines from the file's time signatures, covering every onset up to `last`.
+def bar_plan(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict) -> list[tuple[int, int, int, tuple[int, int]]]:
+    """Bar lines from the file's time signatures, covering every onset up to `last`, as runs of
+    (first bar line, bar length, number of bars, meter): nothing allocated per bar yet.
 
     A meter the vocabulary can't index (bar too long, or not a whole number of steps) is
     replaced by 4/4: timing stays exact, only the bar lines move. A meter change that falls
-    inside a bar takes effect at the next bar line, so every bar is whole.
+    inside a bar takes effect at the next bar line, so every bar is whole. Changes after the
+    last onset make no bars.
     """
     res = cfg.resolution
     ok = set(supported_meters(cfg))
@@ -195,21 +229,27 @@ def bar_grid(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict)
     if not changes or changes[0][0] > 0:
         changes.insert(0, (0, 4, 4))
     stats["unsupported_meters"] = 0
-    starts: list[np.ndarray] = []
-    meters: list[tuple[int, int]] = []
+    plan = []
     pos = 0  # where the next bar line falls
-    for i, (t, num, den) in enumerate(changes):
+    for i, (_, num, den) in enumerate(changes):
         meter = (num, den)
         if meter not in ok:
             stats["unsupported_meters"] += 1
             meter = (4, 4)
+        if pos > last:
+            continue
         step = bar_steps(meter, res)
-        stop = changes[i + 1][0] if i + 1 < len(changes) else last + 1
+        stop = min(changes[i + 1][0], last + 1) if i + 1 < len(changes) else last + 1
         n = max(0, -(-(stop - pos) // step))  # bars needed to reach the next change
-        starts.append(pos + step * np.arange(n, dtype=np.int64))
-        meters.extend([meter] * n)
+        plan.append((pos, step, n, meter))
         pos += step * n
-    bar_starts = np.concatenate(starts)
+    return plan
+
+
+def bar_grid(plan: list[tuple[int, int, int, tuple[int, int]]], last: int) -> Grid:
+    """The bar lines of a `bar_plan`, up to the last one at or before `last`."""
+    bar_starts = np.concatenate([pos + step * np.arange(n, dtype=np.int64) for pos, step, n, _ in plan])
+    meters = [m for _, _, n, m in plan for _ in range(n)]
     n = int(np.searchsorted(bar_starts, last, side="right"))  # no bars after the last onset
     return Grid(bar_starts=bar_starts[:n], bar_meters=meters[:n])
 

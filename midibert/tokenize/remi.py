@@ -16,6 +16,7 @@ BAR = len(SPECIALS)  # id of the Bar token, first after the specials
 
 class REMITokenizer(Tokenizer):
     representation = "remi"
+    token_cost = (2, 5)  # Bar, TimeSig; Position, Tempo, Pitch, Velocity, Duration
 
     def __init__(self, config):
         super().__init__(config)
