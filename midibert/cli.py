@@ -93,6 +93,14 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from midibert.pretrained import models_dir
+    from midibert.release import export
+
+    export(args.run_dir, args.out or models_dir(), weights=args.weights)  # no runs, unknown licence, int8 disagreeing: exit 2
+    return 0
+
+
 def _internal_error(e: BaseException, args: argparse.Namespace, where: str = "") -> None:
     """A bug, not bad input: one line saying so, and the traceback only with --debug."""
     if getattr(args, "debug", False):
@@ -113,14 +121,15 @@ def _plot(args: argparse.Namespace) -> int:
         done = viz.confusion_matrix(cm["matrix"], cm["class_names"], out or Path(args.run_dir) / f"confusion_{args.level}.png",
                                     normalize=not args.counts)
     else:
-        done = _plot_notes(args.file, args.model, out)
+        done = _plot_notes(args.file, args.model, out, args.beats)
     print(done)
     return 0
 
 
-def _plot_notes(file: str, model: str, out: Path | None) -> Path:
+def _plot_notes(file: str, model: str, out: Path | None, beats: float | None = None) -> Path:
     """A note-level bundle's predictions on one file beside the truth the file itself carries:
-    melody classes from its track names (POP909 convention), velocity bins from its velocities."""
+    melody classes from its track names (POP909 convention), velocity bins from its velocities;
+    with `beats`, only the notes starting in the first that many beats (a whole song is too dense to read)."""
     import numpy as np
 
     from midibert import viz
@@ -132,6 +141,8 @@ def _plot_notes(file: str, model: str, out: Path | None) -> Path:
         raise ValueError(f"{model} classifies whole pieces ({pred.task}); `plot notes` needs a melody or velocity bundle")
     labels = np.asarray(pred.labels)
     known = labels != ""  # notes the tokenizer dropped have no prediction
+    if beats is not None:
+        known &= pred.onset < beats * pred.encoding.notes.tpq
     predicted = np.array([pred.class_names.index(c) for c in labels[known]], dtype=int)
     out = out or Path(f"{Path(file).stem}_{pred.task}.png")
     if pred.task == "velocity":
@@ -175,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     m.set_defaults(func=_models)
 
+    rel = sub.add_parser("release", help="maintainers: ship a main job's fine-tuned models as packaged ones")
+    rel_sub = rel.add_subparsers(dest="release", required=True)
+    ex = rel_sub.add_parser("export", help="compact weights, re-measured on the test splits, model cards, the index")
+    ex.add_argument("run_dir", metavar="RUN_DIR", help="a main-job run, e.g. runs/run/release")
+    ex.add_argument("out", nargs="?", metavar="OUT", help="models folder (default: the installed package's)")
+    ex.add_argument("--weights", default="int8", help="how weights are stored: int8 (default), fp16 or fp32")
+    ex.set_defaults(func=_release)
+
     pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")
     kinds = pl.add_subparsers(dest="plot", required=True)
     cu = kinds.add_parser("curves", help="training curves from Lightning metrics.csv files (folders searched)")
@@ -186,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--counts", action="store_true", help="counts instead of row-normalised shares")
     no = kinds.add_parser("notes", help="piano roll (melody) or velocity scatter of a bundle's predictions on a file")
     no.add_argument("file", metavar="FILE")
-    no.add_argument("--model", required=True, help="a melody or velocity bundle")
+    no.add_argument("--model", required=True, help="a melody or velocity model: packaged name, bundle directory or Hub id")
+    no.add_argument("--beats", type=float, help="only the notes starting in the first BEATS beats")
     for k in (cu, cm, no):
         k.add_argument("--out", help="PNG to write (default: beside the input, or in the current folder)")
     pl.set_defaults(func=_plot)

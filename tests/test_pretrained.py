@@ -11,7 +11,7 @@ import pytest
 
 from midibert.classify import Classifier
 from midibert.pretrained import default_model, packaged, resolve
-from tests.conftest import ROOT, shared
+from tests.conftest import ROOT, SHIPPED_SONGS
 from tests.test_classify import MELODY, STYLE, make_bundle
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -26,12 +26,12 @@ def bundles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def songs() -> list:
-    return [shared("pop909", "POP909", "001", "001.mid")]
+    return SHIPPED_SONGS[:1]
 
 
 @pytest.fixture
 def models(tmp_path, bundles, monkeypatch):
-    """A models folder as `python -m midibert.release` lays it out, named by $MIDIBERT_MODELS."""
+    """A models folder as `midibert release export` lays it out, named by $MIDIBERT_MODELS."""
     folder = tmp_path / "models"
     entries = {}
     for task, bundle in bundles.items():

@@ -8,7 +8,6 @@ README shows (a yaml block after the path it names).
 """
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
@@ -57,16 +56,6 @@ def test_readme_has_examples():
     assert any(c.startswith("python -m midibert.run") for c in COMMANDS)
 
 
-def packaged_tiny_models(folder: Path) -> Path:
-    """A models folder holding a tiny bundle per task, as the packaged ones are laid out."""
-    entries = {}
-    for task, (level, labels) in TASKS.items():
-        make_bundle(folder / f"tiny-{task}", task, level, labels)
-        entries[f"tiny-{task}"] = {"task": task, "default": True, "path": f"tiny-{task}"}
-    (folder / "index.json").write_text(json.dumps({"format_version": 1, "models": entries}))
-    return folder
-
-
 @pytest.mark.parametrize("i", range(len(PYTHON)))
 def test_python_block_runs(i, tmp_path, monkeypatch):
     code = PYTHON[i].replace('"song.mid"', repr(str(SHIPPED_SONGS[0])))
@@ -74,8 +63,7 @@ def test_python_block_runs(i, tmp_path, monkeypatch):
         level, labels = TASKS[task]
         made = make_bundle(tmp_path / "bundles" / task, task, level, labels)
         code = code.replace(f'"{path}"', repr(str(made)))
-    if "midibert.classify" in code:  # blocks may use the packaged models by task
-        monkeypatch.setenv("MIDIBERT_MODELS", str(packaged_tiny_models(tmp_path / "models")))
+    monkeypatch.delenv("MIDIBERT_MODELS", raising=False)  # `mc.melody("song.mid")`: the models in the package
     monkeypatch.chdir(tmp_path)
     exec(compile(code, f"README python block {i}", "exec"), {})
 
@@ -85,15 +73,7 @@ def test_cli_line_parses(line):
     build_parser().parse_args(shlex.split(line)[1:])
 
 
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("python -m midibert.release")])
-def test_release_line_parses(line):
-    from midibert.release import build_parser as release_parser
-
-    release_parser().parse_args(shlex.split(line)[3:])
-
-
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("python -m midibert.")
-                                  and not c.startswith("python -m midibert.release")])
+@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("python -m midibert.")])
 def test_hydra_line_composes(line, tmp_path):
     words = shlex.split(line)
     if "--config-dir" in words:  # a user's config folder: README's own config files, written here
