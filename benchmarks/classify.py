@@ -36,7 +36,6 @@ VARIANTS = {  # the first is today's fp32 CPU path, which the others are compare
     "fp32, 8 windows a batch": dict(quantize=False, batch_size=8),
     "int8 linear layers (x86 engine), one window at a time": dict(quantize="x86", batch_size=1),
     "int8 linear layers (oneDNN), one window at a time": dict(quantize="onednn", batch_size=1),
-    "int8 linear layers (oneDNN), 8 windows a batch": dict(quantize="onednn", batch_size=8),
     "int8 (oneDNN), windows not overlapping": dict(quantize="onednn", batch_size=1, overlap=0),
 }
 
