@@ -97,7 +97,7 @@ def _release(args: argparse.Namespace) -> int:
     from midibert.pretrained import models_dir
     from midibert.release import export
 
-    export(args.run_dir, args.out or models_dir(), weights=args.weights)  # no runs, unknown licence, int8 disagreeing: exit 2
+    export(args.run_dir, args.out or models_dir(), weights=args.weights, commit=args.commit)  # no runs, unknown licence, int8 disagreeing: exit 2
     return 0
 
 
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run_dir", metavar="RUN_DIR", help="a main-job run, e.g. runs/run/release")
     ex.add_argument("out", nargs="?", metavar="OUT", help="models folder (default: the installed package's)")
     ex.add_argument("--weights", default="int8", help="how weights are stored: int8 (default), fp16 or fp32")
+    ex.add_argument("--commit", help="the midibert commit the run was made at, for the model cards (runs do not record it)")
     ex.set_defaults(func=_release)
 
     pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")

@@ -149,7 +149,7 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
 
 def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None, results: dict, measured: dict,
           baselines: dict[str, dict], licence: str, licences: dict[str, str], command: str, export: str,
-          weights: str) -> str:
+          weights: str, commit: str | None) -> str:
     """MODEL_CARD.md: what it does, data and split, recipe and commands, test scores, limits, licence."""
     data, unit = ft["task"]["data"], "notes" if ft["task"]["level"] == "token" else "pieces"
     dataset = data["dataset"]
@@ -177,7 +177,9 @@ def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None
               f"{train.get('train_windows', '?')} training windows.",
               f"- Shipped weights: {weights} (stored compactly, computed in fp32"
               f"{'; on CPU, linear layers run as dynamic int8 (' + measured['engine'] + ')' if measured['engine'] else ''}).",
-              f"- Made by: `{command}`, then `{export}`.", "",
+              f"- Made by: `{command}`"
+              + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")
+              + f", then `{export}`.", "",
               "## Test scores", "",
               f"| model | accuracy | macro-F1 | {unit} |", "| --- | ---: | ---: | ---: |",
               f"| **this model as shipped**, via `midibert.classify` | {measured['accuracy']:.2%} | "
@@ -228,12 +230,12 @@ def _bert_runs(run_dir: Path) -> list[Path]:
 
 
 def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = "int8",
-           prefix: str = "midibert") -> list[Path]:
+           prefix: str = "midibert", commit: str | None = None) -> list[Path]:
     """Every `<task>-bert` run under `run_dir` as a packaged bundle in `to`, listed in its index."""
     run_dir, to = Path(run_dir), Path(to)
     runs = _bert_runs(run_dir)
     command = _command(run_dir)
-    export_cmd = f"midibert release export {run_dir} {to} --weights {weights}"
+    export_cmd = f"midibert release export {run_dir} {to} --weights {weights}" + (f" --commit {commit}" if commit else "")
     written = []
     index_path = to / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
@@ -265,7 +267,7 @@ def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = 
                      and not (p / "bundle").is_dir()  # rule baselines have no bundle
                      and _same_test_split(p, ft)}
         card = _card(name, task, size, source.tokenizer.spec, ft, pre, results, measured, baselines, licence, licences, command,
-                     export_cmd, weights)
+                     export_cmd, weights, commit)
         (shipped / CARD_FILE).write_text(card)
         final = replace_dir(shipped, to / name)
         for other in index["models"].values():  # the newest export of a task becomes its default
