@@ -2,7 +2,7 @@
 pre-training, a melody result beside the BiLSTM's, and inference batching, in one go.
 
     python benchmarks/gpu_check.py --out results               # one CUDA device: the whole check (9 min)
-    python benchmarks/gpu_check.py --tiny --out /tmp/check     # any CPU, about a minute: every code path, tiny sizes
+    python benchmarks/gpu_check.py --tiny --out /tmp/check     # any machine, about a minute: every code path, tiny
     python benchmarks/gpu_check.py --pack .gpu                 # on the development machine: data and wheels to carry
 
 Stages, each stopped by its own time budget, never by a step count, so the run cannot overrun:
@@ -14,12 +14,13 @@ Stages, each stopped by its own time budget, never by a step count, so the run c
    padding mask.
 2. pretrain: bert-base, the library's recipe (rotary, pre-LN, no dropout, AdamW betas (0.9,
    0.98), warmup then cosine to zero), on the full pre-training corpus (`pretrain_reference`),
-   length-bucketed batches. The trainer stops on `max_time`, and the cosine decays by elapsed
-   time to reach zero exactly there (midibert.mlm.adamw_with_schedule): whatever the device's
-   speed, the run is a complete schedule, not a truncated one. Validation every minute and at
-   the stop: masked accuracy per family beside the trivial baselines.
+   length-bucketed batches, for about 3.5 minutes. The trainer stops on `max_time`, and after
+   warmup the cosine decays by elapsed time to reach zero exactly there
+   (midibert.mlm.adamw_with_schedule): whatever the device's speed, the run is a complete
+   schedule, not a truncated one. Validation every minute and at the stop: masked accuracy per
+   family beside the trivial baselines.
 3. melody: fine-tunes that encoder (3 classes) and trains the BiLSTM, side by side on the same
-   device, each on its own time budget; test notes of POP909, beside the paper's 96.37 / 88.66.
+   device, each for about 100 s; test notes of POP909, beside the paper's 96.37 / 88.66.
 4. classify: `Classifier.predict_batch` (32 windows a batch) vs one window at a time, bert-base,
    the POP909 test split (generated pieces where the data is absent).
 
