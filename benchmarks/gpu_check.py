@@ -30,33 +30,27 @@ still brings back what it measured. Without the data under `--data-root`, stages
 are skipped. `--tiny` runs everything at bert-tiny size for a few seconds a stage, in fp32 on
 CPU (the test suite does), so the script is known to work before a GPU is available.
 """
+
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import math
 import os
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# benchmarks/tokenize.py would shadow the stdlib `tokenize` that torch imports: this folder goes to
-# the end of the path, where its other scripts are still found
-if sys.path and os.path.abspath(sys.path[0]) == HERE:
-    sys.path.append(sys.path.pop(0))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tarfile  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from importlib import metadata  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-ROOT = Path(HERE).parent
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MIDIBERT_DATA", ROOT.parent / "shared" / "data"))
 GOALS = {"mfu": 0.40, "x_hf_speed": 1.3, "x_hf_memory": 1.0, "x_one_window": 3.0}
 STAGES = ("throughput", "pretrain", "melody", "classify")
@@ -87,6 +81,8 @@ class Plan:
     overhead: dict
     compile_min_s: float | None  # torch.compile is measured only with this much of stage 1 left
     train_cap: dict = field(default_factory=dict)
+    val_batches: float = 1.0  # of each validation (an int: that many batches)
+    rnn: tuple = ()  # overrides of the BiLSTM's size
 
     def train_seconds(self, stage: str, limit: float) -> int:
         return max(1, int(min(self.train_cap.get(stage, math.inf), limit - self.overhead[stage])))
@@ -99,21 +95,53 @@ def full_plan(minutes: float) -> Plan:
     shares = {"throughput": 0.20, "pretrain": 0.46, "melody": 0.26, "classify": 0.07}
     # lr: score_bert's 5e-4 for pre-training (the recipe's 1e-3 is measured at bert-small only);
     # fine-tuning a pre-LN bert-base is unmeasured: 1e-4, between the paper's 2e-5 and bert-small's 1e-3
-    return Plan(model="bert-base", seq_len=512, bench_batch=32, bench_steps=20, bench_warmup=5, batch=32,
-                pretrain_lr=5e-4, finetune_lr=1e-4, warmup_steps=200, val_every_s=60, workers=6, max_pieces=None,
-                songs=None, limits={k: v * total for k, v in shares.items()},
-                overhead={"pretrain": 45, "melody": 40}, compile_min_s=45)
+    return Plan(
+        model="bert-base",
+        seq_len=512,
+        bench_batch=32,
+        bench_steps=20,
+        bench_warmup=5,
+        batch=32,
+        pretrain_lr=5e-4,
+        finetune_lr=1e-4,
+        warmup_steps=200,
+        val_every_s=60,
+        workers=6,
+        max_pieces=None,
+        songs=None,
+        limits={k: v * total for k, v in shares.items()},
+        overhead={"pretrain": 45, "melody": 40},
+        compile_min_s=45,
+    )
 
 
 # the limits only guard against a hang: on a loaded 2-core machine a child can take minutes just to
 # import torch and Lightning, and --tiny has no overall budget
-TINY = Plan(model="bert-tiny", seq_len=64, bench_batch=2, bench_steps=2, bench_warmup=1, batch=4, pretrain_lr=1e-3,
-            finetune_lr=1e-3, warmup_steps=2, val_every_s=1, workers=0, max_pieces=4, songs=3,
-            limits={"throughput": 900, "pretrain": 900, "melody": 900, "classify": 900},
-            overhead={"pretrain": 30, "melody": 30}, compile_min_s=None, train_cap={"pretrain": 3, "melody": 3})
+TINY = Plan(
+    model="bert-tiny",
+    seq_len=64,
+    bench_batch=2,
+    bench_steps=2,
+    bench_warmup=1,
+    batch=4,
+    pretrain_lr=1e-3,
+    finetune_lr=1e-3,
+    warmup_steps=2,
+    val_every_s=1,
+    workers=0,
+    max_pieces=2,
+    songs=3,
+    limits={"throughput": 900, "pretrain": 900, "melody": 900, "classify": 900},
+    overhead={"pretrain": 30, "melody": 30},
+    compile_min_s=None,
+    train_cap={"pretrain": 3, "melody": 3},
+    val_batches=4,
+    rnn=("model.head.hidden=32", "model.head.layers=1"),
+)
 
 
 # ---- results: one JSON and one markdown table, rewritten after every stage ----------------------
+
 
 class Results:
     def __init__(self, out: Path, info: dict):
@@ -141,45 +169,71 @@ def markdown(r: dict) -> str:
 
     def throughput(t):
         k = t["sdpa"]
-        row(1, "SDPA kernel: full windows / one window half padding", k.get("error") or
-            f"{k['no mask']['kernel']} ({k['no mask']['ms']:.2f} ms) / {k['padding mask']['kernel']} "
-            f"({k['padding mask']['ms']:.2f} ms)", "forward + backward of one layer's attention")
+        row(
+            1,
+            "SDPA kernel: full windows / one window half padding",
+            k.get("error")
+            or f"{k['no mask']['kernel']} ({k['no mask']['ms']:.2f} ms) / {k['padding mask']['kernel']} "
+            f"({k['padding mask']['ms']:.2f} ms)",
+            "forward + backward of one layer's attention",
+        )
         for v in t["rows"]:
             if "error" in v or "skipped" in v:
                 row(1, v["name"], v.get("error") or v["skipped"])
                 continue
             mfu = f", MFU {_pct(v['mfu'])}" if v.get("mfu") is not None else ""
-            row(1, f"{v['name']}: tokens/s{', MFU' if mfu else ''}, peak memory",
+            row(
+                1,
+                f"{v['name']}: tokens/s{', MFU' if mfu else ''}, peak memory",
                 f"{v['tokens_per_s']:,.0f}{mfu}, {v['peak_mb']:,.0f} MiB",
-                f"MFU ≥ {GOALS['mfu']:.0%}" if v["name"] == "midibert" and mfu else "")
+                f"MFU ≥ {GOALS['mfu']:.0%}" if v["name"] == "midibert" and mfu else "",
+            )
         if t["mfu"]["status"] != "ok":
             row(1, "MFU", t["mfu"]["status"], f"≥ {GOALS['mfu']:.0%}")
         if t.get("x_hf_speed") is not None:
-            row(1, "midibert vs HF BERT (sdpa): speed, memory", f"{t['x_hf_speed']:.2f}x, {t['x_hf_memory']:.2f}x",
-                f"≥ {GOALS['x_hf_speed']}x at ≤ {GOALS['x_hf_memory']:.1f}x memory")
+            row(
+                1,
+                "midibert vs HF BERT (sdpa): speed, memory",
+                f"{t['x_hf_speed']:.2f}x, {t['x_hf_memory']:.2f}x",
+                f"≥ {GOALS['x_hf_speed']}x at ≤ {GOALS['x_hf_memory']:.1f}x memory",
+            )
 
     def pretrain(p):
-        row(2, f"pre-training {p['model']}, {p['train_s']} s, batch {p['batch']} x {p['seq_len']}, lr {p['lr']:g}",
+        row(
+            2,
+            f"pre-training {p['model']}, {p['train_s']} s, batch {p['batch']} x {p['seq_len']}, lr {p['lr']:g}",
             f"{p['steps']:,} steps, {p['real_tokens_per_s']:,.0f} real tokens/s"
             + (f", MFU {_pct(p['mfu'])}" if p.get("mfu") is not None else ""),
-            f"{p['unmasked_batches']:.0%} of batches without attention mask, {p['padding']:.1%} padding")
+            f"{p['unmasked_batches']:.0%} of batches without attention mask, {p['padding']:.1%} padding",
+        )
         fams = list(p["val_acc"])
-        row(2, "masked accuracy % " + " / ".join(fams), " / ".join(f"{100 * p['val_acc'][f]:.1f}" for f in fams),
-            "best trivial baseline " + " / ".join(f"{100 * p['val_baseline'][f]:.1f}" for f in fams))
+        row(
+            2,
+            "masked accuracy % " + " / ".join(fams),
+            " / ".join(f"{100 * p['val_acc'][f]:.1f}" for f in fams),
+            "best trivial baseline " + " / ".join(f"{100 * p['val_baseline'][f]:.1f}" for f in fams),
+        )
 
     def melody(m):
         for arch, name in (("bert", "BERT from stage 2"), ("rnn", "BiLSTM")):
             if m[arch]["status"] != "ok":
                 row(3, f"melody, {name}", m[arch]["status"])
                 continue
-            row(3, f"melody, {name}, {m[arch]['train_s']} s: test note accuracy",
-                f"{_pct(m[arch]['accuracy'])} ({m[arch]['steps']:,} steps)", f"paper {m[arch]['paper']:.2f} %")
+            row(
+                3,
+                f"melody, {name}, {m[arch]['train_s']} s: test note accuracy",
+                f"{_pct(m[arch]['accuracy'])} ({m[arch]['steps']:,} steps)",
+                f"paper {m[arch]['paper']:.2f} %",
+            )
 
     def classify(c):
-        row(4, f"predict_batch ({c['batch']} windows) vs one window at a time, {c['model']}, {c['songs']} songs "
+        row(
+            4,
+            f"predict_batch ({c['batch']} windows) vs one window at a time, {c['model']}, {c['songs']} songs "
             f"({c['source']}, {c['windows']:,} windows)",
             f"{c['speedup']:.2f}x ({c['songs_per_s_batched']:.2f} vs {c['songs_per_s_one']:.2f} songs/s)",
-            f"≥ {GOALS['x_one_window']:.0f}x")
+            f"≥ {GOALS['x_one_window']:.0f}x",
+        )
 
     for n, (name, render) in enumerate(zip(STAGES, (throughput, pretrain, melody, classify)), 1):
         stage = r["stages"][name]
@@ -191,13 +245,16 @@ def markdown(r: dict) -> str:
         except (KeyError, TypeError) as e:  # a result without what the table shows: say so, keep the rest
             row(n, name, f"ok, but the result lacks {e}")
     d = r["device"]
-    head = (f"{d['name']}, torch {d['torch']}, transformers {d['transformers'] or 'absent'}, {d['dtype']}"
-            + (f", bf16 peak assumed {d['peak_tflops']:.0f} TFLOP/s" if d["peak_tflops"] else "")
-            + f"; {r['wall_s']:.0f} s wall, {r['started']}{', --tiny' if r['tiny'] else ''}")
+    head = (
+        f"{d['name']}, torch {d['torch']}, transformers {d['transformers'] or 'absent'}, {d['dtype']}"
+        + (f", bf16 peak assumed {d['peak_tflops']:.0f} TFLOP/s" if d["peak_tflops"] else "")
+        + f"; {r['wall_s']:.0f} s wall, {r['started']}{', --tiny' if r['tiny'] else ''}"
+    )
     return "\n".join([head, "", "| stage | what | measured | goal / reference |", "|---|---|---|---|", *rows]) + "\n"
 
 
 # ---- stage 1: throughput, in this process (each variant is its own subprocess) ---------------------
+
 
 def sdpa_kernels(device: str, dtype) -> dict:
     """Which attention kernel SDPA picks for one bert-base layer's shapes, without a mask and
@@ -208,15 +265,19 @@ def sdpa_kernels(device: str, dtype) -> dict:
     B, H, L, D = (8, 12, 512, 64) if device == "cuda" else (2, 2, 64, 16)
     q, k, v = (torch.randn(B, H, L, D, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
     keys = torch.ones(B, 1, 1, L, dtype=torch.bool, device=device)
-    keys[0, ..., L // 2:] = False
+    keys[0, ..., L // 2 :] = False
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     out = {}
     for name, mask in (("no mask", None), ("padding mask", keys)):
         F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()  # warm-up
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
-        ops = {e.name for e in prof.events() if "attention" in e.name and e.name != "aten::scaled_dot_product_attention"}
-        kernel = next((k for k in ("flash", "cudnn", "efficient", "math") if any(k in o for o in ops)), "/".join(sorted(ops)))
+        ops = {
+            e.name for e in prof.events() if "attention" in e.name and e.name != "aten::scaled_dot_product_attention"
+        }
+        kernel = next(
+            (k for k in ("flash", "cudnn", "efficient", "math") if any(k in o for o in ops)), "/".join(sorted(ops))
+        )
         sync()
         t0 = time.perf_counter()
         for _ in range(5):
@@ -230,12 +291,25 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
     import train_throughput as tt
 
     deadline = time.monotonic() + limit
-    base = {"size": plan.model, "batch": plan.bench_batch, "seq_len": plan.seq_len, "steps": plan.bench_steps,
-            "warmup": plan.bench_warmup, "device": device["device"], "dtype": device["dtype"], "attn_dropout": 0.0,
-            "position": "rotary", "impl": "midibert"}
-    variants = [("midibert", {}), ("HF BERT (sdpa)", {"impl": "hf-sdpa", "position": "learned"}),
-                ("midibert, one window half padding (mask)", {"short_window": True}),
-                ("midibert, AdamW not fused", {"fused": False}), ("midibert, torch.compile", {"compile": True})]
+    base = {
+        "size": plan.model,
+        "batch": plan.bench_batch,
+        "seq_len": plan.seq_len,
+        "steps": plan.bench_steps,
+        "warmup": plan.bench_warmup,
+        "device": device["device"],
+        "dtype": device["dtype"],
+        "attn_dropout": 0.0,
+        "position": "rotary",
+        "impl": "midibert",
+    }
+    variants = [
+        ("midibert", {}),
+        ("HF BERT (sdpa)", {"impl": "hf-sdpa", "position": "learned"}),
+        ("midibert, one window half padding (mask)", {"short_window": True}),
+        ("midibert, AdamW not fused", {"fused": False}),
+        ("midibert, torch.compile", {"compile": True}),
+    ]
     rows = []
     for name, options in variants:
         left = deadline - time.monotonic()
@@ -246,8 +320,13 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
             rows.append({"name": name, "skipped": "skipped: not at --tiny size (compiling takes longer than the rest)"})
             continue
         if options.get("compile") and left < plan.compile_min_s:
-            rows.append({"name": name, "skipped": f"skipped: compiling needs ~{plan.compile_min_s:.0f} s, "
-                                                  f"{max(left, 0):.0f} s of the stage left"})
+            rows.append(
+                {
+                    "name": name,
+                    "skipped": f"skipped: compiling needs ~{plan.compile_min_s:.0f} s, "
+                    f"{max(left, 0):.0f} s of the stage left",
+                }
+            )
             continue
         if left < 1:
             rows.append({"name": name, "skipped": "skipped: the stage's time budget is spent"})
@@ -256,7 +335,9 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
         if "error" not in r and device["peak_tflops"]:
             r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / (device["peak_tflops"] * 1e12)
         rows.append(r)
-        log(f"throughput | {name}: " + (r.get("error") or f"{r['tokens_per_s']:,.0f} tokens/s, {r['peak_mb']:,.0f} MiB"))
+        log(
+            f"throughput | {name}: " + (r.get("error") or f"{r['tokens_per_s']:,.0f} tokens/s, {r['peak_mb']:,.0f} MiB")
+        )
     ours, hf = rows[0], rows[1]
     try:
         sdpa = sdpa_kernels(device["device"], device["torch_dtype"])
@@ -270,7 +351,9 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
     elif "mfu" in ours:
         result["mfu"] = {"status": "ok", "value": ours["mfu"]}
     else:
-        result["mfu"] = {"status": f"failed: the midibert run did not finish ({ours.get('error') or ours.get('skipped')})"}
+        result["mfu"] = {
+            "status": f"failed: the midibert run did not finish ({ours.get('error') or ours.get('skipped')})"
+        }
     if "tokens_per_s" in ours and "tokens_per_s" in hf:
         result["x_hf_speed"] = ours["tokens_per_s"] / hf["tokens_per_s"]
         result["x_hf_memory"] = ours["peak_mb"] / hf["peak_mb"]
@@ -278,6 +361,7 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
 
 
 # ---- stages 2-4: child processes ------------------------------------------------------------------
+
 
 def _compose(name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
@@ -300,27 +384,55 @@ def _configs(spec: dict, stage: str, arch: str = "bert"):
     from omegaconf import open_dict
 
     plan, work, real = Plan(**spec["plan"]), Path(spec["work"]), spec["real_data"]
-    common = [f"paths.data_root={spec['data_root']}", f"paths.cache_dir={work / 'cache'}",
-              f"paths.output_dir={work / 'runs'}", f"trainer={'gpu' if spec['cuda'] else 'cpu'}", "logger=csv"]
+    common = [
+        f"paths.data_root={spec['data_root']}",
+        f"paths.cache_dir={work / 'cache'}",
+        f"paths.output_dir={work / 'runs'}",
+        f"trainer={'gpu' if spec['cuda'] else 'cpu'}",
+        "logger=csv",
+    ]
     if stage == "pretrain":
-        cfg = _compose("pretrain", [*common, f"model={plan.model}", f"data={'pretrain_reference' if real else 'pretrain_sample'}",
-                                    f"data.seq_len={plan.seq_len}", f"data.batch_size={plan.batch}",
-                                    f"data.num_workers={plan.workers}", "data.bucket_by_length=true",
-                                    f"optim.lr={plan.pretrain_lr}", f"optim.warmup_steps={plan.warmup_steps}",
-                                    "callbacks.checkpoint=null", "name=gpu_check"])
+        cfg = _compose(
+            "pretrain",
+            [
+                *common,
+                f"model={plan.model}",
+                f"data={'pretrain_reference' if real else 'pretrain_sample'}",
+                f"data.seq_len={plan.seq_len}",
+                f"data.batch_size={plan.batch}",
+                f"data.num_workers={plan.workers}",
+                "data.bucket_by_length=true",
+                f"optim.lr={plan.pretrain_lr}",
+                f"optim.warmup_steps={plan.warmup_steps}",
+                "callbacks.checkpoint=null",
+                "name=gpu_check",
+            ],
+        )
         data = cfg.data
     else:
         model = [f"pretrained={spec['bundle']}"] if arch == "bert" else ["model=rnn"]
         sample = [] if real else ["task.data.dataset=sample", f"task.data.path={work / 'cache' / 'sample'}"]
-        cfg = _compose("finetune", [*common, "task=melody", *model, *sample, f"task.data.seq_len={plan.seq_len}",
-                                    f"task.data.batch_size={plan.batch}", f"task.data.num_workers={plan.workers}",
-                                    "task.data.bucket_by_length=true", f"optim.warmup_steps={plan.warmup_steps}",
-                                    # the time budget bounds the run (and Lightning 2.6's EarlyStopping cannot
-                                    # set up under a time-based val_check_interval)
-                                    "callbacks.checkpoint.save_last=false", "callbacks.early_stopping=null",
-                                    f"name=gpu_check-melody-{arch}"]
-                       # the BiLSTM trains in fp32 (TF32 matmuls): cuDNN runs LSTMs in bf16 only from 9.13 on
-                       + ([f"model.lr={plan.finetune_lr}"] if arch == "bert" else ["trainer.precision=32-true"]))
+        cfg = _compose(
+            "finetune",
+            [
+                *common,
+                "task=melody",
+                *model,
+                *sample,
+                f"task.data.seq_len={plan.seq_len}",
+                f"task.data.batch_size={plan.batch}",
+                f"task.data.num_workers={plan.workers}",
+                "task.data.bucket_by_length=true",
+                f"optim.warmup_steps={plan.warmup_steps}",
+                # the time budget bounds the run (and Lightning 2.6's EarlyStopping cannot
+                # set up under a time-based val_check_interval)
+                "callbacks.checkpoint.save_last=false",
+                "callbacks.early_stopping=null",
+                f"name=gpu_check-melody-{arch}",
+            ]
+            # the BiLSTM trains in fp32 (TF32 matmuls): cuDNN runs LSTMs in bf16 only from 9.13 on
+            + ([f"model.lr={plan.finetune_lr}"] if arch == "bert" else ["trainer.precision=32-true", *plan.rnn]),
+        )
         data = cfg.task.data
     with open_dict(cfg):
         cfg.trainer.max_steps = -1
@@ -328,6 +440,7 @@ def _configs(spec: dict, stage: str, arch: str = "bert"):
         cfg.trainer.val_check_interval = _clock(plan.val_every_s)
         cfg.trainer.log_every_n_steps = 50 if spec["cuda"] else 1
         cfg.trainer.enable_progress_bar = False
+        cfg.trainer.limit_val_batches = plan.val_batches
         if stage == "pretrain":
             cfg.trainer.enable_checkpointing = False  # the bundle at the end is all that is used
         for d in data.get("datasets") or [data]:
@@ -366,12 +479,17 @@ def _stats_callback():
         def on_train_end(self, trainer, module):
             seconds = time.monotonic() - self.t0
             training = max(seconds - self.val_s, 1e-9)
-            self.summary = {"steps": trainer.global_step - self.step0, "seconds": round(seconds, 1),
-                            "validating_s": round(self.val_s, 1), "params": self.params,
-                            "real_tokens_per_s": float(self.real) / training, "padding": 1 - float(self.real) / max(self.seen, 1),
-                            "unmasked_batches": float(self.unmasked) / max(self.batches, 1),
-                            "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-                            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+            self.summary = {
+                "steps": trainer.global_step - self.step0,
+                "seconds": round(seconds, 1),
+                "validating_s": round(self.val_s, 1),
+                "params": self.params,
+                "real_tokens_per_s": float(self.real) / training,
+                "padding": 1 - float(self.real) / max(self.seen, 1),
+                "unmasked_batches": float(self.unmasked) / max(self.batches, 1),
+                "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+                "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            }
 
     return RunStats()
 
@@ -406,12 +524,20 @@ def child_pretrain(spec: dict) -> dict:
     peak = spec["device"]["peak_tflops"]
     flops = tt.flops_per_token(model_config(cfg.model, tok.vocab_sizes), s["params"], cfg.data.seq_len)
     fams = [f for f in tok.families if f"val/acc_{f}" in m]
-    return {**s, "status": "ok", "bundle": str(bundle), "model": cfg.model.preset, "batch": cfg.data.batch_size,
-            "seq_len": cfg.data.seq_len, "lr": cfg.optim.lr, "train_s": spec["train_s"],
-            "corpus": [d.name for d in cfg.data.datasets],
-            "mfu": s["real_tokens_per_s"] * flops / (peak * 1e12) if peak else None,  # real tokens: padding is no work
-            "val_acc": {f: m[f"val/acc_{f}"] for f in fams},
-            "val_baseline": {f: max(m[f"val/base_{b}_{f}"] for b in ("prev", "next", "unigram")) for f in fams}}
+    return {
+        **s,
+        "status": "ok",
+        "bundle": str(bundle),
+        "model": cfg.model.preset,
+        "batch": cfg.data.batch_size,
+        "seq_len": cfg.data.seq_len,
+        "lr": cfg.optim.lr,
+        "train_s": spec["train_s"],
+        "corpus": [d.name for d in cfg.data.datasets],
+        "mfu": s["real_tokens_per_s"] * flops / (peak * 1e12) if peak else None,  # real tokens: padding is no work
+        "val_acc": {f: m[f"val/acc_{f}"] for f in fams},
+        "val_baseline": {f: max(m[f"val/base_{b}_{f}"] for b in ("prev", "next", "unigram")) for f in fams},
+    }
 
 
 def child_melody(spec: dict) -> dict:
@@ -423,9 +549,18 @@ def child_melody(spec: dict) -> dict:
     run_dir = finetune(cfg, callbacks=[stats])
     res = json.loads((Path(run_dir) / "results.json").read_text())
     note = res["levels"]["note"]
-    return {"status": "ok", "accuracy": note["accuracy"], "macro_f1": note["macro_f1"], "notes": note["n"],
-            "dataset": res["dataset"], "paper": PAPER[spec["arch"]]["melody"], "train_s": spec["train_s"],
-            "lr": cfg.optim.lr, "batch": cfg.task.data.batch_size, **{k: v for k, v in stats.summary.items() if k != "metrics"}}
+    return {
+        "status": "ok",
+        "accuracy": note["accuracy"],
+        "macro_f1": note["macro_f1"],
+        "notes": note["n"],
+        "dataset": res["dataset"],
+        "paper": PAPER[spec["arch"]]["melody"],
+        "train_s": spec["train_s"],
+        "lr": cfg.optim.lr,
+        "batch": cfg.task.data.batch_size,
+        **{k: v for k, v in stats.summary.items() if k != "metrics"},
+    }
 
 
 def child_classify(spec: dict) -> dict:
@@ -451,9 +586,19 @@ def child_classify(spec: dict) -> dict:
     one, _, windows = bench.throughput(Classifier.from_pretrained(path, batch_size=1, device=device), files)
     batch = 32
     batched, notes, _ = bench.throughput(Classifier.from_pretrained(path, batch_size=batch, device=device), files)
-    return {"status": "ok", "model": plan.model, "device": device, "songs": len(files), "notes": notes,
-            "windows": windows, "source": source, "batch": batch, "songs_per_s_one": len(files) / one,
-            "songs_per_s_batched": len(files) / batched, "speedup": one / batched}
+    return {
+        "status": "ok",
+        "model": plan.model,
+        "device": device,
+        "songs": len(files),
+        "notes": notes,
+        "windows": windows,
+        "source": source,
+        "batch": batch,
+        "songs_per_s_one": len(files) / one,
+        "songs_per_s_batched": len(files) / batched,
+        "speedup": one / batched,
+    }
 
 
 CHILDREN = {"prepare": child_prepare, "pretrain": child_pretrain, "melody": child_melody, "classify": child_classify}
@@ -478,8 +623,18 @@ def start_child(name: str, spec: dict, work: Path) -> tuple[subprocess.Popen, Pa
     result, output = work / f"{tag}.json", _LOG.with_name(f"gpu_check-{tag}.log")
     result.unlink(missing_ok=True)
     with output.open("w") as f:
-        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", name, "--spec",
-                                 json.dumps({**spec, "result": str(result)})], stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                name,
+                "--spec",
+                json.dumps({**spec, "result": str(result)}),
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
     return proc, result
 
 
@@ -511,7 +666,6 @@ def run_child(name: str, spec: dict, work: Path, limit: float) -> dict:
 
 def device_info() -> dict:
     import torch
-
     import train_throughput as tt
 
     try:
@@ -520,10 +674,17 @@ def device_info() -> dict:
         transformers = None
     cuda = torch.cuda.is_available()
     name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} cores)"
-    return {"name": name, "device": "cuda" if cuda else "cpu", "cuda": cuda, "dtype": "bf16" if cuda else "fp32",
-            "torch_dtype": torch.bfloat16 if cuda else torch.float32, "torch": torch.__version__,
-            "transformers": transformers, "peak_tflops": tt.peak_tflops(name) if cuda else 0.0,
-            "cpus": os.cpu_count()}
+    return {
+        "name": name,
+        "device": "cuda" if cuda else "cpu",
+        "cuda": cuda,
+        "dtype": "bf16" if cuda else "fp32",
+        "torch_dtype": torch.bfloat16 if cuda else torch.float32,
+        "torch": torch.__version__,
+        "transformers": transformers,
+        "peak_tflops": tt.peak_tflops(name) if cuda else 0.0,
+        "cpus": os.cpu_count(),
+    }
 
 
 def data_check(root: Path, tiny: bool) -> tuple[bool, str | None]:
@@ -573,22 +734,38 @@ def run(args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     device = device_info()
     real, why_not = data_check(args.data_root, args.tiny)
-    info = {"_t0": t0, "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
-            "device": {k: v for k, v in device.items() if k != "torch_dtype"}, "plan": asdict(plan),
-            "data_root": str(args.data_root), "real_data": real, "goals": GOALS}
+    info = {
+        "_t0": t0,
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "tiny": args.tiny,
+        "device": {k: v for k, v in device.items() if k != "torch_dtype"},
+        "plan": asdict(plan),
+        "data_root": str(args.data_root),
+        "real_data": real,
+        "goals": GOALS,
+    }
     results = Results(args.out, info)
-    log(f"gpu_check: {device['name']}, {device['dtype']}, torch {device['torch']}, bf16 peak assumed "
-        f"{device['peak_tflops']:.0f} TFLOP/s; data: {args.data_root if real else why_not or 'generated (--tiny)'}")
+    log(
+        f"gpu_check: {device['name']}, {device['dtype']}, torch {device['torch']}, bf16 peak assumed "
+        f"{device['peak_tflops']:.0f} TFLOP/s; data: {args.data_root if real else why_not or 'generated (--tiny)'}"
+    )
     deadline = math.inf if args.tiny else t0 + 60 * args.minutes
 
     def limit(stage: str) -> float:
         """The stage's share, less any overrun so far; pre-training also takes what stage 1 left."""
-        later = sum(plan.limits[s] for s in STAGES[STAGES.index(stage) + 1:] if s in args.stages)
+        later = sum(plan.limits[s] for s in STAGES[STAGES.index(stage) + 1 :] if s in args.stages)
         left = deadline - time.monotonic() - later
         return max(0.0, min(left, left if stage == "pretrain" and not args.tiny else plan.limits[stage]))
 
-    spec = {"plan": asdict(plan), "work": str(work), "data_root": str(args.data_root), "real_data": real,
-            "cuda": device["cuda"], "device": info["device"], "train_s": 1}
+    spec = {
+        "plan": asdict(plan),
+        "work": str(work),
+        "data_root": str(args.data_root),
+        "real_data": real,
+        "cuda": device["cuda"],
+        "device": info["device"],
+        "train_s": 1,
+    }
     prep = None
     if {"pretrain", "melody"} & set(args.stages) and not why_not:
         prep = (*start_child("prepare", spec, work), time.monotonic())
@@ -609,12 +786,17 @@ def run(args) -> None:
         bundle = None
         if "pretrain" in args.stages:
             lim = limit("pretrain")
-            r = {"status": why_not} if why_not else \
-                run_child("pretrain", {**spec, "train_s": plan.train_seconds("pretrain", lim)}, work, lim)
+            r = (
+                {"status": why_not}
+                if why_not
+                else run_child("pretrain", {**spec, "train_s": plan.train_seconds("pretrain", lim)}, work, lim)
+            )
             results.set("pretrain", r)
             bundle = r.get("bundle")
         if "melody" in args.stages:
-            results.set("melody", {"status": why_not} if why_not else stage_melody(plan, spec, bundle, work, limit("melody")))
+            results.set(
+                "melody", {"status": why_not} if why_not else stage_melody(plan, spec, bundle, work, limit("melody"))
+            )
         if "classify" in args.stages:
             results.set("classify", run_child("classify", spec, work, limit("classify")))
     finally:
@@ -639,6 +821,7 @@ def stage_melody(plan: Plan, spec: dict, bundle: str | None, work: Path, limit: 
 
 # ---- what the GPU machine lacks -----------------------------------------------------------------
 
+
 def pack(dest: Path, data_root: Path) -> None:
     """DIR/data.tar.gz: the files stages 2-4 read (every piece the readers list, with the options
     the configs give, and each dataset's non-MIDI files: splits, beats, metadata); DIR/*.whl: the
@@ -659,15 +842,33 @@ def pack(dest: Path, data_root: Path) -> None:
             tar.add(f, arcname=str(Path("data") / f.relative_to(data_root)))
     print(f"{dest / 'data.tar.gz'}: {len(files)} files, {(dest / 'data.tar.gz').stat().st_size / 2**20:.1f} MiB")
     pins = [f"{n}=={metadata.version(n)}" for n in WHEELS]
-    platforms = [a for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-                               "manylinux2014_x86_64") for a in ("--platform", tag)]
+    platforms = [
+        a
+        for tag in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+        for a in ("--platform", tag)
+    ]
     pure = ["antlr4-python3-runtime"]  # published as source only: built into a wheel here
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-                    "--implementation", "cp", *platforms, "-d", str(dest),
-                    *[p for p in pins if p.split("==")[0] not in pure]], check=True)
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dest), *[p for p in pins if p.split("==")[0] in pure]],
-                   check=True)
+    subprocess.run(
+        [
+            *pip,
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(dest),
+            *[p for p in pins if p.split("==")[0] not in pure],
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", str(dest), *[p for p in pins if p.split("==")[0] in pure]], check=True
+    )
     print("\n".join(sorted(f.name for f in dest.glob("*.whl"))))
 
 
