@@ -45,6 +45,7 @@ import tarfile
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -83,6 +84,7 @@ class Plan:
     train_cap: dict = field(default_factory=dict)
     val_batches: float = 1.0  # of each validation (an int: that many batches)
     rnn: tuple = ()  # overrides of the BiLSTM's size
+    bench_parallel: int = 1  # stage 1's variants measured at once
 
     def train_seconds(self, stage: str, limit: float) -> int:
         return max(1, int(min(self.train_cap.get(stage, math.inf), limit - self.overhead[stage])))
@@ -137,6 +139,7 @@ TINY = Plan(
     train_cap={"pretrain": 3, "melody": 3},
     val_batches=4,
     rnn=("model.head.hidden=32", "model.head.layers=1"),
+    bench_parallel=5,
 )
 
 
@@ -310,34 +313,32 @@ def stage_throughput(plan: Plan, device: dict, limit: float) -> dict:
         ("midibert, AdamW not fused", {"fused": False}),
         ("midibert, torch.compile", {"compile": True}),
     ]
-    rows = []
-    for name, options in variants:
+
+    def row(variant: tuple[str, dict]) -> dict:
+        name, options = variant
         left = deadline - time.monotonic()
         if options.get("impl", "").startswith("hf-") and not device["transformers"]:
-            rows.append({"name": name, "skipped": "skipped: transformers not installed"})
-            continue
+            return {"name": name, "skipped": "skipped: transformers not installed"}
         if options.get("compile") and plan.compile_min_s is None:
-            rows.append({"name": name, "skipped": "skipped: not at --tiny size (compiling takes longer than the rest)"})
-            continue
+            return {"name": name, "skipped": "skipped: not at --tiny size (compiling takes longer than the rest)"}
         if options.get("compile") and left < plan.compile_min_s:
-            rows.append(
-                {
-                    "name": name,
-                    "skipped": f"skipped: compiling needs ~{plan.compile_min_s:.0f} s, "
-                    f"{max(left, 0):.0f} s of the stage left",
-                }
-            )
-            continue
+            return {
+                "name": name,
+                "skipped": f"skipped: compiling needs ~{plan.compile_min_s:.0f} s, {max(left, 0):.0f} s of the stage left",
+            }
         if left < 1:
-            rows.append({"name": name, "skipped": "skipped: the stage's time budget is spent"})
-            continue
+            return {"name": name, "skipped": "skipped: the stage's time budget is spent"}
         r = {"name": name, **options, **tt.measure({**base, **options}, timeout=left)}
         if "error" not in r and device["peak_tflops"]:
             r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / (device["peak_tflops"] * 1e12)
-        rows.append(r)
         log(
             f"throughput | {name}: " + (r.get("error") or f"{r['tokens_per_s']:,.0f} tokens/s, {r['peak_mb']:,.0f} MiB")
         )
+        return r
+
+    # one variant at a time where timings count; --tiny only checks that each runs, so all at once
+    with ThreadPoolExecutor(plan.bench_parallel) as pool:
+        rows = list(pool.map(row, variants))
     ours, hf = rows[0], rows[1]
     try:
         sdpa = sdpa_kernels(device["device"], device["torch_dtype"])
