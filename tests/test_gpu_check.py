@@ -1,5 +1,8 @@
 """benchmarks/gpu_check.py end to end at tiny size on the CPU, so the prepared GPU run is known to
-work before a GPU is available: every stage reports, and each stops on time, not on steps."""
+work before a GPU is available: every stage reports, and each stops on time, not on steps.
+
+The tiny run is `slow`: its dozen processes each import torch (and most Lightning), 70 s of CPU
+time in all. Without it the suite still checks the plan and the run without data."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,31 +27,24 @@ def _script():
     return module
 
 
+def _gpu_check(*args: str, timeout: float) -> tuple[dict, str, str]:
+    """Run the script; its JSON, markdown table and printed output."""
+    out = Path(args[args.index("--out") + 1])
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text(), proc.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One --tiny run on the real data when present (a few pieces each), else the generated corpus."""
     tmp = tmp_path_factory.mktemp("gpu_check")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--tiny",
-            "--out",
-            str(tmp / "out"),
-            "--work",
-            str(tmp / "work"),
-            "--data-root",
-            str(SHARED_DATA),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    out = tmp / "out"
-    return json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text(), tmp
+    args = ("--tiny", "--out", str(tmp / "out"), "--work", str(tmp / "work"), "--data-root", str(SHARED_DATA))
+    result, md, _ = _gpu_check(*args, timeout=sum(_script().TINY.limits.values()))
+    return result, md, tmp
 
 
+@pytest.mark.slow
 def test_every_stage_reports_in_the_json_and_the_table(tiny_run):
     result, md, _ = tiny_run
     assert set(result["stages"]) == {"throughput", "pretrain", "melody", "classify"}
@@ -59,6 +56,7 @@ def test_every_stage_reports_in_the_json_and_the_table(tiny_run):
         assert any(line.startswith(f"| {n} |") for line in lines), n
 
 
+@pytest.mark.slow
 def test_throughput_compares_with_hugging_face_or_says_why_not(tiny_run):
     result, md, _ = tiny_run
     t = result["stages"]["throughput"]
@@ -84,6 +82,7 @@ def test_throughput_compares_with_hugging_face_or_says_why_not(tiny_run):
     }
 
 
+@pytest.mark.slow
 def test_data_stages_stop_on_time_and_report_against_the_paper(tiny_run):
     result, md, tmp = tiny_run
     p = result["stages"]["pretrain"]
@@ -100,12 +99,24 @@ def test_data_stages_stop_on_time_and_report_against_the_paper(tiny_run):
     assert c["source"] == ("POP909 test split" if result["real_data"] else "generated pieces")
 
 
-def test_full_plan_fits_its_minutes_and_skips_data_stages_without_data(tmp_path):
+def test_full_plan_fits_its_minutes_and_tiny_needs_no_data(tmp_path):
     gc = _script()
     plan = gc.full_plan(9)
     assert sum(plan.limits.values()) <= 9 * 60
     for stage in ("pretrain", "melody"):  # training leaves time for start-up, validation and testing
         assert 0 < plan.train_seconds(stage, plan.limits[stage]) < plan.limits[stage]
-    assert gc.data_check(tmp_path, tiny=False)[1].startswith("skipped: no pop909, asap, pianist8, pop1k7")
     assert gc.data_check(tmp_path, tiny=True) == (False, None)  # --tiny falls back to the generated corpus
     assert gc._clock(3725) == "00:01:02:05"
+
+
+def test_without_data_the_data_stages_say_why_and_the_rest_is_written(tmp_path):
+    none = tmp_path / "none"
+    result, md, printed = _gpu_check(
+        "--out", str(tmp_path / "out"), "--data-root", str(none), "--stages", "pretrain", "melody", timeout=600
+    )
+    why = f"skipped: no pop909, asap, pianist8, pop1k7 under {none}"
+    assert not result["real_data"] and "bf16 peak assumed" in printed
+    for n, stage in ((2, "pretrain"), (3, "melody")):
+        assert result["stages"][stage]["status"].startswith(why) and f"| {n} | {stage} | {why}" in md
+    for n, stage in ((1, "throughput"), (4, "classify")):
+        assert result["stages"][stage]["status"] == "not run" and f"| {n} | {stage} | not run |" in md
