@@ -12,9 +12,10 @@ import socket
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import hydra
 import pytorch_lightning as pl
