@@ -95,7 +95,7 @@ def worker(spec: dict) -> dict:
     training does, fused on CUDA), "compile" (torch.compile the model), "short_window" (one
     window of the batch half empty, so an attention mask is needed).
     """
-    from midibert.mlm import adamw, decay_groups
+    from midibert.optim import adamw, decay_groups
     from midibert.tokenize import Tokenizer
 
     torch.manual_seed(0)

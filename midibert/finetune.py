@@ -17,7 +17,15 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.training import CONF_DIR, build_trainer, resume_path, reports_errors, run_hydra, save_config, seed_everything
+from midibert.training import (
+    CONF_DIR,
+    build_trainer,
+    reports_errors,
+    resume_path,
+    run_hydra,
+    save_config,
+    seed_everything,
+)
 
 log = logging.getLogger("midibert")
 

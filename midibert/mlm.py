@@ -11,6 +11,7 @@ import torch
 
 from midibert.masking import copy_baselines, cp_bar_start, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
+from midibert.optim import adamw, decay_groups
 from midibert.tokenize.remi import BAR as REMI_BAR
 
 log = logging.getLogger("midibert")
@@ -22,22 +23,6 @@ def model_config(model: dict, vocab_sizes: list[int]) -> BertConfig:
     """A BertConfig from a Hydra `model` group: a preset name plus any field overridden."""
     overrides = {k: v for k, v in dict(model).items() if k not in MODEL_KEYS}
     return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes), **overrides)
-
-
-def decay_groups(named_params, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups: weight decay on matrices, none on biases and norms; frozen ones left out."""
-    named = [(n, p) for n, p in named_params if p.requires_grad]
-    return [{"params": [p for _, p in named if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0}]
-
-
-def adamw(groups: list[dict], lr: float, betas=(0.9, 0.98), fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW over parameter `groups`, with the fused kernel (a few launches per step instead of
-    several per tensor) when every parameter is a CUDA float tensor, unless `fused` says otherwise."""
-    if fused is None:
-        params = [p for g in groups for p in g["params"]]
-        fused = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
 
 
 def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,

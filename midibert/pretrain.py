@@ -15,7 +15,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.training import CONF_DIR, build_trainer, resume_path, reports_errors, run_hydra, save_config, seed_everything
+from midibert.training import (
+    CONF_DIR,
+    build_trainer,
+    reports_errors,
+    resume_path,
+    run_hydra,
+    save_config,
+    seed_everything,
+)
 
 log = logging.getLogger("midibert")
 

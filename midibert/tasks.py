@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from midibert.heads import layerwise_lr_groups
-from midibert.mlm import adamw_with_schedule, decay_groups
+from midibert.mlm import adamw_with_schedule
+from midibert.optim import decay_groups
 from midibert.tokenize.base import MASK
 from midibert.tokenize.labels import IGNORE
 

@@ -157,3 +157,15 @@ def test_entry_point_bugs_are_one_line_and_a_traceback_on_request(tmp_path, monk
         "midibert: internal error: KeyError: 'a bug' (set HYDRA_FULL_ERROR=1 for the traceback)"
     with pytest.raises(KeyError):  # HYDRA_FULL_ERROR=1: the exception itself, with its traceback
         _entry("finetune", [], tmp_path, monkeypatch, full_error="1")
+
+
+def test_every_trainer_flushes_denormals(tmp_path):
+    """Denormal floats made the BiLSTM's CPU steps 7x slower late in training; a trainer zeroes them."""
+    from midibert.training import build_trainer
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    denormal = torch.tensor(1e-40)
+    assert denormal * 1.0 != 0
+    build_trainer(config("finetune", ["experiment=finetune_smoke", "logger=none"], tmp_path))
+    assert denormal * 1.0 == 0

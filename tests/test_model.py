@@ -140,3 +140,29 @@ def test_bert_initialisation():
     model = MidiBertForMLM(BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB))
     w = model.bert.layers[0].ffn[0].weight
     assert abs(w.std().item() - 0.02) < 0.002 and model.bert.layers[0].ffn[0].bias.abs().max() == 0
+
+
+@pytest.mark.parametrize("position", ["learned", "rotary"])  # relative always passes its bias as the mask
+def test_full_windows_skip_the_mask_with_the_same_outputs(position, monkeypatch):
+    """A batch of full windows reaches SDPA without a mask (so it may pick the flash kernel); the
+    outputs are those an all-True padding mask gives."""
+    import midibert.model as m
+
+    model = MidiBert(tiny(position=position)).eval()
+    ids, _ = batch()
+    full = torch.ones(ids.shape[:2], dtype=torch.bool)
+    sdpa, masks = m.F.scaled_dot_product_attention, []
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        masks.append(attn_mask)
+        return sdpa(q, k, v, attn_mask=attn_mask, **kw)
+
+    def always_masked(q, k, v, attn_mask=None, **kw):
+        keys = full[:, None, None, :] if attn_mask is None else attn_mask
+        return sdpa(q, k, v, attn_mask=keys, **kw)
+
+    monkeypatch.setattr(m.F, "scaled_dot_product_attention", spy)
+    shortcut = model(ids, full)
+    assert len(masks) == model.cfg.layers and all(mask is None for mask in masks)
+    monkeypatch.setattr(m.F, "scaled_dot_product_attention", always_masked)
+    torch.testing.assert_close(model(ids, full), shortcut, atol=1e-6, rtol=1e-6)
