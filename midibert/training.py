@@ -1,4 +1,5 @@
-"""What the Hydra entry points share: seeding, the trainer with its logger and callbacks, resuming.
+"""What the Hydra entry points share: seeding, the trainer with its logger and callbacks, resuming,
+refusing a config of another entry point, and one-line error reports.
 
 Only the commands that train import this module (it pulls in torch and Lightning).
 """
