@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from midibert.mlm import model_config
 from midibert.network import build_network
+from midibert.tokenize import IGNORE
 from midibert.training import CONF_DIR
 
 
@@ -44,8 +45,8 @@ def main() -> None:
     dm.setup("fit")
     task = {"level": cfg.task.level, "num_classes": len(cfg.task.class_names), "arch": "rnn",
             "head": OmegaConf.to_container(cfg.model.head, resolve=True)}
-    net = build_network(task, model_config(cfg.model, dm.tokenizer.vocab_sizes))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.model.lr)
+    net = build_network(task, model_config(cfg.encoder, dm.tokenizer.vocab_sizes))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr)
     print(f"{args.task}: BiLSTM 3 x 256, batches 16 x 256, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| steps | denormals | s / step |")
     print("| --- | --- | ---: |")
@@ -58,7 +59,7 @@ def main() -> None:
             b = next(data)
             out = net(b["input_ids"], b["attention_mask"])
             logits = out if out.dim() == 2 else out.flatten(0, 1)
-            torch.nn.functional.cross_entropy(logits, b["labels"].flatten(), ignore_index=-100).backward()
+            torch.nn.functional.cross_entropy(logits, b["labels"].flatten(), ignore_index=IGNORE).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
         seconds = (time.perf_counter() - t0) / args.block

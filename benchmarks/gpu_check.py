@@ -397,7 +397,7 @@ def _configs(spec: dict, stage: str, arch: str = "bert"):
             "pretrain",
             [
                 *common,
-                f"model={plan.model}",
+                f"encoder={plan.model}",
                 f"data={'pretrain_reference' if real else 'pretrain_sample'}",
                 f"data.seq_len={plan.seq_len}",
                 f"data.batch_size={plan.batch}",
@@ -432,7 +432,7 @@ def _configs(spec: dict, stage: str, arch: str = "bert"):
                 f"name=gpu_check-melody-{arch}",
             ]
             # the BiLSTM trains in fp32 (TF32 matmuls): cuDNN runs LSTMs in bf16 only from 9.13 on
-            + ([f"model.lr={plan.finetune_lr}"] if arch == "bert" else ["trainer.precision=32-true", *plan.rnn]),
+            + ([f"optim.lr={plan.finetune_lr}"] if arch == "bert" else ["trainer.precision=32-true", *plan.rnn]),
         )
         data = cfg.task.data
     with open_dict(cfg):
@@ -523,13 +523,13 @@ def child_pretrain(spec: dict) -> dict:
     m = s.pop("metrics")
     tok = Tokenizer.from_spec(cfg.data.tokenizer)
     peak = spec["device"]["peak_tflops"]
-    flops = tt.flops_per_token(model_config(cfg.model, tok.vocab_sizes), s["params"], cfg.data.seq_len)
+    flops = tt.flops_per_token(model_config(cfg.encoder, tok.vocab_sizes), s["params"], cfg.data.seq_len)
     fams = [f for f in tok.families if f"val/acc_{f}" in m]
     return {
         **s,
         "status": "ok",
         "bundle": str(bundle),
-        "model": cfg.model.preset,
+        "model": cfg.encoder.preset,
         "batch": cfg.data.batch_size,
         "seq_len": cfg.data.seq_len,
         "lr": cfg.optim.lr,

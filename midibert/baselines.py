@@ -1,5 +1,5 @@
-"""Baselines the paper compares MidiBERT with: BiLSTMs trained from scratch, the skyline melody
-rule and the majority class.
+"""Baselines the paper compares MidiBERT with: BiLSTMs trained from scratch and the skyline melody
+rule. (The majority-class baseline is one line, in `midibert.finetune.rule_baseline`.)
 
 The BiLSTMs take the BertConfig of the model they are compared with, so they read tokens
 through the same `Embeddings` (vocabularies, emb_size per family), and are called like the heads,
@@ -100,9 +100,3 @@ def skyline_melody(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
     top = np.full(group.max() + 1, np.iinfo(np.int64).min)
     np.maximum.at(top, group, pitch.astype(np.int64))
     return (pitch == top[group]).astype(np.int64)
-
-
-def majority_class(train_labels: np.ndarray | Tensor) -> int:
-    """The most frequent label in the training set (labels < 0, i.e. ignored, are skipped)."""
-    labels = np.asarray(train_labels).ravel()
-    return int(np.bincount(labels[labels >= 0]).argmax())

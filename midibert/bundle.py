@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import midibert
-from midibert.fsutil import ordinary_permissions
+from midibert.fsutil import ordinary_permissions, publish_dir
 from midibert.model import BertConfig
 from midibert.tokenize import Tokenizer, TokenizerConfig
 
@@ -109,20 +108,7 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
     ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
-    return replace_dir(tmp, directory)
-
-
-def replace_dir(complete: Path, directory: Path) -> Path:
-    """Move the finished folder `complete` to `directory`, replacing an older one without ever
-    leaving a half-written folder under that name."""
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-        os.replace(complete, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(complete, directory)
+    publish_dir(tmp, directory)
     return directory
 
 

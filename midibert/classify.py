@@ -30,6 +30,7 @@ import symusic
 import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
+from midibert.fsutil import atomic_path
 from midibert.network import build_network
 from midibert.pretrained import default_model, resolve, task_matches
 from midibert.tokenize import MASK, Encoding
@@ -148,12 +149,9 @@ class Prediction:
             score.tracks.append(track)
         if self.level == "piece":
             score.markers.append(symusic.TextMeta(0, f"midibert {self.task}: {self.label} ({self.confidence:.2f})"))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        score.dump_midi(str(tmp))
-        os.replace(tmp, path)
-        return path
+        with atomic_path(path) as tmp:
+            score.dump_midi(str(tmp))
+        return Path(path)
 
 
 def int8_engine() -> str:

@@ -1,8 +1,9 @@
 """Lightning DataModules over prepared datasets: fixed-length windows, padded batches.
 
 Batches are dicts: `input_ids` (B, L, F) for CP or (B, L) for REMI, `attention_mask` (B, L)
-True on real tokens, `note_index` (B, L) (-1 off notes), `piece` (B,), and `labels`: (B, L) with
--100 where there is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
+True on real tokens, `note_index` (B, L) (-1 off notes), `bar_start` (B, L) True where a bar
+begins (as prepared, for bar masking), `piece` (B,), and `labels`: (B, L) with IGNORE where there
+is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
 to their longest window, so short pieces do not pay for 512 positions.
 
 Training order comes from `StepSampler`: a function of seed and optimizer step, so a resumed
@@ -23,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from midibert.datasets.base import get_info
 from midibert.datasets.prepare import PreparedSplit, load_split, prepare
 from midibert.sampler import StepSampler
-from midibert.tokenize import Tokenizer
-from midibert.tokenize.labels import IGNORE, melody_classes
+from midibert.tokenize import IGNORE, PAD, Tokenizer
+from midibert.tokenize.labels import melody_classes
 from midibert.tokenize.windows import window_starts
 
 
@@ -56,7 +57,7 @@ class Windows(Dataset):
         piece, start, n = (int(v) for v in self.rows[i])
         item = {"input_ids": np.asarray(self.split.ids[start:start + n], dtype=np.int64),
                 "note_index": np.asarray(self.split.note_index[start:start + n], dtype=np.int64),
-                "piece": piece}
+                "bar_start": np.asarray(self.split.bar_start[start:start + n], dtype=bool), "piece": piece}
         if self.labels is not None:
             item["labels"] = np.asarray(self.labels[start:start + n], dtype=np.int64)
         elif self.piece_labels is not None:
@@ -65,17 +66,19 @@ class Windows(Dataset):
 
 
 def collate(items: list[dict]) -> dict:
-    """Pad to the longest window of the batch (PAD id 0) and build the attention mask."""
+    """Pad to the longest window of the batch (PAD) and build the attention mask."""
     L = max(len(it["input_ids"]) for it in items)
     first = items[0]["input_ids"]
-    ids = np.zeros((len(items), L, *first.shape[1:]), dtype=np.int64)
+    ids = np.full((len(items), L, *first.shape[1:]), PAD, dtype=np.int64)
     note = np.full((len(items), L), -1, dtype=np.int64)
     mask = np.zeros((len(items), L), dtype=bool)
+    bars = np.zeros((len(items), L), dtype=bool)
     for b, it in enumerate(items):
         n = len(it["input_ids"])
-        ids[b, :n], note[b, :n], mask[b, :n] = it["input_ids"], it["note_index"], True
+        ids[b, :n], note[b, :n], mask[b, :n], bars[b, :n] = it["input_ids"], it["note_index"], True, it["bar_start"]
     batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-             "note_index": torch.from_numpy(note), "piece": torch.tensor([it["piece"] for it in items])}
+             "note_index": torch.from_numpy(note), "bar_start": torch.from_numpy(bars),
+             "piece": torch.tensor([it["piece"] for it in items])}
     if "labels" in items[0]:
         if np.ndim(items[0]["labels"]) == 0:
             batch["labels"] = torch.tensor([it["labels"] for it in items])

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from midibert import viz
+from midibert.fsutil import atomic_path, write_atomic
 from midibert.tokenize.labels import IGNORE
 from midibert.tokenize.windows import aggregate_notes, aggregate_pieces, note_labels
 
@@ -71,13 +72,6 @@ def evaluate_sequence_task(
             "piece": metrics(truth, mean.argmax(-1), class_names)}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary name, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _json(obj) -> str:
     """JSON text; numpy scalars and arrays (say in "scale") become plain numbers and lists."""
     return json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)) + "\n"
@@ -115,15 +109,13 @@ def write_results(run_dir: str | os.PathLike, results: dict) -> None:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "results.json", _json(results))
-    _write_atomic(run_dir / "results.md", _markdown(results))
+    write_atomic(run_dir / "results.json", _json(results))
+    write_atomic(run_dir / "results.md", _markdown(results))
     for level, m in results["levels"].items():
-        _write_atomic(run_dir / f"confusion_{level}.json",
-                      _json({"class_names": list(results["class_names"]), "matrix": m["confusion"]}))
-        png = run_dir / f"confusion_{level}.png"
-        tmp = png.with_name(png.name + ".tmp")  # viz writes PNG whatever the suffix
-        viz.confusion_matrix(np.asarray(m["confusion"]), results["class_names"], tmp)
-        os.replace(tmp, png)
+        write_atomic(run_dir / f"confusion_{level}.json",
+                     _json({"class_names": list(results["class_names"]), "matrix": m["confusion"]}))
+        with atomic_path(run_dir / f"confusion_{level}.png") as tmp:  # viz writes PNG whatever the suffix
+            viz.confusion_matrix(np.asarray(m["confusion"]), results["class_names"], tmp)
 
 
 def split_sources(dataset: str, path: str | os.PathLike | None = None, *, kind: str = "score", split: str = "test",

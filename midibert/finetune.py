@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from midibert.training import (
     CONF_DIR,
     build_trainer,
+    check_entry,
     reports_errors,
     resume_path,
     run_hydra,
@@ -95,9 +96,10 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     from midibert.bundle import load_bundle, save_bundle
     from midibert.evaluate import write_results
     from midibert.mlm import model_config
-    from midibert.network import build_network
+    from midibert.network import build_network, hidden_families
     from midibert.tasks import FineTuner
 
+    check_entry(cfg, "finetune")
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
     run_dir = Path(cfg.run_dir)
@@ -113,14 +115,14 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         write_results(run_dir, _results(cfg, rule_baseline(cfg, dm), dm, {"rule": arch}))
         return run_dir
 
-    config = bundle.model_config if bundle else model_config(cfg.model, tok.vocab_sizes)
+    config = bundle.model_config if bundle else model_config(cfg.encoder, tok.vocab_sizes)
     task = {"name": cfg.task.name, "level": cfg.task.level, "num_classes": len(cfg.task.class_names),
             "arch": arch, "head": OmegaConf.to_container(cfg.model.head, resolve=True), "seq_len": dm.seq_len,
             "hide_families": [f for f in cfg.task.hide_families if f in tok.families]}
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
     net = build_network(task, config, bundle.state_dict if bundle else None)
-    hide = [tok.families.index(f) for f in task["hide_families"]]
+    hide = hidden_families(task, tok.families)
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
     module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim, resolve=True),
                        seed=cfg.seed, class_weights=weights, hide_families=hide)

@@ -1,13 +1,56 @@
-"""File-system and process rules every writer here follows: temporary names that carry the
-writer's pid (so a rerun can tell debris of a killed run from work in progress), ordinary
-permissions, and worker processes that do not outlive their parent."""
+"""File-system and process rules every writer here follows: files and folders appear only once
+complete (`atomic_path`, `write_atomic`, `publish_dir`), temporary names carry the writer's pid
+(so a rerun can tell debris of a killed run from work in progress), ordinary permissions, and
+worker processes that do not outlive their parent."""
 from __future__ import annotations
 
 import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside `path` to write to: renamed onto `path` when the block ends, deleted
+    if it raises, so a reader never sees half a file. The name, `.<name>.tmp-<pid>`, lets
+    `remove_stale` clear what a killed writer left; the file gets ordinary permissions.
+
+        with atomic_path("out/song.mid") as tmp:
+            score.dump_midi(str(tmp))
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        yield tmp
+        ordinary_permissions(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # still there only when the block failed
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write text (UTF-8) or bytes to `path` through `atomic_path`; returns the path."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return Path(path)
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Put the finished folder `tmp` in place of `final`: an older `final` is moved aside first and
+    deleted after, so `final` is at every moment either the old folder or the new one, whole."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def pid_alive(pid: int) -> bool:

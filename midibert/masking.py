@@ -9,57 +9,53 @@ cannot copy a note's pitch from its own duration. Of the chosen positions 80% be
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from midibert.model import padding_mask
+from midibert.tokenize.base import MASK, SPECIALS
+from midibert.tokenize.labels import IGNORE
 
 MODES = ("token", "span", "bar")
 
 
-def cp_bar_start(input_ids: Tensor) -> Tensor:
-    """(B, L) True where a CP token opens a bar: Bar family (0) is Bar_New (id 4) or a meter change."""
-    return input_ids[..., 0] >= 4
-
-
 def mask_tokens(input_ids: Tensor, attention_mask: Tensor | None, vocab_sizes: list[int], *,
                 rate: float = 0.15, mode: str = "token", generator: torch.Generator | None = None,
-                special_ids: tuple[int, ...] = (0, 1, 2), mask_id: int = 1, mean_span: float = 3.0,
-                bar_start: Callable[[Tensor], Tensor] = cp_bar_start) -> tuple[Tensor, Tensor, Tensor]:
+                mean_span: float = 3.0, bar_start: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Corrupt `rate` of the real positions of each sequence; returns (masked_input, targets, where).
 
     input_ids: (B, L, F) for CP or (B, L) for REMI. targets has the same shape, holding the
-    original ids at chosen positions and -100 elsewhere; where is (B, L) bool.
+    original ids at chosen positions and IGNORE elsewhere; where is (B, L) bool.
     mode "token" picks positions independently; "span" picks runs of geometric length (mean
-    `mean_span`); "bar" picks whole bars, a bar starting where `bar_start(input_ids)` is True
-    (for REMI pass e.g. `lambda ids: ids == remi.offset["Bar"]`). Special ids are assumed to be
-    the lowest of every family, so random replacements are drawn above them.
+    `mean_span`); "bar" picks whole bars, a bar starting where `bar_start` (B, L) is True (the
+    batches carry it: `Tokenizer.is_bar_start`, cached at preparation). The special ids are the
+    lowest of every family, so random replacements are drawn above them.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "bar" and bar_start is None:
+        raise ValueError("mode 'bar' needs bar_start, the (B, L) bar lines the batches carry")
     real = padding_mask(input_ids) if attention_mask is None else attention_mask.bool()
     ids3 = input_ids if input_ids.dim() == 3 else input_ids.unsqueeze(-1)
     if mode == "token":
         where = _choose_tokens(real, rate, generator)
     else:
-        starts = bar_start(input_ids) if mode == "bar" else None
-        where = torch.stack([_choose_runs(r, rate, mean_span, s, generator)
-                             for r, s in zip(real, starts if starts is not None else [None] * len(real))])
+        starts = bar_start.bool() if mode == "bar" else [None] * len(real)
+        where = torch.stack([_choose_runs(r, rate, mean_span, s, generator) for r, s in zip(real, starts)])
 
     action = torch.rand(where.shape, generator=generator, device=where.device)
     to_mask = where & (action < 0.8)
     to_random = where & (action >= 0.8) & (action < 0.9)
-    low = max(special_ids) + 1
+    low = len(SPECIALS)
     random_ids = torch.stack([
         torch.randint(low, v, ids3.shape[:2], generator=generator, device=ids3.device)
         for v in vocab_sizes], dim=-1)
 
     masked = ids3.clone()
-    masked[to_mask] = mask_id
+    masked[to_mask] = MASK
     masked[to_random] = random_ids[to_random]
-    targets = torch.full_like(ids3, -100)
+    targets = torch.full_like(ids3, IGNORE)
     targets[where] = ids3[where]
     if input_ids.dim() == 2:
         masked, targets = masked.squeeze(-1), targets.squeeze(-1)

@@ -9,20 +9,16 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 
-from midibert.masking import copy_baselines, cp_bar_start, mask_tokens
+from midibert.masking import copy_baselines, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
 from midibert.optim import adamw, decay_groups
-from midibert.tokenize.remi import BAR as REMI_BAR
 
 log = logging.getLogger("midibert")
 
-MODEL_KEYS = ("arch", "preset", "lr", "freeze", "head")  # Hydra `model` keys that are not BertConfig fields
-
-
-def model_config(model: dict, vocab_sizes: list[int]) -> BertConfig:
-    """A BertConfig from a Hydra `model` group: a preset name plus any field overridden."""
-    overrides = {k: v for k, v in dict(model).items() if k not in MODEL_KEYS}
-    return BertConfig.preset(model.get("preset", "bert-small"), vocab_sizes=list(vocab_sizes), **overrides)
+def model_config(encoder: dict, vocab_sizes: list[int]) -> BertConfig:
+    """A BertConfig from a Hydra `encoder` group: a preset size plus any BertConfig field overridden."""
+    fields = dict(encoder)
+    return BertConfig.preset(fields.pop("preset"), vocab_sizes=list(vocab_sizes), **fields)
 
 
 def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
@@ -71,21 +67,19 @@ class MaskedLM(pl.LightningModule):
     resumed from a checkpoint takes exactly the steps the uninterrupted run would have taken.
     """
 
-    def __init__(self, model: dict, vocab_sizes: list[int], families: list[str], optim: dict, mask: dict,
+    def __init__(self, encoder: dict, vocab_sizes: list[int], families: list[str], optim: dict, mask: dict,
                  seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
-        self.config = model_config(model, vocab_sizes)
+        self.config = model_config(encoder, vocab_sizes)
         self.net = MidiBertForMLM(self.config)
         self.families = list(families)
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
         m = self.hparams.mask
-        ids = batch["input_ids"]
-        # bar masking finds bar lines by the Bar family (CP, the default) or the Bar token (REMI)
-        bar_start = (lambda x: x == REMI_BAR) if ids.dim() == 2 else cp_bar_start
-        return mask_tokens(ids, batch["attention_mask"], self.config.vocab_sizes, rate=m.get("rate", 0.15),
-                           mode=m.get("mode", "token"), generator=generator, bar_start=bar_start)
+        return mask_tokens(batch["input_ids"], batch["attention_mask"], self.config.vocab_sizes,
+                           rate=m.get("rate", 0.15), mode=m.get("mode", "token"), generator=generator,
+                           bar_start=batch.get("bar_start"))
 
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
         inputs, targets, where = self._masked(batch, generator)

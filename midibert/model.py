@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midibert.tokenize.base import MASK, PAD
+from midibert.tokenize.labels import IGNORE
+
 POSITIONS = ("learned", "rotary", "relative")
 
 
@@ -59,8 +62,8 @@ class BertConfig:
     position: str = "rotary"
     max_relative: int = 128
     pre_norm: bool = True
-    pad_id: int = 0
-    mask_id: int = 1
+    pad_id: int = PAD
+    mask_id: int = MASK
 
     PRESETS = {  # layers, hidden, heads, ffn, emb_size
         "bert-base": (12, 768, 12, 3072, 256),  # the paper's model
@@ -109,7 +112,7 @@ class Embeddings(nn.Module):
         return self.proj(torch.cat(embs, dim=-1) * self.scale)
 
 
-def padding_mask(input_ids: Tensor, pad_id: int = 0) -> Tensor:
+def padding_mask(input_ids: Tensor, pad_id: int = PAD) -> Tensor:
     """(B, L) True where a token is real: any family differs from PAD."""
     return input_ids != pad_id if input_ids.dim() == 2 else (input_ids != pad_id).any(-1)
 
@@ -261,7 +264,7 @@ class MidiBertForMLM(nn.Module):
         return self.head(self.bert(input_ids, attention_mask))
 
     def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
-        """Cross-entropy over predicted positions (targets != -100), summed over families with
+        """Cross-entropy over predicted positions (targets != IGNORE), summed over families with
         weights: "vocab" in proportion to vocabulary size (as the paper does, so Pitch and Position
         dominate) or "equal". Returns {"loss", "family_loss", "family_acc"}, the last two detached
         lists in family order (NaN for a family with nothing to predict in this batch)."""
@@ -274,7 +277,7 @@ class MidiBertForMLM(nn.Module):
         nan = logits[0].new_tensor(float("nan"))
         for f, lg in enumerate(logits):
             t = targets[..., f]
-            picked = t != -100
+            picked = t != IGNORE
             if not picked.any():  # cross_entropy over nothing is NaN; leave the sum alone
                 fam_loss.append(nan)
                 fam_acc.append(nan)

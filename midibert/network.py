@@ -1,8 +1,9 @@
-"""The network a fine-tuning task describes: a MidiBert encoder with a head, or a BiLSTM baseline.
+"""The network a fine-tuning task describes: a MidiBert encoder with a head, or a BiLSTM baseline,
+and the token families the task hides from its input.
 
 Training (`midibert.finetune`) and inference (`midibert.classify`) both build it from the same
-`task` dict a bundle stores, so a bundle loads into exactly the network that was trained. Plain
-PyTorch: nothing here imports Lightning.
+`task` dict a bundle stores, so a bundle loads into exactly the network that was trained, and
+both hide families with `hide_families`. Plain PyTorch: nothing here imports Lightning.
 """
 
 from __future__ import annotations
@@ -12,6 +13,22 @@ import torch
 from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
 from midibert.heads import SequenceClassifier, TokenClassifier
 from midibert.model import BertConfig, MidiBert
+from midibert.tokenize.base import MASK
+
+
+def hidden_families(task: dict, families: list[str]) -> list[int]:
+    """Indices of the families a task hides (its "hide_families" names that the tokens have)."""
+    return [families.index(f) for f in task.get("hide_families") or [] if f in families]
+
+
+def hide_families(input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: list[int]) -> torch.Tensor:
+    """`input_ids` (B, L, F) with the `hidden` families set to MASK on real tokens, so a task never
+    sees its own target (velocity prediction on performance tokens hides Velocity)."""
+    if not hidden:
+        return input_ids
+    ids = input_ids.clone()
+    ids[..., hidden] = torch.where(attention_mask.bool()[..., None], MASK, ids[..., hidden])
+    return ids
 
 
 def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:

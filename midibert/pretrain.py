@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from midibert.training import (
     CONF_DIR,
     build_trainer,
+    check_entry,
     reports_errors,
     resume_path,
     run_hydra,
@@ -33,16 +34,17 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     from midibert.bundle import save_bundle
     from midibert.mlm import MaskedLM
 
+    check_entry(cfg, "pretrain")
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
     dm = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
-    module = MaskedLM(model=OmegaConf.to_container(cfg.model, resolve=True), vocab_sizes=tok.vocab_sizes, families=tok.families,
+    module = MaskedLM(encoder=OmegaConf.to_container(cfg.encoder, resolve=True), vocab_sizes=tok.vocab_sizes, families=tok.families,
                       optim=OmegaConf.to_container(cfg.optim, resolve=True), mask=OmegaConf.to_container(cfg.mask, resolve=True),
                       seed=cfg.seed)
-    log.info("model: %s, %.1fM parameters", cfg.model.preset, sum(p.numel() for p in module.parameters()) / 1e6)
+    log.info("encoder: %s, %.1fM parameters", cfg.encoder.preset, sum(p.numel() for p in module.parameters()) / 1e6)
     trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
     bundle = Path(cfg.run_dir) / "bundle"

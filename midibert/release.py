@@ -23,7 +23,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, replace_dir, save_bundle
+from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle
+from midibert.fsutil import publish_dir, write_atomic
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
 
@@ -254,7 +255,7 @@ def _stage(run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, com
                  for p in run_dir.glob(f"{task}-*") if (p / "results.json").is_file()
                  and not (p / "bundle").is_dir()  # rule baselines have no bundle
                  and _same_test_split(p, ft)}
-    (staged / CARD_FILE).write_text(_card(name, task, size, source.tokenizer.spec, ft, pre, results, measured,
+    write_atomic(staged / CARD_FILE, _card(name, task, size, source.tokenizer.spec, ft, pre, results, measured,
                                           baselines, licence, licences, command, export_cmd, weights, commit))
     entry = {
         "task": task, "default": True, "path": name, "size": size, "dataset": results["dataset"],
@@ -291,12 +292,11 @@ def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = 
     index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
     written = []
     for name, folder, entry in staged:
-        written.append(replace_dir(folder, to / name))
+        publish_dir(folder, to / name)
+        written.append(to / name)
         for other in index["models"].values():  # the newest export of a task becomes its default
             if other["task"] == entry["task"]:
                 other["default"] = False
         index["models"][name] = entry
-    tmp = index_path.with_name(index_path.name + ".tmp")
-    tmp.write_text(json.dumps(index, indent=1) + "\n")
-    os.replace(tmp, index_path)
+    write_atomic(index_path, json.dumps(index, indent=1) + "\n")
     return written

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from midibert.fsutil import write_atomic
+
 TPQ = 480
 TRACK_NAMES = ("MELODY", "BRIDGE", "PIANO")
 EMOTIONS = ("Q1", "Q2", "Q3", "Q4")
@@ -318,14 +320,6 @@ def _piece_bytes(seed: int, index: int, style_name: str, emotion: str, bars: tup
     return _midi_bytes(chunks)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary name and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _splits(n: int, rng: np.random.Generator) -> list[str]:
     """Split labels for one style's pieces (in generation order), about 80/10/10.
 
@@ -365,7 +359,7 @@ def generate_corpus(
         emotion = EMOTIONS[(i + i // len(names)) % len(EMOTIONS)]
         piece_id = f"{style}_{i:04d}"
         rel = f"midi/{style}/{piece_id}.mid"
-        _write_atomic(root / rel, _piece_bytes(seed, i, style, emotion, bars, humanize))
+        write_atomic(root / rel, _piece_bytes(seed, i, style, emotion, bars, humanize))
         rows.append({"id": piece_id, "path": rel, "style": style, "emotion": emotion})
     split_rng = np.random.default_rng([seed, 2**32 - 1])  # a stream apart from every piece's [seed, index]
     for style in names:
@@ -376,7 +370,7 @@ def generate_corpus(
     writer = csv.DictWriter(text, fieldnames=LABEL_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_atomic(root / "labels.csv", text.getvalue().encode())
+    write_atomic(root / "labels.csv", text.getvalue().encode())
     return root
 
 
@@ -398,6 +392,6 @@ def write_corrupt_files(out_dir: str | os.PathLike) -> list[Path]:
     }
     paths = []
     for name, data in files.items():
-        _write_atomic(root / name, data)
+        write_atomic(root / name, data)
         paths.append(root / name)
     return paths

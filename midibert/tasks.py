@@ -8,16 +8,16 @@ import torch.nn.functional as F
 
 from midibert.heads import layerwise_lr_groups
 from midibert.mlm import adamw_with_schedule
+from midibert.network import hide_families
 from midibert.optim import decay_groups
-from midibert.tokenize.base import MASK
 from midibert.tokenize.labels import IGNORE
 
 
 class FineTuner(pl.LightningModule):
     """Cross-entropy fine-tuning with accuracy logged; predictions come back as probabilities.
 
-    hide_families: token families replaced by MASK in every input, so a task never sees its
-    own target (velocity prediction on performance tokens hides the Velocity family).
+    hide_families: indices of the token families `network.hide_families` replaces by MASK in
+    every input, so a task never sees its own target (velocity on performance tokens).
     """
 
     def __init__(self, net: torch.nn.Module, level: str, num_classes: int, optim: dict, seed: int = 0,
@@ -28,16 +28,9 @@ class FineTuner(pl.LightningModule):
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
 
-    def inputs(self, batch: dict) -> torch.Tensor:
-        ids = batch["input_ids"]
-        if self.hparams.hide_families:
-            ids = ids.clone()
-            ids[..., self.hparams.hide_families] = torch.where(
-                batch["attention_mask"][..., None], MASK, ids[..., self.hparams.hide_families])
-        return ids
-
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.net(self.inputs(batch), batch["attention_mask"])
+        ids = hide_families(batch["input_ids"], batch["attention_mask"], self.hparams.hide_families or [])
+        return self.net(ids, batch["attention_mask"])
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)

@@ -1,4 +1,5 @@
-"""What the Hydra entry points share: seeding, the trainer with its logger and callbacks, resuming.
+"""What the Hydra entry points share: seeding, the trainer with its logger and callbacks, resuming,
+refusing a config of another entry point, and one-line error reports.
 
 Only the commands that train import this module (it pulls in torch and Lightning).
 """
@@ -145,6 +146,27 @@ def resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
         return str(last)
     log.info("no %s yet: starting fresh", last)
     return None
+
+
+# Keys that belong to another entry point's config, and what to say when one turns up: a config
+# composed for the wrong entry point (an experiment of the main job given to pre-training, a
+# fine-tuning architecture given to pre-training ...) would otherwise run something else silently.
+_FOREIGN = {
+    "pipeline": "is the main job's: run it with `python -m midibert.run experiment=...`",
+    "model": "is fine-tuning's choice of bert / rnn / skyline / majority; pre-training trains a BERT "
+             "encoder, sized with encoder=bert-tiny|bert-small|bert-base|bert-base-paper",
+    "task": "is fine-tuning's: run it with `python -m midibert.finetune task=...`",
+    "data": "is pre-training's corpus; fine-tuning reads task.data (`python -m midibert.pretrain data=...`)",
+    "mask": "is pre-training's masking; fine-tuning masks nothing",
+}
+_NOT_FOR = {"pretrain": ("pipeline", "model", "task"), "finetune": ("pipeline", "data", "mask")}
+
+
+def check_entry(cfg: DictConfig, entry: str) -> None:
+    """Refuse, in one line, a config that holds a key of another entry point ("pretrain" | "finetune")."""
+    for key in _NOT_FOR[entry]:
+        if cfg.get(key) is not None:
+            raise ValueError(f"{entry}: `{key}` {_FOREIGN[key]}")
 
 
 def save_config(cfg: DictConfig, run_dir: str) -> None:

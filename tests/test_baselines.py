@@ -1,4 +1,4 @@
-"""Baselines: BiLSTM shapes and padding invariance, skyline melody, majority class."""
+"""Baselines: BiLSTM shapes and padding invariance, skyline melody."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, majority_class, skyline_melody
+from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, skyline_melody
 from midibert.model import BertConfig, Embeddings
 from tests.test_model import CP_VOCAB, REMI_VOCAB, batch
 
@@ -63,7 +63,3 @@ def test_skyline_melody():
     assert skyline_melody(pitch[shuffled], onset[shuffled]).tolist() == skyline_melody(pitch, onset)[shuffled].tolist()
     assert skyline_melody(np.array([]), np.array([])).tolist() == []
 
-
-def test_majority_class():
-    assert majority_class(np.array([2, 1, 2, 0, 2, 1])) == 2
-    assert majority_class(torch.tensor([[1, 1, -100, -100, -100], [0, 1, -100, -100, -100]])) == 1

@@ -10,7 +10,7 @@ from midibert.bundle import load_bundle
 from midibert.finetune import finetune
 from midibert.pretrain import pretrain
 from midibert.tasks import FineTuner
-from midibert.tokenize import MASK, Tokenizer
+from midibert.tokenize import IGNORE, MASK, Tokenizer
 from tests.conftest import shared
 from tests.hydra_configs import config
 
@@ -113,7 +113,7 @@ def test_predictions_of_different_widths_are_joined():
         assert cat["probs"].shape == ((5, 256, 4) if token else (5, 4))
         assert cat["labels"].shape == ((5, 256) if token else (5,))
         if token:
-            assert (cat["labels"][2:, 174:] == -100).all()
+            assert (cat["labels"][2:, 174:] == IGNORE).all()
 
 
 def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = "0"):
@@ -138,7 +138,13 @@ def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = 
     ("finetune", ["model=rnn", "task.data.path=/nonexistent"], "pop909: no dataset at /nonexistent"),
     ("pretrain", ["no_such_key=3"], "Could not override 'no_such_key'. To append to your config use +no_such_key=3 "
                                     "(Key 'no_such_key' is not in struct)"),
-    ("pretrain", ["model=nope"], "In 'pretrain': Could not find 'model/nope'"),
+    ("pretrain", ["encoder=nope"], "In 'pretrain': Could not find 'encoder/nope'"),
+    # a group or experiment of another entry point: one line saying whose it is
+    ("pretrain", ["model=rnn"], "pretrain: `model` is fine-tuning's choice of bert / rnn / skyline / majority"),
+    ("pretrain", ["experiment=demo"], "pretrain: `pipeline` is the main job's"),
+    ("finetune", ["data=pretrain_score"], "finetune: `data` is pre-training's corpus"),
+    ("finetune", ["experiment=cpu_reference"], "finetune: `pipeline` is the main job's"),
+    ("finetune", ["model=bert-small"], "In 'finetune': Could not find 'model/bert-small'"),
 ])
 def test_entry_point_user_errors_are_one_line_exit_2(name, args, message, tmp_path, monkeypatch, capsys):
     assert _entry(name, args, tmp_path, monkeypatch) == 2

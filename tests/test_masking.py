@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from midibert.masking import mask_tokens
+from midibert.tokenize import IGNORE
 
 VOCAB = [8, 20, 30, 40]
 
@@ -24,17 +25,23 @@ def cp_batch(B=8, L=200, seed=0, bar_every=10):
     return ids, mask
 
 
+def bars(ids):
+    """Where CP bars begin (Bar_New), as the batches carry it (Tokenizer.is_bar_start, cached)."""
+    return ids[..., 0] == 4
+
+
 @pytest.mark.parametrize("mode", ["token", "span", "bar"])
 def test_rate_and_padding(mode):
     ids, mask = cp_batch()
-    masked, targets, where = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(0))
+    masked, targets, where = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(0),
+                                         bar_start=bars(ids))
     assert not where[~mask].any()
-    assert (masked[~mask] == 0).all() and (targets[~mask] == -100).all()
+    assert (masked[~mask] == 0).all() and (targets[~mask] == IGNORE).all()
     rate = where.sum(1).float() / mask.sum(1)
     tol = 0.01 if mode != "bar" else 0.06  # whole bars overshoot by up to one bar
     assert ((rate - 0.15).abs() <= tol).all(), rate
     # every family of a chosen position is predicted, nothing else is
-    assert ((targets != -100) == where[..., None]).all()
+    assert ((targets != IGNORE) == where[..., None]).all()
     assert (targets[where] == ids[where]).all()
     assert (masked[~where] == ids[~where]).all()
 
@@ -64,12 +71,12 @@ def test_remi_and_default_mask():
     assert not where[1, 70:].any() and where[1].sum() == round(0.15 * 70)
 
 
-def test_bar_mode_masks_whole_bars_with_custom_predicate():
+def test_bar_mode_masks_whole_bars_of_remi():
     ids, mask = cp_batch(B=4, L=120, bar_every=12)
     remi_like = ids[..., 1].clamp(min=4)
     remi_like[:, ::12] = 3  # REMI "Bar" token id, found nowhere else
     remi_like[~mask] = 0
-    _, _, where = mask_tokens(remi_like, mask, [20], mode="bar", bar_start=lambda x: x == 3,
+    _, _, where = mask_tokens(remi_like, mask, [20], mode="bar", bar_start=remi_like == 3,
                               generator=torch.Generator().manual_seed(0))
     for row, real in zip(where, mask):
         bars = row[real][: real.sum() // 12 * 12].view(-1, 12)
@@ -86,11 +93,13 @@ def test_span_mode_makes_runs():
 def test_deterministic_with_generator():
     ids, mask = cp_batch()
     for mode in ("token", "span", "bar"):
-        a = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7))
-        b = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7))
+        a = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7), bar_start=bars(ids))
+        b = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(7), bar_start=bars(ids))
         assert all(torch.equal(x, y) for x, y in zip(a, b))
     with pytest.raises(ValueError):
         mask_tokens(ids, mask, VOCAB, mode="whole")
+    with pytest.raises(ValueError, match="bar_start"):
+        mask_tokens(ids, mask, VOCAB, mode="bar")
 
 
 @settings(max_examples=40, deadline=None)
@@ -102,7 +111,9 @@ def test_never_touches_padding(lengths, seed, mode, rate):
     ids = torch.stack([torch.randint(3, v, (len(lengths), L), generator=g) for v in VOCAB], dim=-1)
     mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
     ids[~mask] = 0
-    masked, targets, where = mask_tokens(ids, mask, VOCAB, rate=rate, mode=mode, generator=g)
+    ids[:, ::4, 0] = 4  # Bar_New every 4 tokens
+    ids[~mask] = 0
+    masked, targets, where = mask_tokens(ids, mask, VOCAB, rate=rate, mode=mode, generator=g, bar_start=bars(ids))
     assert not where[~mask].any() and (masked[~mask] == 0).all()
     assert ((where.sum(1) > 0) == (mask.sum(1) > 0)).all()  # any real token -> at least one chosen
 

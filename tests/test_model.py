@@ -6,6 +6,7 @@ import torch
 
 from midibert.masking import mask_tokens
 from midibert.model import BertConfig, MidiBert, MidiBertForMLM
+from midibert.tokenize import IGNORE
 
 CP_VOCAB = [8, 20, 30, 40]  # Bar, Position, Pitch, Duration
 REMI_VOCAB = [60]
@@ -100,7 +101,7 @@ def test_mlm_loss_decreases_on_a_fixed_batch():
 
 def test_loss_weighting():
     ids, mask = batch()
-    targets = torch.full_like(ids, -100)
+    targets = torch.full_like(ids, IGNORE)
     targets[:, :3] = ids[:, :3]
     model = MidiBertForMLM(tiny())
     logits = model(ids, mask)
@@ -115,7 +116,7 @@ def test_loss_weighting():
 def test_loss_skips_families_with_nothing_to_predict():
     model = MidiBertForMLM(tiny())
     ids, mask = batch()
-    targets = torch.full_like(ids, -100)
+    targets = torch.full_like(ids, IGNORE)
     targets[0, 0, 2] = ids[0, 0, 2]
     out = model.loss(model(ids, mask), targets)
     assert torch.isfinite(out["loss"]) and torch.isfinite(out["family_loss"][2])

@@ -9,6 +9,7 @@ import pytest
 
 from midibert.datasets import prepare as prep
 from midibert.datasets.prepare import is_complete, load_split, prepare, read_manifest
+from midibert.tokenize import IGNORE
 from tests.conftest import good_and_corrupt_folder, shared
 
 
@@ -27,8 +28,8 @@ def test_pop909_arrays_labels_and_manifest(tmp_path, pop909_subset):
     assert s.ids.ndim == 2 and s.ids.shape[1] == len(m["vocab_sizes"])
     assert s.offsets[0] == 0 and s.offsets[-1] == len(s.ids) == len(s.note_index)
     mel = np.asarray(s.labels["melody3"])
-    assert set(np.unique(mel)) <= {-100, 0, 1, 2} and (mel[s.note_index >= 0] >= 0).all()
-    assert (np.asarray(s.labels["velocity"])[s.note_index < 0] == -100).all()
+    assert set(np.unique(mel)) <= {IGNORE, 0, 1, 2} and (mel[s.note_index >= 0] >= 0).all()
+    assert (np.asarray(s.labels["velocity"])[s.note_index < 0] == IGNORE).all()
     assert [p["id"] for p in s.pieces] == ["001", "002", "003"]
     assert (out / "tokenizer.json").exists() and not list(tmp_path.glob(".*tmp*"))
 

@@ -123,8 +123,8 @@ def test_tiny_pretraining_on_pop909_beats_copying_the_previous_position(tmp_path
     shared("pop909")
     data = ["data=pretrain_score", "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', weight: 1.0, "
             "max_pieces: 120, options: {}}]", "data.seq_len=128", "data.batch_size=16"]
-    cfg = config("pretrain", ["experiment=smoke", *data, "+model.hidden=64", "+model.heads=4", "+model.ffn=256",
-                              "+model.emb_size=32", "trainer.max_steps=300", "trainer.val_check_interval=300",
+    cfg = config("pretrain", ["experiment=smoke", *data, "+encoder.hidden=64", "+encoder.heads=4", "+encoder.ffn=256",
+                              "+encoder.emb_size=32", "trainer.max_steps=300", "trainer.val_check_interval=300",
                               "optim.warmup_steps=30", "optim.lr=2e-3",
                               f"paths.data_root={shared()}"], tmp_path)
     pretrain(cfg)

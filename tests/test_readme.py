@@ -99,7 +99,7 @@ def test_config_groups_named_exist():
     """The config groups and options the README lists are in conf/."""
     section = README.split("Config groups", 1)[1].split("\n\n", 1)[0]
     for group, options in re.findall(r"`(\w+)/` \(([^)]*)\)", section):
-        for option in re.findall(r"[\w-]+", options.replace(" for fine-tuning", "")):
+        for option in re.findall(r"[\w-]+", options):
             assert (Path(CONF_DIR) / group / f"{option}.yaml").is_file(), f"{group}/{option}"
 
 
@@ -110,4 +110,4 @@ def test_readme_experiment_file_extends_a_packaged_one(tmp_path):
     (tmp_path / rel).write_text(text)
     folder = tmp_path / Path(rel).parts[0]
     cfg = config("pretrain", [f"hydra.searchpath=[file://{folder}]", f"experiment={Path(rel).stem}"], tmp_path)
-    assert (cfg.name, cfg.trainer.max_steps, cfg.model.preset) == ("mine", 20, "bert-tiny")
+    assert (cfg.name, cfg.trainer.max_steps, cfg.encoder.preset) == ("mine", 20, "bert-tiny")

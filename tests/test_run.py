@@ -6,9 +6,9 @@ import json
 from midibert.run import run_pipeline
 from tests.hydra_configs import config
 
-TINY = ["pipeline.pretrain=['data=pretrain_sample','model=bert-tiny','trainer.max_steps=4',"
+TINY = ["pipeline.pretrain=['data=pretrain_sample','encoder=bert-tiny','trainer.max_steps=4',"
         "'trainer.val_check_interval=2']",
-        "pipeline.finetune=['model.preset=bert-tiny','trainer.max_steps=3','trainer.val_check_interval=3',"
+        "pipeline.finetune=['encoder=bert-tiny','trainer.max_steps=3','trainer.val_check_interval=3',"
         "'model.head.hidden=16']"]
 
 

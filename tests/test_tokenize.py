@@ -261,9 +261,9 @@ def test_ids_outside_the_vocabulary_are_refused(monkeypatch):
     real = type(tok)._encode
 
     def off_by_one(self, *args):  # a tokenizer bug, or a value no check foresaw
-        ids, note_index, bar_start = real(self, *args)
+        ids, note_index = real(self, *args)
         ids[3, 1] = len(tok.vocab["Position"])
-        return ids, note_index, bar_start
+        return ids, note_index
 
     monkeypatch.setattr(type(tok), "_encode", off_by_one)
     with pytest.raises(MidiError, match="token 3 gets Position id"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from midibert.fsutil import ordinary_permissions
+from midibert.fsutil import atomic_path
 
 FORMAT = 1
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "data" / "checksums"
@@ -85,11 +85,9 @@ def write(name: str, files: dict[str, list], source: str, out_dir: Path = PACKAG
     doc = {"format": FORMAT, "dataset": name, "source": source,
            "files": [[rel, size, digest] for rel, (size, digest) in sorted(files.items())]}
     path = out_dir / f"{name}.json.gz"
-    tmp = out_dir / f".{name}.json.gz.{os.getpid()}.tmp"
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
         gz.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
-    ordinary_permissions(tmp)
-    os.replace(tmp, path)
     return path
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from midibert.datasets import checksums
 from midibert.datasets.base import cache_root, get_info
 from midibert.datasets.checksums import CHUNK, sha256
-from midibert.fsutil import remove_stale
+from midibert.fsutil import publish_dir, remove_stale
 
 
 class UnsafeArchive(ValueError):
@@ -283,7 +283,7 @@ def download(name: str, to: str | os.PathLike | None = None, *, manifest: dict |
             safe_extract(tmp / inner, (tmp / inner).parent)
         if files is not None and not entry.get("sha256"):
             _check_files(name, archive, tmp, files, check)
-        os.replace(tmp, final)
+        publish_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

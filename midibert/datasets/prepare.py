@@ -5,7 +5,7 @@ Layout of a prepared dataset (a cache folder named after dataset, tokenizer and 
     manifest.json  tokenizer.json
     train/ valid/ test/: ids.npy (T, F) or (T,), note_index.npy, bar_start.npy, offsets.npy
                          (n_pieces + 1), melody3/melody2/velocity.npy (note-labelled datasets,
-                         -100 where no label), pieces.json
+                         IGNORE where no label), pieces.json
 
 Everything is written to a hidden temporary folder and renamed into place only when complete,
 so an interrupted run never leaves something that looks like a valid cache; the next run
@@ -26,12 +26,11 @@ import numpy as np
 from tqdm import tqdm
 
 from midibert.datasets.base import SPLITS, DatasetInfo, Piece, cache_root, dataset_dir, get_info, read
-from midibert.fsutil import die_with_parent, remove_stale
+from midibert.fsutil import die_with_parent, publish_dir, remove_stale
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-IGNORE = -100
-# array name -> dtype on disk; labels fit in int16 (-100 .. a few classes)
+# array name -> dtype on disk; labels fit in int16 (IGNORE, -100, .. a few classes)
 DTYPES = {"ids": np.int32, "note_index": np.int32, "bar_start": np.bool_,
           "melody3": np.int16, "melody2": np.int16, "velocity": np.int16}
 NOTE_LABELS = ("melody3", "melody2", "velocity")
@@ -250,11 +249,7 @@ def _write(tmp: Path, info: DatasetInfo, pieces: list[Piece], tok, spec: str, wo
 def _publish(tmp: Path, final: Path, manifest: dict) -> None:
     """Write the manifest last, then swap `tmp` in for `final` (an old version is moved aside first)."""
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    publish_dir(tmp, final)
 
 
 @dataclass

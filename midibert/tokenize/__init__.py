@@ -5,11 +5,12 @@
     enc = tok.encode("song.mid")                  # enc.ids, enc.note_index, enc.notes
     tok.decode(enc.ids).dump_midi("back.mid")
 """
-from midibert.tokenize.base import MASK, NONE, PAD, Encoding, Tokenizer
+from midibert.tokenize.base import MASK, NONE, PAD, SPECIALS, Encoding, Tokenizer
 from midibert.tokenize.config import TokenizerConfig
 from midibert.tokenize.cp import CPTokenizer
+from midibert.tokenize.labels import IGNORE
 from midibert.tokenize.notes import Notes
 from midibert.tokenize.remi import REMITokenizer
 
 __all__ = ["Tokenizer", "TokenizerConfig", "Encoding", "Notes", "CPTokenizer", "REMITokenizer",
-           "PAD", "MASK", "NONE"]
+           "PAD", "MASK", "NONE", "SPECIALS", "IGNORE"]

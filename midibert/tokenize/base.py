@@ -1,13 +1,13 @@
 """The Tokenizer contract shared by CP and REMI: vocabulary, value bins, save / load.
 
 Every family's vocabulary starts with the same special tokens, so PAD is 0 and MASK is 1
-everywhere and model code never needs to ask which representation it is looking at.
+everywhere and model code never needs to ask which representation it is looking at. This module
+is their one home (and `labels.IGNORE` that of the label no loss counts).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import numpy as np
 import symusic
 
 from midibert.errors import MidiError
-from midibert.fsutil import ordinary_permissions
+from midibert.fsutil import write_atomic
 from midibert.tokenize.config import TokenizerConfig
 from midibert.tokenize.notes import MidiSource, Notes, bar_steps, describe, extract, supported_meters
 
@@ -97,13 +97,7 @@ class Tokenizer:
         """Write `tokenizer.json` (config, vocabulary, format version) into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / TOKENIZER_FILE
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        ordinary_permissions(Path(tmp))  # mkstemp's 0600 would make bundles and caches private
-        os.replace(tmp, path)
-        return path
+        return write_atomic(directory / TOKENIZER_FILE, json.dumps(self.to_dict(), indent=1))
 
     @staticmethod
     def load(path: str | os.PathLike) -> Tokenizer:
@@ -189,10 +183,10 @@ class Tokenizer:
             "velocity": self.velocity_bin(notes.velocity[sel]),
             "tempo": self.tempo_bin(tempo[sel]),
         }
-        ids, note_index, bar_start = self._encode(sel, fields, grid.bar_starts, meter, meter_changed)
+        ids, note_index = self._encode(sel, fields, grid.bar_starts, meter, meter_changed)
         self._check_vocabulary(ids, describe(src))
         src_name = str(src) if isinstance(src, (str, os.PathLike)) else ""
-        return Encoding(ids=ids, note_index=note_index, notes=notes, bar_start=bar_start,
+        return Encoding(ids=ids, note_index=note_index, notes=notes, bar_start=self.is_bar_start(ids),
                         stats=stats, source=src_name)
 
     def _check_vocabulary(self, ids: np.ndarray, name: str) -> None:
@@ -207,7 +201,13 @@ class Tokenizer:
                             f"the file holds values the tokenizer cannot represent")
 
     def _encode(self, sel, fields, bar_starts, meter, meter_changed):
-        """Lay out the tokens; `fields` hold 0-based values per tokenized note, in onset order."""
+        """(ids, note_index): lay out the tokens; `fields` hold 0-based values per tokenized note,
+        in onset order."""
+        raise NotImplementedError
+
+    def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
+        """(T,) True for the tokens that open a bar: the one rule behind `Encoding.bar_start`, the
+        cached `bar_start` arrays and the batches' `bar_start` (bar masking, bar-aligned windows)."""
         raise NotImplementedError
 
     def decode(self, ids: np.ndarray) -> symusic.Score:

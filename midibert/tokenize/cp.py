@@ -25,7 +25,7 @@ class CPTokenizer(Tokenizer):
         return {"Bar": [*SPECIALS, *bar], **{f: [*SPECIALS, *v] for f, v in self.value_names().items()}}
 
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
-        """True for tokens that open a bar; ids is (T, F)."""
+        """Bar family Bar_New or Bar_New_{meter}; ids is (T, F)."""
         return np.asarray(ids)[:, 0] >= BAR_NEW
 
     def _encode(self, sel, fields, bar_starts, meter, meter_changed):
@@ -50,7 +50,7 @@ class CPTokenizer(Tokenizer):
             columns.append(np.where(is_note, fields[name][note_row] + N_SPECIAL, NONE))
         ids = np.stack(columns, axis=1).astype(np.int64)
         note_index = np.where(is_note, sel[note_row], -1).astype(np.int64)
-        return ids, note_index, first
+        return ids, note_index
 
     def decode(self, ids: np.ndarray) -> symusic.Score:
         ids = np.asarray(ids, dtype=np.int64)

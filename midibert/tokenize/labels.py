@@ -8,7 +8,7 @@ import numpy as np
 
 from midibert.tokenize.base import Encoding
 
-IGNORE = -100
+IGNORE = -100  # the one home of the ignore index: labels, batches, masked-LM targets, losses
 MELODY_CLASSES = {3: ("melody", "bridge", "accompaniment"), 2: ("melody", "accompaniment")}
 VELOCITY_EDGES = (0, 32, 48, 64, 80, 96, 128)  # MidiBERT-Piano's 6 bins
 

@@ -36,6 +36,7 @@ class REMITokenizer(Tokenizer):
         return {"Token": list(self._names)}
 
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
+        """The Bar token; ids is (T,)."""
         return np.asarray(ids) == self.offset["Bar"]
 
     def _encode(self, sel, fields, bar_starts, meter, meter_changed):
@@ -76,7 +77,7 @@ class REMITokenizer(Tokenizer):
         order = np.lexsort((sub, kind, time))
         ids = np.concatenate(value)[order].astype(np.int64)
         note_index = np.concatenate(note)[order].astype(np.int64)
-        return ids, note_index, ids == o["Bar"]
+        return ids, note_index
 
     def decode(self, ids: np.ndarray) -> symusic.Score:
         ids = np.asarray(ids, dtype=np.int64)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from midibert.tokenize.base import PAD
 from midibert.tokenize.labels import IGNORE
 
 
@@ -64,7 +65,7 @@ def window_starts(n_tokens: int, length: int, overlap: int = 0, bar_start: np.nd
 
 
 def make_windows(ids: np.ndarray, note_index: np.ndarray, length: int = 512, overlap: int = 0,
-                 bar_start: np.ndarray | None = None, pad_id: int = 0) -> Windows:
+                 bar_start: np.ndarray | None = None, pad_id: int = PAD) -> Windows:
     """Windows of `length` tokens (last one padded), optionally overlapping or cut at bar lines."""
     ids = np.asarray(ids)
     starts, lengths = window_starts(len(ids), length, overlap, bar_start)
