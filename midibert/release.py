@@ -149,7 +149,7 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
             "agreement": round(agreement(preds, reference.predict_batch(sources)), 6), "engine": clf.engine}
 
 
-def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None, results: dict, measured: dict,
+def _card(name: str, task: str, size: str, spec: str, arch: BertConfig, ft: dict, pre: dict | None, results: dict, measured: dict,
           baselines: dict[str, dict], licence: str, licences: dict[str, str], command: str, export: str,
           weights: str, commit: str | None) -> str:
     """MODEL_CARD.md: what it does, data and split, recipe and commands, test scores, limits, licence."""
@@ -169,10 +169,9 @@ def _card(name: str, task: str, size: str, spec: str, ft: dict, pre: dict | None
         lines.append(f"- Pre-trained (masked language model) on {names}: train splits only, so no test piece is seen.")
     lines += ["", "## Recipe", ""]
     if pre is not None:
-        m = pre["model"]
         lines.append(f"- Pre-training: {pre['trainer']['max_steps']} steps of {pre['data']['batch_size']} x "
                      f"{pre['data']['seq_len']} {pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, "
-                     f"positions {m.get('position', 'learned')}, {'pre' if m.get('pre_norm') else 'post'}-LN, "
+                     f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
                      f"mask {pre['mask']['mode']}.")
     lines += [f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
               f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
@@ -255,7 +254,7 @@ def _stage(run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, com
                  for p in run_dir.glob(f"{task}-*") if (p / "results.json").is_file()
                  and not (p / "bundle").is_dir()  # rule baselines have no bundle
                  and _same_test_split(p, ft)}
-    write_atomic(staged / CARD_FILE, _card(name, task, size, source.tokenizer.spec, ft, pre, results, measured,
+    write_atomic(staged / CARD_FILE, _card(name, task, size, source.tokenizer.spec, source.model_config, ft, pre, results, measured,
                                           baselines, licence, licences, command, export_cmd, weights, commit))
     entry = {
         "task": task, "default": True, "path": name, "size": size, "dataset": results["dataset"],
