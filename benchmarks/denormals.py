@@ -6,7 +6,7 @@ The BiLSTM's training steps slow down as it learns: its gradients drift into den
 which x86 CPUs compute many times slower. Measuring with fresh weights and random tokens, as
 benchmarks/bilstm.py does, never shows it. This trains one BiLSTM (the paper's size) on the
 task's real training windows, switching flushing off and on every 10 steps, and prints the
-seconds per step of each block. Every trainer flushes (`midibert.training.build_trainer`).
+seconds per step of each block. Every trainer flushes while it fits (`midibert.training.FlushDenormals`).
 """
 from __future__ import annotations
 

@@ -165,13 +165,18 @@ def test_entry_point_bugs_are_one_line_and_a_traceback_on_request(tmp_path, monk
         _entry("finetune", [], tmp_path, monkeypatch, full_error="1")
 
 
-def test_every_trainer_flushes_denormals(tmp_path):
-    """Denormal floats made the BiLSTM's CPU steps 7x slower late in training; a trainer zeroes them."""
-    from midibert.training import build_trainer
+def test_trainers_flush_denormals_while_fitting_only(tmp_path):
+    """Denormal floats made the BiLSTM's CPU steps 7x slower late in training; a trainer zeroes
+    them while it fits and gives the process its IEEE floats back afterwards."""
+    from midibert.training import FlushDenormals, build_trainer
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU cannot flush denormals")
     denormal = torch.tensor(1e-40)
-    assert denormal * 1.0 != 0
-    build_trainer(config("finetune", ["experiment=finetune_smoke", "logger=none"], tmp_path))
+    trainer = build_trainer(config("finetune", ["experiment=finetune_smoke", "logger=none"], tmp_path))
+    flush = [c for c in trainer.callbacks if isinstance(c, FlushDenormals)]
+    assert len(flush) == 1 and denormal * 1.0 != 0
+    flush[0].on_fit_start(trainer, None)
     assert denormal * 1.0 == 0
+    flush[0].on_fit_end(trainer, None)
+    assert denormal * 1.0 != 0
