@@ -18,10 +18,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from midibert.mlm import model_config
 from midibert.network import build_network
 from midibert.tokenize import IGNORE
 from midibert.training import CONF_DIR
+from midibert.training.masked_lm import model_config
 
 
 def batches(loader_factory):

@@ -16,7 +16,7 @@ Stages, each stopped by its own time budget, never by a step count, so the run c
    0.98), warmup then cosine to zero), on the full pre-training corpus (`pretrain_reference`),
    length-bucketed batches, for about 3.5 minutes. The trainer stops on `max_time`, and after
    warmup the cosine decays by elapsed time to reach zero exactly there
-   (midibert.mlm.adamw_with_schedule): whatever the device's speed, the run is a complete
+   (midibert.training.optim.adamw_with_schedule): whatever the device's speed, the run is a complete
    schedule, not a truncated one. Validation every minute and at the stop: masked accuracy per
    family beside the trivial baselines.
 3. melody: fine-tunes that encoder (3 classes) and trains the BiLSTM, side by side on the same
@@ -512,9 +512,9 @@ def child_prepare(spec: dict) -> dict:
 def child_pretrain(spec: dict) -> dict:
     import train_throughput as tt
 
-    from midibert.mlm import model_config
     from midibert.pretrain import pretrain
     from midibert.tokenize import Tokenizer
+    from midibert.training.masked_lm import model_config
 
     cfg = _configs(spec, "pretrain")
     stats = _stats_callback()
@@ -575,7 +575,7 @@ def child_classify(spec: dict) -> dict:
         files = [root / "POP909" / i / f"{i}.mid" for i in split.read_text().split()]
         source = "POP909 test split"
     else:
-        from midibert.sample import generate_corpus
+        from midibert.synthetic import generate_corpus
 
         # as many pieces as POP909's test split, about as long as its songs
         corpus = generate_corpus(Path(spec["work"]) / "generated", n_pieces=plan.songs or 86, seed=0, bars=(32, 64))

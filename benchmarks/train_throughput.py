@@ -26,8 +26,8 @@ import time
 import torch
 from torch import nn
 
-from midibert.masking import mask_tokens
 from midibert.model import BertConfig, Embeddings, MidiBertForMLM, MLMHead
+from midibert.training.masking import mask_tokens
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}  # dense bf16, for MFU
 
@@ -95,8 +95,8 @@ def worker(spec: dict) -> dict:
     training does, fused on CUDA), "compile" (torch.compile the model), "short_window" (one
     window of the batch half empty, so an attention mask is needed).
     """
-    from midibert.optim import adamw, decay_groups
     from midibert.tokenize import Tokenizer
+    from midibert.training.optim import adamw, decay_groups
 
     torch.manual_seed(0)
     dev = torch.device(spec["device"])

@@ -1,7 +1,7 @@
 """`midibert demo`: the whole pipeline end to end, offline, in minutes on a laptop's CPU.
 
 On the real datasets when a data root is configured (MIDIBERT_DATA), otherwise on the sample
-corpus the project generates itself (`midibert.sample`): prepare, pre-train, fine-tune the four
+corpus the project generates itself (`midibert.synthetic`): prepare, pre-train, fine-tune the four
 tasks with BERT and the BiLSTM, evaluate, report and plot.
 """
 from __future__ import annotations

@@ -95,9 +95,9 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
 
     from midibert.bundle import load_bundle, save_bundle
     from midibert.evaluate import write_results
-    from midibert.mlm import model_config
     from midibert.network import build_network, hidden_families
-    from midibert.tasks import FineTuner
+    from midibert.training.finetuner import FineTuner
+    from midibert.training.masked_lm import model_config
 
     check_entry(cfg, "finetune")
     seed_everything(cfg.seed)

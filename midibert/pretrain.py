@@ -32,7 +32,7 @@ log = logging.getLogger("midibert")
 def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     """Run one pre-training job (extra Lightning `callbacks` optional); returns the bundle directory."""
     from midibert.bundle import save_bundle
-    from midibert.mlm import MaskedLM
+    from midibert.training.masked_lm import MaskedLM
 
     check_entry(cfg, "pretrain")
     seed_everything(cfg.seed)

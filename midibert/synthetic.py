@@ -6,7 +6,7 @@ velocity labels from the notes themselves; style and emotion per piece go to ``l
 
 Example::
 
-    from midibert.sample import generate_corpus
+    from midibert.synthetic import generate_corpus
     root = generate_corpus("/tmp/toy", n_pieces=48, seed=0)   # root / "labels.csv", root / "midi/..."
 """
 from __future__ import annotations

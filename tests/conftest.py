@@ -49,11 +49,11 @@ def asap_files() -> list[Path]:
 
 
 def good_and_corrupt_folder(root: Path, good: int) -> list[Path]:
-    """`root/good`: `good` of the shipped songs; `root/bad`: the corrupt files midibert.sample writes.
+    """`root/good`: `good` of the shipped songs; `root/bad`: the corrupt files midibert.synthetic writes.
     Returns the corrupt ones, which a batch job must skip and list."""
     import shutil
 
-    from midibert.sample import write_corrupt_files
+    from midibert.synthetic import write_corrupt_files
 
     (root / "good").mkdir(parents=True)
     for p in SHIPPED_SONGS[:good]:

@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from midibert.datamodule import PretrainDataModule, SequenceClassificationDataModule, TokenClassificationDataModule
-from midibert.sampler import StepSampler
 from midibert.tokenize.labels import IGNORE
+from midibert.training.datamodule import (
+    PretrainDataModule,
+    SequenceClassificationDataModule,
+    TokenClassificationDataModule,
+)
+from midibert.training.sampler import StepSampler
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 from midibert.bundle import load_bundle
 from midibert.finetune import finetune
 from midibert.pretrain import pretrain
-from midibert.tasks import FineTuner
 from midibert.tokenize import IGNORE, MASK, Tokenizer
+from midibert.training.finetuner import FineTuner
 from tests.conftest import shared
 from tests.hydra_configs import config
 

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from midibert.masking import mask_tokens
 from midibert.tokenize import IGNORE
+from midibert.training.masking import mask_tokens
 
 VOCAB = [8, 20, 30, 40]
 
@@ -119,7 +119,7 @@ def test_never_touches_padding(lengths, seed, mode, rate):
 
 
 def test_copy_baselines_on_a_hand_made_sequence():
-    from midibert.masking import copy_baselines
+    from midibert.training.masking import copy_baselines
 
     # families (Position, Pitch); position 4 is padding, positions 1, 2 and 5 are masked
     ids = torch.tensor([[[5, 40], [5, 41], [6, 41], [6, 43], [0, 0]],

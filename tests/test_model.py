@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from midibert.masking import mask_tokens
 from midibert.model import BertConfig, MidiBert, MidiBertForMLM
 from midibert.tokenize import IGNORE
+from midibert.training.masking import mask_tokens
 
 CP_VOCAB = [8, 20, 30, 40]  # Bar, Position, Pitch, Duration
 REMI_VOCAB = [60]

@@ -42,6 +42,13 @@ def test_package_import_is_cheap_and_the_cli_parser_loads_no_torch():
     assert loaded_after("from midibert.cli import build_parser; build_parser()", ("torch", *TRAINING_STACK)) == []
 
 
+def test_training_package_loads_lightning_only_for_what_needs_it():
+    light = "import midibert.training.masking, midibert.training.sampler, midibert.training.optim"
+    assert loaded_after(light, TRAINING_STACK) == []
+    code = "from midibert.training import CONF_DIR, build_trainer, check_entry, reports_errors, run_hydra"
+    assert loaded_after(code, ("pytorch_lightning", "hydra")) == ["pytorch_lightning", "hydra"]
+
+
 def test_public_names():
     from midibert.classify import Classifier
     from midibert.errors import MidiError

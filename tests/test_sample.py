@@ -9,7 +9,7 @@ import pretty_midi
 import pytest
 import symusic
 
-from midibert.sample import EMOTIONS, LABEL_COLUMNS, STYLES, TRACK_NAMES, generate_corpus, write_corrupt_files
+from midibert.synthetic import EMOTIONS, LABEL_COLUMNS, STYLES, TRACK_NAMES, generate_corpus, write_corrupt_files
 from midibert.tokenize.labels import velocity_classes
 
 

@@ -7,7 +7,7 @@ import torch
 
 from midibert.heads import TokenClassifier
 from midibert.model import BertConfig, MidiBert
-from midibert.tasks import FineTuner
+from midibert.training.finetuner import FineTuner
 
 
 def _lrs(layer_decay: float, steps: int = 100, warmup: int = 10) -> tuple[list[list[float]], list[dict]]:

@@ -1,4 +1,4 @@
-"""The synthetic corpus `midibert.sample.generate_corpus` writes: every task labelled, no download.
+"""The synthetic corpus `midibert.synthetic.generate_corpus` writes: every task labelled, no download.
 
 Tracks are named MELODY / BRIDGE / PIANO as in POP909, so per-note labels come from the MIDI;
 `labels.csv` gives each piece its style, emotion quadrant and split.
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from midibert.datasets.base import DatasetInfo, Piece, read_csv, register
-from midibert.sample import STYLES, generate_corpus
+from midibert.synthetic import STYLES, generate_corpus
 
 
 def read(root: Path, *, seed: int = 0, n_pieces: int = 200) -> list[Piece]:

@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from midibert.datasets.base import get_info
 from midibert.datasets.prepare import PreparedSplit, load_split, prepare
-from midibert.sampler import StepSampler
 from midibert.tokenize import IGNORE, PAD, Tokenizer
 from midibert.tokenize.labels import melody_classes
 from midibert.tokenize.windows import window_starts
+from midibert.training.sampler import StepSampler
 
 
-class Windows(Dataset):
+class WindowDataset(Dataset):
     """Windows of `seq_len` tokens over every piece of a prepared split.
 
     labels: a per-token array (token tasks), a per-piece array (sequence tasks) or None.
@@ -105,9 +105,9 @@ class _Base(pl.LightningDataModule):
         self.bucket_by_length = bucket_by_length
         if cache_dir:  # the preparation cache lives where the config says, never beside the data
             os.environ["MIDIBERT_CACHE"] = str(cache_dir)
-        self.train_set: Windows | None = None
-        self.val_set: Windows | None = None
-        self.test_set: Windows | None = None
+        self.train_set: WindowDataset | None = None
+        self.val_set: WindowDataset | None = None
+        self.test_set: WindowDataset | None = None
 
     @property
     def vocab_sizes(self) -> list[int]:
@@ -135,7 +135,7 @@ class _Base(pl.LightningDataModule):
         return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=self._pin_memory())
 
-    def _eval_loader(self, ds: Windows) -> DataLoader:
+    def _eval_loader(self, ds: WindowDataset) -> DataLoader:
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=collate,
                           num_workers=self.num_workers, pin_memory=self._pin_memory())
 
@@ -173,7 +173,7 @@ class PretrainDataModule(_Base):
         for d in self.datasets:
             folder = self._prepare(d["name"], d.get("path"), d.get("max_pieces"), dict(d.get("options") or {}))
             for split in parts:
-                ds = Windows(load_split(folder, split), self.seq_len)
+                ds = WindowDataset(load_split(folder, split), self.seq_len)
                 parts[split].append((ds, float(d.get("weight", 1.0)) if split == "train" else 1.0))
         self.train_set = _Mix(parts["train"], self.seed)
         self.val_set = _Mix(parts["valid"], self.seed)
@@ -182,7 +182,7 @@ class PretrainDataModule(_Base):
 class _Mix(Dataset):
     """Windows of several datasets, each repeated or sub-sampled by its weight (deterministically)."""
 
-    def __init__(self, parts: list[tuple[Windows, float]], seed: int):
+    def __init__(self, parts: list[tuple[WindowDataset, float]], seed: int):
         self.parts = [ds for ds, _ in parts]
         index = []
         rng = np.random.default_rng(seed)
@@ -230,9 +230,9 @@ class TokenClassificationDataModule(_Base):
             if self.label not in s.labels:
                 raise ValueError(f"{self.dataset} has no per-note {self.label!r} labels")
         lab = {s: sp.labels[self.label] for s, sp in self.splits.items()}
-        self.train_set = Windows(self.splits["train"], self.seq_len, 0, labels=lab["train"])
-        self.val_set = Windows(self.splits["valid"], self.seq_len, self.eval_overlap, labels=lab["valid"])
-        self.test_set = Windows(self.splits["test"], self.seq_len, self.eval_overlap, labels=lab["test"])
+        self.train_set = WindowDataset(self.splits["train"], self.seq_len, 0, labels=lab["train"])
+        self.val_set = WindowDataset(self.splits["valid"], self.seq_len, self.eval_overlap, labels=lab["valid"])
+        self.test_set = WindowDataset(self.splits["test"], self.seq_len, self.eval_overlap, labels=lab["test"])
 
     def train_class_counts(self) -> np.ndarray:
         y = np.asarray(self.splits["train"].labels[self.label])
@@ -279,9 +279,9 @@ class SequenceClassificationDataModule(_Base):
         if not self.classes:
             self.classes = sorted({p["labels"][self.label_key] for sp in self.splits.values() for p in sp.pieces})
         self.piece_labels = {s: self._labels(sp) for s, sp in self.splits.items()}
-        self.train_set = Windows(self.splits["train"], self.seq_len, 0, piece_labels=self.piece_labels["train"])
-        self.val_set = Windows(self.splits["valid"], self.seq_len, 0, piece_labels=self.piece_labels["valid"])
-        self.test_set = Windows(self.splits["test"], self.seq_len, 0, piece_labels=self.piece_labels["test"])
+        self.train_set = WindowDataset(self.splits["train"], self.seq_len, 0, piece_labels=self.piece_labels["train"])
+        self.val_set = WindowDataset(self.splits["valid"], self.seq_len, 0, piece_labels=self.piece_labels["valid"])
+        self.test_set = WindowDataset(self.splits["test"], self.seq_len, 0, piece_labels=self.piece_labels["test"])
 
     def _labels(self, split: PreparedSplit) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}

@@ -7,10 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from midibert.heads import layerwise_lr_groups
-from midibert.mlm import adamw_with_schedule
 from midibert.network import hide_families
-from midibert.optim import decay_groups
 from midibert.tokenize.labels import IGNORE
+from midibert.training.optim import adamw_with_schedule, decay_groups
 
 
 class FineTuner(pl.LightningModule):

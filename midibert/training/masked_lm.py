@@ -1,17 +1,15 @@
 """Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy beside
-trivial baselines on the same masked positions, AdamW with warmup and cosine decay."""
+trivial baselines on the same masked positions, AdamW with warmup and cosine decay (`optim`)."""
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 
-from midibert.masking import copy_baselines, mask_tokens
 from midibert.model import BertConfig, MidiBertForMLM
-from midibert.optim import adamw, decay_groups
+from midibert.training.masking import copy_baselines, mask_tokens
+from midibert.training.optim import adamw_with_schedule, decay_groups
 
 log = logging.getLogger("midibert")
 
@@ -19,45 +17,6 @@ def model_config(encoder: dict, vocab_sizes: list[int]) -> BertConfig:
     """A BertConfig from a Hydra `encoder` group: a preset size plus any BertConfig field overridden."""
     fields = dict(encoder)
     return BertConfig.preset(fields.pop("preset"), vocab_sizes=list(vocab_sizes), **fields)
-
-
-def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
-                        betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
-    """AdamW over parameter `groups`, linear warmup, then cosine decay to the trainer's max_steps;
-    a trainer that stops on time alone (`max_time`, `max_steps=-1`) decays to its time budget
-    instead, so a time-budgeted run ends at zero learning rate whatever its speed.
-
-    The schedule scales every group's own learning rate (a group's "lr", else `lr`), so layer-wise
-    learning rates keep their ratios through warmup and decay.
-    """
-    opt = adamw(groups, lr=lr, betas=betas)
-    progress = _decay_progress(module.trainer, warmup_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress(step)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def _decay_progress(trainer: pl.Trainer, warmup_steps: int) -> Callable[[int], float]:
-    """Share of the decay done at a step after warmup: by steps, or by the trainer's Timer when
-    only time bounds the run (the decay then starts at the time warmup ends)."""
-    timer = next((c for c in trainer.callbacks if isinstance(c, pl.callbacks.Timer)), None)
-    if trainer.max_steps <= 0 and timer is not None and timer.time_remaining() is not None:
-        budget = timer.time_elapsed() + timer.time_remaining()
-        start: list[float] = []
-
-        def by_time(step: int) -> float:
-            now = timer.time_elapsed()
-            start[:] = start or [now]
-            return min(1.0, (now - start[0]) / max(budget - start[0], 1e-9))
-
-        return by_time
-    total = max(1, trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches)
-    return lambda step: min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
 
 
 class MaskedLM(pl.LightningModule):

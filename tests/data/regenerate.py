@@ -1,6 +1,6 @@
 """Rewrite the MIDI files beside this script: python tests/data/regenerate.py
 
-They are small pieces of midibert's own synthetic corpus (`midibert.sample`, MIT like the rest of
+They are small pieces of midibert's own synthetic corpus (`midibert.synthetic`, MIT like the rest of
 the project), so the public API is tested on machines without ../shared/data: one score per
 style (3/4, 4/4 and 2/4 meters), each with POP909's MELODY / BRIDGE / PIANO tracks, and one
 humanized performance (expressive onsets and velocities). Tests pin the token ids of these exact
@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from midibert.sample import generate_corpus
+from midibert.synthetic import generate_corpus
 
 HERE = Path(__file__).resolve().parent
 
