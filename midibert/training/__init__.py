@@ -2,7 +2,8 @@
 `midibert.run`) stay thin at the top of the package and call into here.
 
 - `datamodule`: windows over prepared splits (`WindowDataset`) and the Lightning data modules
-- `sampler`: the step sampler that draws a fixed number of batches per epoch
+- `sampler`: `StepSampler`, whose place in the data is a function of the optimizer step (resuming
+  continues with the very batches)
 - `masking`: which tokens masked-LM pre-training hides, and the trivial baselines it is scored against
 - `masked_lm`: `MaskedLM`, the pre-training LightningModule
 - `finetuner`: `FineTuner`, the fine-tuning LightningModule
