@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from midibert.training.trainer import (
         CONF_DIR,
+        FlushDenormals,
         KeepEarlierMetrics,
         ProgressLog,
         build_trainer,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONF_DIR",
+    "FlushDenormals",
     "KeepEarlierMetrics",
     "ProgressLog",
     "build_trainer",
