@@ -72,14 +72,18 @@ class FlushDenormals(pl.Callback):
     the process's, so it is undone when fitting ends rather than left for the caller's code.
     """
 
+    _before = False  # what an exception in setup, before fitting starts, puts back
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # torch has no getter: a denormal times one is zero only while flushing is on
+        self._before = bool(torch.tensor(1e-40) * 1.0 == 0)
         torch.set_flush_denormal(True)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(self._before)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        torch.set_flush_denormal(False)
+        self.on_fit_end(trainer, pl_module)
 
 
 class ProgressLog(pl.Callback):
