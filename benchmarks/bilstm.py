@@ -8,6 +8,7 @@ a piece ends. The packed reference is what PyTorch offers for "the backward dire
 at the last real token"; midibert gets the same outputs (tests/test_baselines.py) by reversing
 each sequence within its length, so every LSTM call takes the fused kernel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,19 @@ class PackedBiLSTM(nn.Module):
     def __init__(self, ours: BiLSTM):
         super().__init__()
         self.embed = ours.embed
-        self.lstm = nn.LSTM(ours.hidden_size, ours.hidden_size, ours.num_layers, batch_first=True,
-                            bidirectional=True, dropout=ours.dropout.p)
+        self.lstm = nn.LSTM(
+            ours.hidden_size,
+            ours.hidden_size,
+            ours.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=ours.dropout.p,
+        )
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        packed = pack_padded_sequence(self.embed(input_ids), attention_mask.sum(1).cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.embed(input_ids), attention_mask.sum(1).cpu(), batch_first=True, enforce_sorted=False
+        )
         return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=input_ids.shape[1])[0]
 
 
@@ -71,8 +79,10 @@ def main() -> None:
     lengths = torch.full((args.batch,), args.seq_len)
     lengths[::4] = args.seq_len // 2
     mask = (torch.arange(args.seq_len)[None] < lengths[:, None]).to(args.device)
-    print(f"batch {args.batch} x {args.seq_len}, {args.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
+    print(
+        f"batch {args.batch} x {args.seq_len}, {args.device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print("| BiLSTM (3 x 256 per direction) | s / training step | speedup |")
     print("| --- | ---: | ---: |")
     base = seconds_per_step(reference, ids, mask, args.steps)

@@ -13,6 +13,7 @@ each other) how much work each variant is. Timings include tokenization, which a
 alike. Accuracy is over the notes, against the songs' own tracks (melody) or velocities;
 "agree" is the share of notes labelled as the first variant labels them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,25 @@ VARIANTS = {  # the first is today's fp32 CPU path, which the others are compare
 
 def untrained(size: str, directory: Path) -> Path:
     """An untrained melody bundle of `size` (weights don't change speed), 512-token windows."""
-    task = {"name": "melody", "level": "token", "num_classes": 3, "arch": "bert", "head": {}, "seq_len": 512,
-            "hide_families": []}
+    task = {
+        "name": "melody",
+        "level": "token",
+        "num_classes": 3,
+        "arch": "bert",
+        "head": {},
+        "seq_len": 512,
+        "hide_families": [],
+    }
     tok = Tokenizer.create("cp", kind="score")
     cfg = BertConfig.preset(size, vocab_sizes=tok.vocab_sizes)
-    return save_bundle(directory / size, build_network(task, cfg), cfg, tok, task=task,
-                       id2label={0: "melody", 1: "bridge", 2: "accompaniment"})
+    return save_bundle(
+        directory / size,
+        build_network(task, cfg),
+        cfg,
+        tok,
+        task=task,
+        id2label={0: "melody", 1: "bridge", 2: "accompaniment"},
+    )
 
 
 def main() -> None:
@@ -67,8 +81,10 @@ def main() -> None:
     models += [str(untrained(size, Path(tmp.name))) for size in args.untrained]
     if not models:
         p.error("no packaged melody / velocity model in this installation: give --models or --untrained")
-    print(f"POP909 test split ({args.limit or 'all'} songs), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, best of {args.rounds} rounds\n")
+    print(
+        f"POP909 test split ({args.limit or 'all'} songs), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, best of {args.rounds} rounds\n"
+    )
     print("| model | variant | songs/s | notes/s | x first | songs per CPU-s | x first (CPU) | accuracy % | agree % |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model in models:
@@ -90,9 +106,11 @@ def main() -> None:
         for v in args.variants:
             acc = score_predictions(preds[v], pieces)["accuracy"]
             same = agreement(preds[v], preds[base])
-            print(f"| {name} | {v} | {len(sources) / wall[v]:.2f} | {notes / wall[v]:,.0f} | {wall[base] / wall[v]:.2f} | "
-                  f"{len(sources) / cpu[v]:.2f} | {cpu[base] / cpu[v]:.2f} | {100 * acc:.2f} | {100 * same:.2f} |",
-                  flush=True)
+            print(
+                f"| {name} | {v} | {len(sources) / wall[v]:.2f} | {notes / wall[v]:,.0f} | {wall[base] / wall[v]:.2f} | "
+                f"{len(sources) / cpu[v]:.2f} | {cpu[base] / cpu[v]:.2f} | {100 * acc:.2f} | {100 * same:.2f} |",
+                flush=True,
+            )
     tmp.cleanup()
 
 

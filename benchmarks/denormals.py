@@ -8,6 +8,7 @@ benchmarks/bilstm.py does, never shows it. This trains one BiLSTM (the paper's s
 task's real training windows, switching flushing off and on every 10 steps, and prints the
 seconds per step of each block. Every trainer flushes while it fits (`midibert.training.FlushDenormals`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,30 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("finetune", overrides=[f"task={args.task}", "model=rnn", f"paths.data_root={args.data_root}",
-                                             "task.data.seq_len=256", "task.data.batch_size=16"])
+        cfg = compose(
+            "finetune",
+            overrides=[
+                f"task={args.task}",
+                "model=rnn",
+                f"paths.data_root={args.data_root}",
+                "task.data.seq_len=256",
+                "task.data.batch_size=16",
+            ],
+        )
     dm = hydra.utils.instantiate(cfg.task.data, tokenizer=cfg.task.tokenizer, seed=1)
     dm.prepare_data()
     dm.setup("fit")
-    task = {"level": cfg.task.level, "num_classes": len(cfg.task.class_names), "arch": "rnn",
-            "head": OmegaConf.to_container(cfg.model.head, resolve=True)}
+    task = {
+        "level": cfg.task.level,
+        "num_classes": len(cfg.task.class_names),
+        "arch": "rnn",
+        "head": OmegaConf.to_container(cfg.model.head, resolve=True),
+    }
     net = build_network(task, model_config(cfg.encoder, dm.tokenizer.vocab_sizes))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr)
-    print(f"{args.task}: BiLSTM 3 x 256, batches 16 x 256, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"{args.task}: BiLSTM 3 x 256, batches 16 x 256, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print("| steps | denormals | s / step |")
     print("| --- | --- | ---: |")
     data = batches(dm.train_dataloader)

@@ -16,7 +16,14 @@ import statistics
 import subprocess
 import sys
 
-MODULES = ["midibert", "midibert.tokenize", "midibert.bundle", "midibert.classify", "torch", "midibert.training.finetuner"]
+MODULES = [
+    "midibert",
+    "midibert.tokenize",
+    "midibert.bundle",
+    "midibert.classify",
+    "torch",
+    "midibert.training.finetuner",
+]
 HEAVY = ["torch", "pytorch_lightning", "sklearn", "matplotlib", "hydra", "wandb"]
 PROBE = """import json, sys, time
 t, c = time.perf_counter(), time.process_time()

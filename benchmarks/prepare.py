@@ -7,6 +7,7 @@ Each side runs in a fresh child process so its peak RSS (the process plus its wo
 own. The cache goes to a temporary folder, so the midibert side always tokenizes from scratch.
 Needs `pip install miditok` (the `bench` extra).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,10 +53,15 @@ def _miditok(datasets: list[str]) -> dict:
 def _child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        res = _ours(args.datasets, args.tokenizer, args.workers, cache) if args.side == "midibert" \
+        res = (
+            _ours(args.datasets, args.tokenizer, args.workers, cache)
+            if args.side == "midibert"
             else _miditok(args.datasets)
+        )
     res["seconds"] = time.perf_counter() - start
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     res["peak_mib"] = peak / 1024  # ru_maxrss is KiB on Linux; the largest single process
     print(json.dumps(res))
 
@@ -72,16 +78,33 @@ def main() -> None:
     rows = {}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for side in ("midibert", "miditok"):
-        cmd = [sys.executable, __file__, "--side", side, "--workers", str(args.workers),
-               "--tokenizer", args.tokenizer, "--datasets", *args.datasets]
-        rows[side] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=os.getcwd(),
-                                             env={**os.environ, "PYTHONPATH": root}).stdout)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--side",
+            side,
+            "--workers",
+            str(args.workers),
+            "--tokenizer",
+            args.tokenizer,
+            "--datasets",
+            *args.datasets,
+        ]
+        rows[side] = json.loads(
+            subprocess.run(
+                cmd, check=True, capture_output=True, text=True, cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": root}
+            ).stdout
+        )
     ours, base = rows["midibert"], rows["miditok"]
     print("| run | files | tokens | seconds | peak MiB (largest process) |\n|---|---:|---:|---:|---:|")
-    print(f"| midibert prepare {args.tokenizer}, {args.workers} workers | {ours['files']} | {ours['tokens']} | "
-          f"{ours['seconds']:.1f} | {ours['peak_mib']:.0f} |")
-    print(f"| MidiTok REMI loop, 1 process | {base['files']} | {base['tokens']} | {base['seconds']:.1f} | "
-          f"{base['peak_mib']:.0f} |")
+    print(
+        f"| midibert prepare {args.tokenizer}, {args.workers} workers | {ours['files']} | {ours['tokens']} | "
+        f"{ours['seconds']:.1f} | {ours['peak_mib']:.0f} |"
+    )
+    print(
+        f"| MidiTok REMI loop, 1 process | {base['files']} | {base['tokens']} | {base['seconds']:.1f} | "
+        f"{base['peak_mib']:.0f} |"
+    )
     print(f"speed-up: {base['seconds'] / ours['seconds']:.1f}x")
 
 

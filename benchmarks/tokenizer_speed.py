@@ -5,6 +5,7 @@
 Both sides parse with symusic and run single-process on the same files in one run, so the
 ratio is tokenization work alone. Needs `pip install miditok` (the `bench` extra).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
     for name, fn in runs.items():
         secs, failed = timed(fn, files)
         base = base or secs
-        print(f"| {name} | {len(files) / secs:,.0f} | {notes / secs:,.0f} | {base / secs:.1f} |"
-              + (f" ({failed} failed)" if failed else ""))
+        print(
+            f"| {name} | {len(files) / secs:,.0f} | {notes / secs:,.0f} | {base / secs:.1f} |"
+            + (f" ({failed} failed)" if failed else "")
+        )
 
 
 if __name__ == "__main__":

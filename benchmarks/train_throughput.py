@@ -12,6 +12,7 @@ heads, so only the encoder differs. MidiBERT used `position_embedding_type="rela
 transformers 5 removed it from BERT, and the script says which the installed version runs.
 Needs `pip install transformers` (the `bench` extra).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,18 @@ class HFEncoder(nn.Module):
 
         self.embed = Embeddings(cfg.vocab_sizes, cfg.emb_size, cfg.hidden)
         pos = "relative_key_query" if hf_relative_supported() else "absolute"
-        hf = HFConfig(vocab_size=4,  # input ids never reach BERT's word embeddings: keep them tiny
-                      hidden_size=cfg.hidden, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-                      intermediate_size=cfg.ffn, hidden_dropout_prob=cfg.dropout,
-                      attention_probs_dropout_prob=cfg.attn_dropout, max_position_embeddings=cfg.max_len,
-                      position_embedding_type=pos, attn_implementation=attn)
+        hf = HFConfig(
+            vocab_size=4,  # input ids never reach BERT's word embeddings: keep them tiny
+            hidden_size=cfg.hidden,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            intermediate_size=cfg.ffn,
+            hidden_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.attn_dropout,
+            max_position_embeddings=cfg.max_len,
+            position_embedding_type=pos,
+            attn_implementation=attn,
+        )
         self.bert = BertModel(hf, add_pooling_layer=False)
 
     def forward(self, input_ids, attention_mask=None):
@@ -103,14 +111,15 @@ def worker(spec: dict) -> dict:
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # as midibert's GPU trainers run
     vocab = Tokenizer.create("cp", kind="score").vocab_sizes
-    cfg = BertConfig.preset(spec["size"], vocab_sizes=vocab, position=spec["position"],
-                            attn_dropout=spec["attn_dropout"])
+    cfg = BertConfig.preset(
+        spec["size"], vocab_sizes=vocab, position=spec["position"], attn_dropout=spec["attn_dropout"]
+    )
     B, L = spec["batch"], spec["seq_len"]
     ids = torch.stack([torch.randint(3, v, (B, L)) for v in vocab], dim=-1)
     mask = torch.ones(B, L, dtype=torch.bool)
     if spec.get("short_window"):
-        mask[0, L // 2:] = False
-        ids[0, L // 2:] = 0
+        mask[0, L // 2 :] = False
+        ids[0, L // 2 :] = 0
     masked, targets, _ = mask_tokens(ids, mask, vocab, generator=torch.Generator().manual_seed(0))
     masked, targets, mask = masked.to(dev), targets.to(dev), mask.to(dev)
 
@@ -142,17 +151,27 @@ def worker(spec: dict) -> dict:
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # KiB on Linux
-    return {"tokens_per_s": B * L / seconds, "seconds_per_step": seconds, "warmup_s": t1 - t0, "peak_mb": peak_mb,
-            "params": n_params, "flops_per_token": flops_per_token(cfg, n_params, L),
-            "fused": opt.defaults.get("fused")}
+    return {
+        "tokens_per_s": B * L / seconds,
+        "seconds_per_step": seconds,
+        "warmup_s": t1 - t0,
+        "peak_mb": peak_mb,
+        "params": n_params,
+        "flops_per_token": flops_per_token(cfg, n_params, L),
+        "fused": opt.defaults.get("fused"),
+    }
 
 
 def measure(spec: dict, timeout: float | None = None) -> dict:
     """`worker(spec)` in a fresh process, so peak memory is that model's alone: its result, or
     {"error": why} when it failed or ran past `timeout` seconds."""
     try:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"stopped at its {timeout:.0f} s limit"}
     if proc.returncode:
@@ -169,11 +188,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps per model")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16 autocast; on CPU it is many times slower, use it on GPUs")
+    p.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16 autocast; on CPU it is many times slower, use it on GPUs",
+    )
     p.add_argument("--attn-dropout", type=float, default=0.1, help="for both models (BERT: 0.1)")
-    p.add_argument("--hf-attn", nargs="+", default=["sdpa", "eager"],
-                   help="transformers attn_implementation(s) to compare")
+    p.add_argument(
+        "--hf-attn", nargs="+", default=["sdpa", "eager"], help="transformers attn_implementation(s) to compare"
+    )
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU (default: by GPU name)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -188,12 +212,16 @@ def main() -> None:
         peak = peak_tflops(torch.cuda.get_device_name())
     hf_pos = "relative_key_query" if hf_relative_supported() else "absolute (relative_key_query is gone)"
     print(f"torch {torch.__version__}, transformers {transformers.__version__}: HF BERT positions {hf_pos}")
-    print(f"device {args.device}, {args.dtype}, batch {args.batch} x {args.seq_len} tokens, "
-          f"attention dropout {args.attn_dropout}, "
-          f"{args.warmup} warm-up + {args.steps} timed steps, {torch.get_num_threads()} threads\n")
+    print(
+        f"device {args.device}, {args.dtype}, batch {args.batch} x {args.seq_len} tokens, "
+        f"attention dropout {args.attn_dropout}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps, {torch.get_num_threads()} threads\n"
+    )
     runs = [("midibert", "learned"), ("midibert", "relative")] + [(f"hf-{a}", "learned") for a in args.hf_attn]
-    print(f"| size | model | params | tokens/s | peak MB | x hf-{args.hf_attn[0]} speed | x hf-{args.hf_attn[0]} memory |"
-          + (" MFU |" if peak else " GFLOP/s |"))
+    print(
+        f"| size | model | params | tokens/s | peak MB | x hf-{args.hf_attn[0]} speed | x hf-{args.hf_attn[0]} memory |"
+        + (" MFU |" if peak else " GFLOP/s |")
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         results = {}
@@ -212,8 +240,10 @@ def main() -> None:
             util = f"{achieved / (peak * 1e12):.1%}" if peak else f"{achieved / 1e9:.0f}"
             speed = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}" if ref else "-"
             memory = f"{r['peak_mb'] / ref['peak_mb']:.2f}" if ref else "-"
-            print(f"| {size} | {label} | {r['params'] / 1e6:.1f}M | {r['tokens_per_s']:.0f} | "
-                  f"{r['peak_mb']:.0f} | {speed} | {memory} | {util} |")
+            print(
+                f"| {size} | {label} | {r['params'] / 1e6:.1f}M | {r['tokens_per_s']:.0f} | "
+                f"{r['peak_mb']:.0f} | {speed} | {memory} | {util} |"
+            )
 
 
 if __name__ == "__main__":

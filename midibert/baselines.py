@@ -6,6 +6,7 @@ through the same `Embeddings` (vocabularies, emb_size per family), and are calle
 `model(input_ids, attention_mask) -> logits`, so one training loop serves both. They expect
 right padding (real tokens first), which is what the batches hold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,8 +62,7 @@ class BiLSTM(nn.Module):
 class BiLSTMTokenClassifier(nn.Module):
     """The paper's per-token baseline: 3-layer BiLSTM, 256 units per direction, linear output."""
 
-    def __init__(self, cfg: BertConfig, num_classes: int, *, hidden: int = 256, layers: int = 3,
-                 dropout: float = 0.1):
+    def __init__(self, cfg: BertConfig, num_classes: int, *, hidden: int = 256, layers: int = 3, dropout: float = 0.1):
         super().__init__()
         self.lstm = BiLSTM(cfg, hidden=hidden, layers=layers, dropout=dropout)
         self.out = nn.Linear(2 * hidden, num_classes)
@@ -77,8 +77,16 @@ class BiLSTMTokenClassifier(nn.Module):
 class BiLSTMSequenceClassifier(nn.Module):
     """The paper's per-piece baseline: BiLSTM, attention pooling over real tokens, MLP."""
 
-    def __init__(self, cfg: BertConfig, num_classes: int, *, hidden: int = 256, layers: int = 3,
-                 dropout: float = 0.1, hops: int = 4):
+    def __init__(
+        self,
+        cfg: BertConfig,
+        num_classes: int,
+        *,
+        hidden: int = 256,
+        layers: int = 3,
+        dropout: float = 0.1,
+        hops: int = 4,
+    ):
         super().__init__()
         self.lstm = BiLSTM(cfg, hidden=hidden, layers=layers, dropout=dropout)
         self.pool = AttentionPool(2 * hidden, hops=hops)

@@ -5,6 +5,7 @@ whose tokenizer does not fit its model, or one written by a newer midibert. Weig
 stored compactly (fp16, or int8 with one scale per row for the large matrices) to keep shipped
 bundles small; they always load back as fp32, so computation is the same code either way.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,9 +81,16 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str, torch.Tensor],
-                model_config: BertConfig, tokenizer: Tokenizer, task: dict | None = None,
-                id2label: dict[int, str] | None = None, *, weights: str = "fp32") -> Path:
+def save_bundle(
+    directory: str | os.PathLike,
+    module: torch.nn.Module | dict[str, torch.Tensor],
+    model_config: BertConfig,
+    tokenizer: Tokenizer,
+    task: dict | None = None,
+    id2label: dict[int, str] | None = None,
+    *,
+    weights: str = "fp32",
+) -> Path:
     """Write `module`'s weights (or a state dict) with its configs, stored as `weights` (see
     `compact_state`); the directory appears only once complete.
 
@@ -92,8 +100,7 @@ def save_bundle(directory: str | os.PathLike, module: torch.nn.Module | dict[str
     state = compact_state({k: v.detach().cpu().contiguous() for k, v in state.items()}, weights)
     directory = Path(directory)
     if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
-        raise ValueError(f"{directory}: not empty and not a midibert bundle (no {CONFIG_FILE}); "
-                         f"refusing to replace it")
+        raise ValueError(f"{directory}: not empty and not a midibert bundle (no {CONFIG_FILE}); refusing to replace it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     config = {
@@ -124,29 +131,39 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
         raise ValueError(f"{directory / CONFIG_FILE}: not valid JSON ({e})") from e
     version = config.get("format_version", 0)
     if version > FORMAT_VERSION:
-        raise ValueError(f"{directory}: bundle format {version} is newer than this midibert reads "
-                         f"({FORMAT_VERSION}); upgrade midibert")
+        raise ValueError(
+            f"{directory}: bundle format {version} is newer than this midibert reads "
+            f"({FORMAT_VERSION}); upgrade midibert"
+        )
     try:
         tokenizer = Tokenizer.load(directory)
     except ValueError as e:
         raise ValueError(f"{directory}: {e}") from e
     model_config = BertConfig.from_dict(config["model"])
     if tokenizer.config != TokenizerConfig.from_dict(config["tokenizer"]):
-        raise ValueError(f"{directory}: tokenizer.json does not match the tokenizer the model was trained with "
-                         f"(config.json); was one of them replaced?")
+        raise ValueError(
+            f"{directory}: tokenizer.json does not match the tokenizer the model was trained with "
+            f"(config.json); was one of them replaced?"
+        )
     if list(model_config.vocab_sizes) != tokenizer.vocab_sizes:
-        raise ValueError(f"{directory}: model vocabulary sizes {list(model_config.vocab_sizes)} do not match the "
-                         f"tokenizer's {tokenizer.vocab_sizes}")
+        raise ValueError(
+            f"{directory}: model vocabulary sizes {list(model_config.vocab_sizes)} do not match the "
+            f"tokenizer's {tokenizer.vocab_sizes}"
+        )
     try:
         state = expand_state(load_file(str(directory / WEIGHTS_FILE)))
     except SafetensorError as e:  # truncated, or not safetensors at all (a pickle renamed, ...)
-        raise ValueError(f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({e}); "
-                         f"the bundle is damaged or was not written by midibert") from e
+        raise ValueError(
+            f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({e}); "
+            f"the bundle is damaged or was not written by midibert"
+        ) from e
     except ValueError as e:  # int8 scales without their matrix
         raise ValueError(f"{directory / WEIGHTS_FILE}: {e}") from e
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
     task = config.get("task")
     if task is not None and sorted(id2label) != list(range(task.get("num_classes", -1))):
-        raise ValueError(f"{directory / CONFIG_FILE}: id2label names classes {sorted(id2label)}, but the task "
-                         f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})")
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: id2label names classes {sorted(id2label)}, but the task "
+            f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})"
+        )
     return Bundle(directory, model_config, tokenizer, state, task, id2label)

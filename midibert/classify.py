@@ -15,6 +15,7 @@ Long pieces are cut into overlapping windows; a note's prediction averages the p
 all its tokens in all windows, so every note gets exactly one label; a piece's label averages
 its windows.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,15 +113,22 @@ class Prediction:
         return self.encoding.notes.track_name[self._file_order()]
 
     def to_json(self) -> str:
-        d = {"source": self.source, "task": self.task, "level": self.level, "label": self.label,
-             "confidence": round(self.confidence, 4)}
+        d = {
+            "source": self.source,
+            "task": self.task,
+            "level": self.level,
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+        }
         if self.level == "piece":
             d["probs"] = dict(zip(self.class_names, np.round(self.probs, 4).tolist()))
         else:
             n, order = self.encoding.notes, self._file_order()
             d["shares"] = self.shares()
-            d["notes"] = [{"start": int(n.start[i]), "pitch": int(n.pitch[i]), "track": n.track_names[n.track[i]],
-                           "label": lab} for i, lab in zip(order, self.labels)]
+            d["notes"] = [
+                {"start": int(n.start[i]), "pitch": int(n.pitch[i]), "track": n.track_names[n.track[i]], "label": lab}
+                for i, lab in zip(order, self.labels)
+            ]
         return json.dumps(d)
 
     def to_midi(self, path: str | os.PathLike) -> Path:
@@ -135,8 +143,11 @@ class Prediction:
             edges = np.asarray(VELOCITY_EDGES)
             mid = ((edges[:-1] + edges[1:]) // 2).clip(1, 127)
             velocity = np.where(labels != "", mid[np.nan_to_num(self.probs, nan=-1).argmax(1)], velocity)
-        groups = ({MELODY_TRACKS.get(c, c.upper()): labels == c for c in self.class_names}
-                  if self.task.startswith("melody") else {"Piano": np.ones(len(order), dtype=bool)})
+        groups = (
+            {MELODY_TRACKS.get(c, c.upper()): labels == c for c in self.class_names}
+            if self.task.startswith("melody")
+            else {"Piano": np.ones(len(order), dtype=bool)}
+        )
         if self.task.startswith("melody") and (labels == "").any():  # notes the tokenizer dropped are kept too
             groups["UNLABELLED"] = labels == ""
         for name, keep in groups.items():
@@ -144,8 +155,11 @@ class Prediction:
             idx = order[keep]
             if len(idx):
                 track.notes = symusic.Note.from_numpy(
-                    time=n.start[idx].astype(np.int32), duration=np.maximum(n.end[idx] - n.start[idx], 1).astype(np.int32),
-                    pitch=n.pitch[idx].astype(np.int8), velocity=velocity[keep].astype(np.int8))
+                    time=n.start[idx].astype(np.int32),
+                    duration=np.maximum(n.end[idx] - n.start[idx], 1).astype(np.int32),
+                    pitch=n.pitch[idx].astype(np.int8),
+                    velocity=velocity[keep].astype(np.int8),
+                )
             score.tracks.append(track)
         if self.level == "piece":
             score.markers.append(symusic.TextMeta(0, f"midibert {self.task}: {self.label} ({self.confidence:.2f})"))
@@ -159,8 +173,9 @@ def int8_engine() -> str:
     products (benchmarks/classify.py on a VNNI Xeon: 1.78x less CPU time than fp32, against 1.36x
     for torch's default x86 engine), else torch's default choice."""
     vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()  # private: absent in some torch versions
-    return "onednn" if vnni and "onednn" in torch.backends.quantized.supported_engines else \
-        torch.backends.quantized.engine
+    return (
+        "onednn" if vnni and "onednn" in torch.backends.quantized.supported_engines else torch.backends.quantized.engine
+    )
 
 
 @contextmanager
@@ -188,11 +203,20 @@ def int8_linears(net: torch.nn.Module, engine: str) -> torch.nn.Module:
 class Classifier:
     """A fine-tuned network with its tokenizer and label names, ready to predict."""
 
-    def __init__(self, bundle: Bundle, device: str | None = None, seq_len: int | None = None,
-                 overlap: int | None = None, batch_size: int | None = None, quantize: bool | str | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        device: str | None = None,
+        seq_len: int | None = None,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        quantize: bool | str | None = None,
+    ):
         if bundle.task is None:
-            raise ValueError(f"{bundle.path}: a pre-trained encoder without a task head; fine-tune it first "
-                             f"(python -m midibert.finetune pretrained={bundle.path})")
+            raise ValueError(
+                f"{bundle.path}: a pre-trained encoder without a task head; fine-tune it first "
+                f"(python -m midibert.finetune pretrained={bundle.path})"
+            )
         self.bundle, self.task = bundle, bundle.task
         self.tokenizer = bundle.tokenizer
         self.class_names = [bundle.id2label[i] for i in range(len(bundle.id2label))]
@@ -209,8 +233,10 @@ class Classifier:
         self.engine = (int8_engine() if quantize is True else quantize) if quantize else None
         if self.engine:
             if self.engine not in torch.backends.quantized.supported_engines:
-                raise ValueError(f"quantize={self.engine!r}: not one of this torch's engines "
-                                 f"{torch.backends.quantized.supported_engines}")
+                raise ValueError(
+                    f"quantize={self.engine!r}: not one of this torch's engines "
+                    f"{torch.backends.quantized.supported_engines}"
+                )
             if self.device.type != "cpu":
                 raise ValueError(f"quantize runs int8 linear layers on CPU only, not on {self.device}")
             self.net = int8_linears(self.net, self.engine)
@@ -233,12 +259,18 @@ class Classifier:
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write this classifier as a bundle that `from_pretrained` reads back exactly."""
-        return save_bundle(path, self.bundle.state_dict, self.bundle.model_config, self.tokenizer, task=self.task,
-                           id2label=self.bundle.id2label)
+        return save_bundle(
+            path,
+            self.bundle.state_dict,
+            self.bundle.model_config,
+            self.tokenizer,
+            task=self.task,
+            id2label=self.bundle.id2label,
+        )
 
     @property
     def level(self) -> str:
-        """"note" for per-note tasks, "piece" for per-piece ones."""
+        """ "note" for per-note tasks, "piece" for per-piece ones."""
         return "note" if self.task["level"] == "token" else "piece"
 
     def _windows(self, enc: Encoding) -> Windows:
@@ -270,10 +302,12 @@ class Classifier:
         lengths = mask.sum(1)
         order = np.argsort(-lengths, kind="stable")
         token = self.level == "note"
-        out = np.zeros((len(ids), ids.shape[1], len(self.class_names)) if token else (len(ids), len(self.class_names)),
-                       dtype=np.float32)
+        out = np.zeros(
+            (len(ids), ids.shape[1], len(self.class_names)) if token else (len(ids), len(self.class_names)),
+            dtype=np.float32,
+        )
         for i in range(0, len(order), self.batch_size):
-            idx = order[i:i + self.batch_size]
+            idx = order[i : i + self.batch_size]
             n = max(int(lengths[idx].max()), 1)
             p = self._forward(ids[idx, :n], mask[idx, :n])
             if token:

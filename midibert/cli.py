@@ -1,5 +1,6 @@
 """The `midibert` command. Each subcommand imports what it needs when it runs, so that
 `midibert tokenize` starts in well under a second and only training / inference pay for torch."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,20 @@ def _tokenize(args: argparse.Namespace) -> int:
     enc = tok.encode(args.file)
     names = tok.names(enc.ids)
     if args.json:
-        json.dump({"tokenizer": tok.spec, "families": tok.families, "ids": enc.ids.tolist(),
-                   "tokens": names, "note_index": enc.note_index.tolist(), "stats": enc.stats},
-                  sys.stdout)
+        json.dump(
+            {
+                "tokenizer": tok.spec,
+                "families": tok.families,
+                "ids": enc.ids.tolist(),
+                "tokens": names,
+                "note_index": enc.note_index.tolist(),
+                "stats": enc.stats,
+            },
+            sys.stdout,
+        )
         print()
         return 0
-    print(f"# {args.file}: {len(enc)} tokens ({tok.spec}), {len(enc.notes)} notes; families: "
-          f"{' '.join(tok.families)}")
+    print(f"# {args.file}: {len(enc)} tokens ({tok.spec}), {len(enc.notes)} notes; families: {' '.join(tok.families)}")
     for i, (row, note) in enumerate(zip(names, enc.note_index)):
         print(f"{i:6d}  {' '.join(f'{n:<16s}' for n in row).rstrip()}" + (f"  # note {note}" if note >= 0 else ""))
     return 0
@@ -88,8 +96,10 @@ def _models(args: argparse.Namespace) -> int:
     print("| --- | --- | --- | --- | --- | ---: | ---: |")
     for name, m in models.items():
         test = m["test"]
-        print(f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
-              f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {test['macro_f1']:.4f} |")
+        print(
+            f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
+            f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {test['macro_f1']:.4f} |"
+        )
     return 0
 
 
@@ -97,7 +107,9 @@ def _release(args: argparse.Namespace) -> int:
     from midibert.pretrained import models_dir
     from midibert.release import export
 
-    export(args.run_dir, args.out or models_dir(), weights=args.weights, commit=args.commit)  # no runs, unknown licence, int8 disagreeing: exit 2
+    export(
+        args.run_dir, args.out or models_dir(), weights=args.weights, commit=args.commit
+    )  # no runs, unknown licence, int8 disagreeing: exit 2
     return 0
 
 
@@ -105,8 +117,11 @@ def _internal_error(e: BaseException, args: argparse.Namespace, where: str = "")
     """A bug, not bad input: one line saying so, and the traceback only with --debug."""
     if getattr(args, "debug", False):
         traceback.print_exception(e)
-    print(f"midibert: internal error{where}: {type(e).__name__}: {e}"
-          + ("" if getattr(args, "debug", False) else " (rerun with --debug for the traceback)"), file=sys.stderr)
+    print(
+        f"midibert: internal error{where}: {type(e).__name__}: {e}"
+        + ("" if getattr(args, "debug", False) else " (rerun with --debug for the traceback)"),
+        file=sys.stderr,
+    )
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -118,8 +133,12 @@ def _plot(args: argparse.Namespace) -> int:
     elif args.plot == "confusion":
         with open(Path(args.run_dir) / f"confusion_{args.level}.json") as f:
             cm = json.load(f)
-        done = viz.confusion_matrix(cm["matrix"], cm["class_names"], out or Path(args.run_dir) / f"confusion_{args.level}.png",
-                                    normalize=not args.counts)
+        done = viz.confusion_matrix(
+            cm["matrix"],
+            cm["class_names"],
+            out or Path(args.run_dir) / f"confusion_{args.level}.png",
+            normalize=not args.counts,
+        )
     else:
         done = _plot_notes(args.file, args.model, out, args.beats)
     print(done)
@@ -138,7 +157,9 @@ def _plot_notes(file: str, model: str, out: Path | None, beats: float | None = N
 
     pred = Classifier.from_pretrained(model).predict(file)
     if pred.level != "note":
-        raise ValueError(f"{model} classifies whole pieces ({pred.task}); `plot notes` needs a melody or velocity bundle")
+        raise ValueError(
+            f"{model} classifies whole pieces ({pred.task}); `plot notes` needs a melody or velocity bundle"
+        )
     labels = np.asarray(pred.labels)
     known = labels != ""  # notes the tokenizer dropped have no prediction
     if beats is not None:
@@ -148,8 +169,15 @@ def _plot_notes(file: str, model: str, out: Path | None, beats: float | None = N
     if pred.task == "velocity":
         return viz.velocity_scatter(velocity_classes(pred.velocity)[known], predicted, out)
     truth = melody_classes(pred.track, len(pred.class_names))[known] if {"MELODY", "BRIDGE"} & set(pred.track) else None
-    return viz.pianoroll(pred.onset[known], pred.duration[known], pred.pitch[known], truth, predicted,
-                         class_names=pred.class_names, path=out)
+    return viz.pianoroll(
+        pred.onset[known],
+        pred.duration[known],
+        pred.pitch[known],
+        truth,
+        predicted,
+        class_names=pred.class_names,
+        path=out,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,8 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="label the notes or the piece of MIDI files with a fine-tuned model")
     c.add_argument("files", nargs="+", metavar="FILE")
-    c.add_argument("--task", choices=("melody", "velocity", "style", "emotion"),
-                   help="what to predict; without --model, the packaged model for it (`midibert models`)")
+    c.add_argument(
+        "--task",
+        choices=("melody", "velocity", "style", "emotion"),
+        help="what to predict; without --model, the packaged model for it (`midibert models`)",
+    )
     c.add_argument("--model", help="packaged model name, bundle directory, or Hugging Face Hub repo id (org/name)")
     c.add_argument("--out", help="write annotated MIDI files into this directory")
     c.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
@@ -192,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run_dir", metavar="RUN_DIR", help="a main-job run, e.g. runs/run/release")
     ex.add_argument("out", nargs="?", metavar="OUT", help="models folder (default: the installed package's)")
     ex.add_argument("--weights", default="int8", help="how weights are stored: int8 (default), fp16 or fp32")
-    ex.add_argument("--commit", help="the midibert commit the run was made at, for the model cards (runs do not record it)")
+    ex.add_argument(
+        "--commit", help="the midibert commit the run was made at, for the model cards (runs do not record it)"
+    )
     ex.set_defaults(func=_release)
 
     pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")
@@ -206,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--counts", action="store_true", help="counts instead of row-normalised shares")
     no = kinds.add_parser("notes", help="piano roll (melody) or velocity scatter of a bundle's predictions on a file")
     no.add_argument("file", metavar="FILE")
-    no.add_argument("--model", required=True, help="a melody or velocity model: packaged name, bundle directory or Hub id")
+    no.add_argument(
+        "--model", required=True, help="a melody or velocity model: packaged name, bundle directory or Hub id"
+    )
     no.add_argument("--beats", type=float, help="only the notes starting in the first BEATS beats")
     for k in (cu, cm, no):
         k.add_argument("--out", help="PNG to write (default: beside the input, or in the current folder)")
@@ -215,8 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     from midibert.datasets.cli import add_parser as add_data_parser
 
     add_data_parser(sub)
-    _add_everywhere(p, "--debug", action="store_true", default=argparse.SUPPRESS,
-                    help="show the traceback of any error (for bug reports)")
+    _add_everywhere(
+        p,
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of any error (for bug reports)",
+    )
     return p
 
 

@@ -4,6 +4,7 @@ On the real datasets when a data root is configured (MIDIBERT_DATA), otherwise o
 corpus the project generates itself (`midibert.synthetic`): prepare, pre-train, fine-tune the four
 tasks with BERT and the BiLSTM, evaluate, report and plot.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,7 @@ def demo(out: str | None = None, overrides: list[str] | None = None) -> Path:
         args.append(f"paths.output_dir={Path(out).resolve()}")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("run", overrides=args + list(overrides or []))
-        print(f"midibert demo: {'real data in ' + real if real else 'generated sample corpus'}; "
-              f"outputs in {cfg.run_dir}")
+        print(
+            f"midibert demo: {'real data in ' + real if real else 'generated sample corpus'}; outputs in {cfg.run_dir}"
+        )
         return run_pipeline(cfg)

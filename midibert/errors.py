@@ -1,4 +1,5 @@
 """Errors the library raises on bad input, and how entry points tell them from bugs."""
+
 from __future__ import annotations
 
 import sys
@@ -37,6 +38,7 @@ def one_line(e: BaseException) -> str:
     """The message of `e` on one line. Hydra's spans sentences on several lines; OmegaConf's
     (raised directly, or as the cause of Hydra's) adds lines of key and type details after a
     first line that already names the key: only that first line is kept."""
+
     def lines(x: BaseException) -> list[str]:
         return [line.strip() for line in str(x).splitlines() if line.strip()]
 

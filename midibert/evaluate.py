@@ -12,6 +12,7 @@ Example::
                                            "dataset": "pop909", "class_names": [...], "levels": levels,
                                            "scale": {"layers": 12, "steps": 1000}, "seed": 0})
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,10 @@ def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "macro_f1": float(np.mean(f)),
-        "per_class": {name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
-                             "support": int(s[k])} for k, name in enumerate(class_names)},
+        "per_class": {
+            name: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k])}
+            for k, name in enumerate(class_names)
+        },
         "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
@@ -54,8 +57,10 @@ def evaluate_token_task(
     _, _, mean = aggregate_notes(probs, note_index, piece)
     truth = note_labels(labels, note_index, piece)
     known = truth != IGNORE
-    return {"window": metrics(labels[labelled], probs.argmax(-1)[labelled], class_names),
-            "note": metrics(truth[known], mean.argmax(-1)[known], class_names)}
+    return {
+        "window": metrics(labels[labelled], probs.argmax(-1)[labelled], class_names),
+        "note": metrics(truth[known], mean.argmax(-1)[known], class_names),
+    }
 
 
 def evaluate_sequence_task(
@@ -68,8 +73,10 @@ def evaluate_sequence_task(
     truth = labels[first]
     if np.any(labels != truth[np.searchsorted(ids, piece)]):
         raise ValueError("windows of one piece carry different labels")
-    return {"window": metrics(labels, probs.argmax(-1), class_names),
-            "piece": metrics(truth, mean.argmax(-1), class_names)}
+    return {
+        "window": metrics(labels, probs.argmax(-1), class_names),
+        "piece": metrics(truth, mean.argmax(-1), class_names),
+    }
 
 
 def _json(obj) -> str:
@@ -80,16 +87,29 @@ def _json(obj) -> str:
 def _markdown(results: dict) -> str:
     """A readable summary: what ran, accuracy and macro-F1 per level, and a per-class table per level."""
     scale = ", ".join(f"{k}={v}" for k, v in results.get("scale", {}).items()) or "—"
-    lines = [f"# {results['task']}: {results['model']} ({results['representation']}) on {results.get('dataset', '?')}",
-             "", f"scale: {scale}; seed: {results.get('seed', '—')}", "",
-             "| level | n | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {level} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} |"
-              for level, m in results["levels"].items()]
+    lines = [
+        f"# {results['task']}: {results['model']} ({results['representation']}) on {results.get('dataset', '?')}",
+        "",
+        f"scale: {scale}; seed: {results.get('seed', '—')}",
+        "",
+        "| level | n | accuracy | macro-F1 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {level} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} |" for level, m in results["levels"].items()
+    ]
     for level, m in results["levels"].items():
-        lines += ["", f"## {level}", "", "| class | precision | recall | F1 | support |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
-                  for name, c in m["per_class"].items()]
+        lines += [
+            "",
+            f"## {level}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+            for name, c in m["per_class"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -112,14 +132,24 @@ def write_results(run_dir: str | os.PathLike, results: dict) -> None:
     write_atomic(run_dir / "results.json", _json(results))
     write_atomic(run_dir / "results.md", _markdown(results))
     for level, m in results["levels"].items():
-        write_atomic(run_dir / f"confusion_{level}.json",
-                     _json({"class_names": list(results["class_names"]), "matrix": m["confusion"]}))
+        write_atomic(
+            run_dir / f"confusion_{level}.json",
+            _json({"class_names": list(results["class_names"]), "matrix": m["confusion"]}),
+        )
         with atomic_path(run_dir / f"confusion_{level}.png") as tmp:  # viz writes PNG whatever the suffix
             viz.confusion_matrix(np.asarray(m["confusion"]), results["class_names"], tmp)
 
 
-def split_sources(dataset: str, path: str | os.PathLike | None = None, *, kind: str = "score", split: str = "test",
-                  limit: int | None = None, seed: int = 0, **options) -> tuple[list, list]:
+def split_sources(
+    dataset: str,
+    path: str | os.PathLike | None = None,
+    *,
+    kind: str = "score",
+    split: str = "test",
+    limit: int | None = None,
+    seed: int = 0,
+    **options,
+) -> tuple[list, list]:
     """(pieces, MIDI sources) of one split of a dataset, each loaded as fine-tuning read it for a
     tokenizer of `kind` (POP909 scores realigned to their beats), for a Classifier to predict.
 

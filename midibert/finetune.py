@@ -8,6 +8,7 @@ Trains with early stopping on validation accuracy, restores the best checkpoint,
 test split, writes results.json / results.md / confusion matrices, and saves the model as a
 bundle for `midibert.classify`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,9 +35,16 @@ log = logging.getLogger("midibert")
 def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
     # a BERT fine-tuned without a pre-trained encoder is the scratch baseline, named as such
     model = "bert-scratch" if cfg.model.arch == "bert" and not scale.get("pretrained") else cfg.model.arch
-    return {"task": cfg.task.name, "model": model, "representation": dm.tokenizer.config.representation,
-            "dataset": cfg.task.data.dataset, "class_names": list(cfg.task.class_names), "levels": levels,
-            "scale": scale, "seed": cfg.seed}
+    return {
+        "task": cfg.task.name,
+        "model": model,
+        "representation": dm.tokenizer.config.representation,
+        "dataset": cfg.task.data.dataset,
+        "class_names": list(cfg.task.class_names),
+        "levels": levels,
+        "scale": scale,
+        "seed": cfg.seed,
+    }
 
 
 def concat_batches(predictions: list[dict]) -> dict[str, np.ndarray]:
@@ -51,8 +59,10 @@ def concat_batches(predictions: list[dict]) -> dict[str, np.ndarray]:
         arrays = [p[k].numpy() for p in predictions]
         if arrays[0].ndim == (3 if k == "probs" else 2):  # (B, L) or (B, L, C): per token
             width = max(a.shape[1] for a in arrays)
-            arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=fill[k])
-                      for a in arrays]
+            arrays = [
+                np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=fill[k])
+                for a in arrays
+            ]
         out[k] = np.concatenate(arrays)
     return out
 
@@ -116,16 +126,29 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         return run_dir
 
     config = bundle.model_config if bundle else model_config(cfg.encoder, tok.vocab_sizes)
-    task = {"name": cfg.task.name, "level": cfg.task.level, "num_classes": len(cfg.task.class_names),
-            "arch": arch, "head": OmegaConf.to_container(cfg.model.head, resolve=True), "seq_len": dm.seq_len,
-            "hide_families": [f for f in cfg.task.hide_families if f in tok.families]}
+    task = {
+        "name": cfg.task.name,
+        "level": cfg.task.level,
+        "num_classes": len(cfg.task.class_names),
+        "arch": arch,
+        "head": OmegaConf.to_container(cfg.model.head, resolve=True),
+        "seq_len": dm.seq_len,
+        "hide_families": [f for f in cfg.task.hide_families if f in tok.families],
+    }
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
     net = build_network(task, config, bundle.state_dict if bundle else None)
     hide = hidden_families(task, tok.families)
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
-    module = FineTuner(net, cfg.task.level, task["num_classes"], OmegaConf.to_container(cfg.optim, resolve=True),
-                       seed=cfg.seed, class_weights=weights, hide_families=hide)
+    module = FineTuner(
+        net,
+        cfg.task.level,
+        task["num_classes"],
+        OmegaConf.to_container(cfg.optim, resolve=True),
+        seed=cfg.seed,
+        class_weights=weights,
+        hide_families=hide,
+    )
     trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
 
@@ -135,8 +158,12 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         module.load_state_dict(state)
         log.info("restored best checkpoint %s", best)
     predictions = trainer.predict(module, dataloaders=dm.test_dataloader())
-    scale = {"params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2), "steps": trainer.global_step,
-             "pretrained": str(cfg.get("pretrained")) if bundle else None, "train_windows": dm.n_train_windows}
+    scale = {
+        "params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
+        "steps": trainer.global_step,
+        "pretrained": str(cfg.get("pretrained")) if bundle else None,
+        "train_windows": dm.n_train_windows,
+    }
     if trainer.is_global_zero:
         write_results(run_dir, _results(cfg, evaluate_predictions(cfg, predictions), dm, scale))
         id2label = dict(enumerate(cfg.task.class_names))

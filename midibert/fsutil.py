@@ -2,6 +2,7 @@
 complete (`atomic_path`, `write_atomic`, `publish_dir`), temporary names carry the writer's pid
 (so a rerun can tell debris of a killed run from work in progress), ordinary permissions, and
 worker processes that do not outlive their parent."""
+
 from __future__ import annotations
 
 import os
@@ -77,7 +78,7 @@ def remove_stale(parent: Path, prefix: str) -> list[Path]:
     for p in parent.iterdir():
         if not p.name.startswith(prefix):
             continue
-        pid = p.name[len(prefix):].split("-", 1)[0]
+        pid = p.name[len(prefix) :].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         if p.is_dir() and not p.is_symlink():

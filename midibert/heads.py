@@ -11,6 +11,7 @@
 
 Both heads return logits; class weights for imbalanced labels belong to the caller's loss.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,9 @@ from midibert.model import MidiBert, init_weights, padding_mask
 
 def mlp(dim: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
     """The classifier MidiBERT puts on top of its features: dropout, one ReLU layer, logits."""
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(),
-                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+    )
 
 
 class AttentionPool(nn.Module):
@@ -34,8 +36,9 @@ class AttentionPool(nn.Module):
 
     def __init__(self, dim: int, *, hops: int = 4, att_hidden: int = 350):
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(dim, att_hidden, bias=False), nn.Tanh(),
-                                   nn.Linear(att_hidden, hops, bias=False))
+        self.score = nn.Sequential(
+            nn.Linear(dim, att_hidden, bias=False), nn.Tanh(), nn.Linear(att_hidden, hops, bias=False)
+        )
 
     def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
         scores = self.score(x).masked_fill(~attention_mask.bool()[..., None], float("-inf"))
@@ -46,8 +49,15 @@ class AttentionPool(nn.Module):
 class TokenClassifier(nn.Module):
     """A label per token (melody / bridge / accompaniment, velocity bin) from the last layer."""
 
-    def __init__(self, encoder: MidiBert, num_classes: int, *, hidden: int = 256,
-                 dropout: float = 0.1, freeze_encoder: bool = False):
+    def __init__(
+        self,
+        encoder: MidiBert,
+        num_classes: int,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        freeze_encoder: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder.requires_grad_(not freeze_encoder)
         self.classifier = mlp(encoder.cfg.hidden, hidden, num_classes, dropout)
@@ -61,8 +71,16 @@ class TokenClassifier(nn.Module):
 class SequenceClassifier(nn.Module):
     """A label per piece (composer, emotion): attention pooling over real tokens, then an MLP."""
 
-    def __init__(self, encoder: MidiBert, num_classes: int, *, hidden: int = 256,
-                 dropout: float = 0.1, hops: int = 4, freeze_encoder: bool = False):
+    def __init__(
+        self,
+        encoder: MidiBert,
+        num_classes: int,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        hops: int = 4,
+        freeze_encoder: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder.requires_grad_(not freeze_encoder)
         self.pool = AttentionPool(encoder.cfg.hidden, hops=hops)
@@ -77,8 +95,7 @@ class SequenceClassifier(nn.Module):
         return self.classifier(self.pool(self.encoder(input_ids, attention_mask), attention_mask))
 
 
-def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
-                        weight_decay: float = 0.01) -> list[dict]:
+def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float, weight_decay: float = 0.01) -> list[dict]:
     """Optimizer parameter groups with layer-wise LR decay: the head gets base_lr, encoder layer
     i (of n) base_lr * decay ** (n - i), the embeddings (and position tables) decay ** (n + 1).
     Lower layers hold more general features, so fine-tuning should move them less. Biases and
@@ -100,6 +117,7 @@ def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
         else:
             depth = n + 1
         groups[depth, p.dim() > 1].append(p)
-    return [{"params": ps, "lr": base_lr * decay ** (n + 1 - depth),
-             "weight_decay": weight_decay if decays else 0.0}
-            for (depth, decays), ps in sorted(groups.items())]
+    return [
+        {"params": ps, "lr": base_lr * decay ** (n + 1 - depth), "weight_decay": weight_decay if decays else 0.0}
+        for (depth, decays), ps in sorted(groups.items())
+    ]

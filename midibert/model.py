@@ -15,6 +15,7 @@ positions, pre-LN, no dropout. BERT and MidiBERT are post-LN with learned absolu
 dropout 0.1 (`position="learned", pre_norm=False, dropout=0.1, attn_dropout=0.1`; the Hydra model
 `bert-base-paper`).
 """
+
 from __future__ import annotations
 
 import math
@@ -138,8 +139,7 @@ class SelfAttention(nn.Module):
             # the memory traffic of the rotation and hand SDPA fp32 inputs to cast back
             cos, sin = (r.to(q.dtype) for r in rope)
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, L, H))
 
 
@@ -180,8 +180,9 @@ class MidiBert(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.hidden) if cfg.pre_norm else nn.Identity()
         self.apply(init_weights)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                output_all: bool = False) -> Tensor | list[Tensor]:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, output_all: bool = False
+    ) -> Tensor | list[Tensor]:
         """Last hidden states (B, L, H); with output_all, the embedding output and every layer's.
 
         attention_mask (B, L) is True for real tokens (default: tokens that are not all PAD);

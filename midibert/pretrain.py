@@ -7,6 +7,7 @@
 Writes checkpoints, logs and, at the end, a bundle (config.json, tokenizer.json,
 model.safetensors) of the encoder that fine-tuning starts from.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,9 +42,14 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer
-    module = MaskedLM(encoder=OmegaConf.to_container(cfg.encoder, resolve=True), vocab_sizes=tok.vocab_sizes, families=tok.families,
-                      optim=OmegaConf.to_container(cfg.optim, resolve=True), mask=OmegaConf.to_container(cfg.mask, resolve=True),
-                      seed=cfg.seed)
+    module = MaskedLM(
+        encoder=OmegaConf.to_container(cfg.encoder, resolve=True),
+        vocab_sizes=tok.vocab_sizes,
+        families=tok.families,
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        mask=OmegaConf.to_container(cfg.mask, resolve=True),
+        seed=cfg.seed,
+    )
     log.info("encoder: %s, %.1fM parameters", cfg.encoder.preset, sum(p.numel() for p in module.parameters()) / 1e6)
     trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))

@@ -10,6 +10,7 @@ Packaged models live in `midibert/models/<name>/`, listed in `midibert/models/in
 `python -m midibert.release` writes together with the bundles; `$MIDIBERT_MODELS` points at
 another such folder instead. No torch here: `midibert models` lists them instantly.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def default_model(task: str) -> str:
     names = names or sorted(n for n, m in models.items() if m["task"] == task)
     if not names:
         shipped = ", ".join(sorted({m["task"] for m in models.values()})) or "none"
-        raise ValueError(f"no packaged {task} model in this installation (packaged tasks: {shipped}); "
-                         f"give a bundle directory or Hub repo id as the model")
+        raise ValueError(
+            f"no packaged {task} model in this installation (packaged tasks: {shipped}); "
+            f"give a bundle directory or Hub repo id as the model"
+        )
     return names[0]
 
 
@@ -69,11 +72,15 @@ def resolve(name: str | os.PathLike, task: str | None = None) -> Path:
         name = default_model(name)
     if name in models:
         if task is not None and not task_matches(models[name]["task"], task):
-            raise ValueError(f"{name} is a packaged {models[name]['task']} model, not a {task} one "
-                             f"(the packaged {task} model: see `midibert models`)")
+            raise ValueError(
+                f"{name} is a packaged {models[name]['task']} model, not a {task} one "
+                f"(the packaged {task} model: see `midibert models`)"
+            )
         found = models_dir() / models[name].get("path", name)
         if not found.is_dir():
-            raise ValueError(f"{name}: listed in {models_dir() / INDEX_FILE} but {found} is missing; reinstall midibert")
+            raise ValueError(
+                f"{name}: listed in {models_dir() / INDEX_FILE} but {found} is missing; reinstall midibert"
+            )
         return found
     if REPO_ID.match(name):
         return _from_hub(name)
@@ -88,15 +95,19 @@ def _from_hub(repo_id: str) -> Path:
         from huggingface_hub import constants, snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError as e:
-        raise ValueError(f"{repo_id}: not a local directory; loading from the Hugging Face Hub needs "
-                         f"`pip install huggingface_hub` ({e})") from e
+        raise ValueError(
+            f"{repo_id}: not a local directory; loading from the Hugging Face Hub needs "
+            f"`pip install huggingface_hub` ({e})"
+        ) from e
     try:
         return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
     except RepositoryNotFoundError as e:
         raise ValueError(f"{repo_id}: no such directory here, and no such model on the Hugging Face Hub") from e
     except LocalEntryNotFoundError as e:
         why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
-        raise ValueError(f"{repo_id}: no such directory here, and not in the Hugging Face cache "
-                         f"({constants.HF_HUB_CACHE}) while {why}") from e
+        raise ValueError(
+            f"{repo_id}: no such directory here, and not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) while {why}"
+        ) from e
     except HfHubHTTPError as e:
         raise ValueError(f"{repo_id}: the Hugging Face Hub refused it: {str(e).splitlines()[0]}") from e

@@ -12,6 +12,7 @@ learned from, pre-training included (refused where one states no terms we can re
 MODEL_CARD.md says all of it, with the commands. Bundles are written whole before the index
 names them.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,21 +34,21 @@ TASKS = {  # what each task's model says, for the card
     "melody": "melody extraction: each note is melody, bridge (a secondary line) or accompaniment",
     "melody2": "melody extraction: each note is melody or accompaniment",
     "velocity": "velocity prediction: each note's loudness bin (0-31, 32-47, 48-63, 64-79, 80-95, 96-127) from the "
-                "notes alone",
+    "notes alone",
     "style": "style (pianist) classification of the whole piece",
     "emotion": "emotion classification of the whole piece: quadrant of valence x arousal (Q1 happy, Q2 tense, "
-               "Q3 sad, Q4 calm)",
+    "Q3 sad, Q4 calm)",
 }
 LIMITS = {
     "melody": "Learned from POP909's MELODY / BRIDGE / PIANO tracks of Chinese pop songs arranged for piano: "
-              "it finds a sung-style lead line; the bridge (instrumental answers between vocal phrases) is the "
-              "class it confuses most. Other genres (classical, jazz) are outside its training data.",
+    "it finds a sung-style lead line; the bridge (instrumental answers between vocal phrases) is the "
+    "class it confuses most. Other genres (classical, jazz) are outside its training data.",
     "velocity": "A score carries no dynamics, so the model guesses loudness from pitch, rhythm and texture; each "
-                "song's overall level is not predictable from its notes, which caps what any model reaches here.",
+    "song's overall level is not predictable from its notes, which caps what any model reaches here.",
     "style": "Every piece is given one of the eight Pianist8 pianists, even if played by someone else; "
-             "read it as 'sounds most like', never as identification.",
+    "read it as 'sounds most like', never as identification.",
     "emotion": "Every piece is given one of four quadrants, averaged over the whole piece; EMOPIA's clips are "
-               "about 30 s of pop piano, so long pieces whose mood changes get one averaged answer.",
+    "about 30 s of pop piano, so long pieces whose mood changes get one averaged answer.",
 }
 SPLITS = {  # how the fine-tuning dataset is split, where it is not a seeded group-disjoint split
     "pop909": "MidiBERT-Piano's published split of the 865 songs in 4/4",
@@ -75,12 +76,21 @@ def licence_terms(datasets: list[str]) -> tuple[str, dict[str, str]]:
         elif name in manifest and manifest[name].get("license"):
             lic = manifest[name]["license"]
         else:
-            raise ValueError(f"{name}: no licence recorded in midibert/data/datasets.json; "
-                             f"a model trained on it cannot be shipped with stated terms")
+            raise ValueError(
+                f"{name}: no licence recorded in midibert/data/datasets.json; "
+                f"a model trained on it cannot be shipped with stated terms"
+            )
         licences[name] = lic
     terms = " ".join(licences.values())
-    limits = [word for word, applies in (("research use only", "not stated" in terms),
-                                         ("non-commercial", "NC" in terms), ("share-alike", "SA" in terms)) if applies]
+    limits = [
+        word
+        for word, applies in (
+            ("research use only", "not stated" in terms),
+            ("non-commercial", "NC" in terms),
+            ("share-alike", "SA" in terms),
+        )
+        if applies
+    ]
     return (", ".join(limits) if limits else "MIT"), licences
 
 
@@ -109,8 +119,10 @@ def _pretraining(ft: dict, run_dir: Path) -> dict | None:
     for config in (Path(ft["pretrained"]).parent / "config.yaml", run_dir / "pretrain" / "config.yaml"):
         if config.is_file():
             return OmegaConf.to_container(OmegaConf.load(config))
-    raise ValueError(f"{ft['run_dir']}: fine-tuned from {ft['pretrained']}, whose config.yaml (what it was "
-                     f"pre-trained on, hence part of the licence) is not found")
+    raise ValueError(
+        f"{ft['run_dir']}: fine-tuned from {ft['pretrained']}, whose config.yaml (what it was "
+        f"pre-trained on, hence part of the licence) is not found"
+    )
 
 
 def _same_test_split(baseline_run: Path, ft: dict) -> bool:
@@ -140,75 +152,133 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     clf = Classifier.from_pretrained(shipped, device="cpu")
     reference = Classifier.from_pretrained(run_bundle, device="cpu", quantize=False)
     data = ft["task"]["data"]
-    pieces, sources = split_sources(data["dataset"], data["path"], kind=clf.tokenizer.config.kind, seed=ft["seed"],
-                                    **(data.get("options") or {}))
+    pieces, sources = split_sources(
+        data["dataset"], data["path"], kind=clf.tokenizer.config.kind, seed=ft["seed"], **(data.get("options") or {})
+    )
     preds = clf.predict_batch(sources)
     m = score_predictions(preds, pieces, data.get("label_key"))
     # rounded once, here, so that the card and the index print the very same figures
-    return {"accuracy": round(m["accuracy"], 6), "macro_f1": round(m["macro_f1"], 6), "n": m["n"],
-            "agreement": round(agreement(preds, reference.predict_batch(sources)), 6), "engine": clf.engine}
+    return {
+        "accuracy": round(m["accuracy"], 6),
+        "macro_f1": round(m["macro_f1"], 6),
+        "n": m["n"],
+        "agreement": round(agreement(preds, reference.predict_batch(sources)), 6),
+        "engine": clf.engine,
+    }
 
 
-def _card(name: str, task: str, size: str, spec: str, arch: BertConfig, ft: dict, pre: dict | None, results: dict, measured: dict,
-          baselines: dict[str, dict], licence: str, licences: dict[str, str], command: str, export: str,
-          weights: str, commit: str | None) -> str:
+def _card(
+    name: str,
+    task: str,
+    size: str,
+    spec: str,
+    arch: BertConfig,
+    ft: dict,
+    pre: dict | None,
+    results: dict,
+    measured: dict,
+    baselines: dict[str, dict],
+    licence: str,
+    licences: dict[str, str],
+    command: str,
+    export: str,
+    weights: str,
+    commit: str | None,
+) -> str:
     """MODEL_CARD.md: what it does, data and split, recipe and commands, test scores, limits, licence."""
     data, unit = ft["task"]["data"], "notes" if ft["task"]["level"] == "token" else "pieces"
     dataset = data["dataset"]
-    split = SPLITS.get(dataset, f"split by song, every clip of a song on one side, seeded with the fine-tuning "
-                                f"seed {ft['seed']}")
+    split = SPLITS.get(
+        dataset, f"split by song, every clip of a song on one side, seeded with the fine-tuning seed {ft['seed']}"
+    )
     train = results.get("scale", {})
-    lines = [f"# {name}", "", f"{TASKS.get(task, task)}. {size}.", "", "```bash",
-             f"midibert classify song.mid --task {task}" if task in LIMITS else f"midibert classify song.mid --model {name}",
-             "```", "", "```python", "from midibert.classify import Classifier",
-             f'res = Classifier.from_pretrained("{name}").predict("song.mid")', "```", "",
-             "## Data", "", f"- Fine-tuned on **{dataset}** ({split}); tested on its test split, which no stage of "
-             f"training saw ({measured['n']:,} {unit}). Classes: {', '.join(ft['task']['class_names'])}."]
+    lines = [
+        f"# {name}",
+        "",
+        f"{TASKS.get(task, task)}. {size}.",
+        "",
+        "```bash",
+        f"midibert classify song.mid --task {task}" if task in LIMITS else f"midibert classify song.mid --model {name}",
+        "```",
+        "",
+        "```python",
+        "from midibert.classify import Classifier",
+        f'res = Classifier.from_pretrained("{name}").predict("song.mid")',
+        "```",
+        "",
+        "## Data",
+        "",
+        f"- Fine-tuned on **{dataset}** ({split}); tested on its test split, which no stage of "
+        f"training saw ({measured['n']:,} {unit}). Classes: {', '.join(ft['task']['class_names'])}.",
+    ]
     if pre is not None:
         names = ", ".join(_pretraining_datasets(pre))
         lines.append(f"- Pre-trained (masked language model) on {names}: train splits only, so no test piece is seen.")
     lines += ["", "## Recipe", ""]
     if pre is not None:
-        lines.append(f"- Pre-training: {pre['trainer']['max_steps']} steps of {pre['data']['batch_size']} x "
-                     f"{pre['data']['seq_len']} {pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, "
-                     f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
-                     f"mask {pre['mask']['mode']}.")
-    lines += [f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
-              f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
-              f"{train.get('train_windows', '?')} training windows.",
-              f"- Shipped weights: {weights} (stored compactly, computed in fp32"
-              f"{'; on CPU, linear layers run as dynamic int8 (' + measured['engine'] + ')' if measured['engine'] else ''}).",
-              f"- Made by: `{command}`"
-              + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")
-              + f", then `{export}`.", "",
-              "## Test scores", "",
-              f"| model | accuracy | macro-F1 | {unit} |", "| --- | ---: | ---: | ---: |",
-              f"| **this model as shipped**, via `midibert.classify` | {measured['accuracy']:.2%} | "
-              f"{measured['macro_f1']:.4f} | {measured['n']:,} |"]
+        lines.append(
+            f"- Pre-training: {pre['trainer']['max_steps']} steps of {pre['data']['batch_size']} x "
+            f"{pre['data']['seq_len']} {pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, "
+            f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
+            f"mask {pre['mask']['mode']}."
+        )
+    lines += [
+        f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
+        f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
+        f"{train.get('train_windows', '?')} training windows.",
+        f"- Shipped weights: {weights} (stored compactly, computed in fp32"
+        f"{'; on CPU, linear layers run as dynamic int8 (' + measured['engine'] + ')' if measured['engine'] else ''}).",
+        f"- Made by: `{command}`"
+        + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")
+        + f", then `{export}`.",
+        "",
+        "## Test scores",
+        "",
+        f"| model | accuracy | macro-F1 | {unit} |",
+        "| --- | ---: | ---: | ---: |",
+        f"| **this model as shipped**, via `midibert.classify` | {measured['accuracy']:.2%} | "
+        f"{measured['macro_f1']:.4f} | {measured['n']:,} |",
+    ]
     fp32 = _level_metrics(results)
-    lines.append(f"| fp32 original, in fine-tuning's evaluation | {fp32['accuracy']:.2%} | {fp32['macro_f1']:.4f} | "
-                 f"{fp32['n']:,} |")
+    lines.append(
+        f"| fp32 original, in fine-tuning's evaluation | {fp32['accuracy']:.2%} | {fp32['macro_f1']:.4f} | "
+        f"{fp32['n']:,} |"
+    )
     for arch, r in sorted(baselines.items()):
         b = _level_metrics(r)
         lines.append(f"| {arch} baseline | {b['accuracy']:.2%} | {b['macro_f1']:.4f} | {b['n']:,} |")
-    lines += ["", f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does. "
-              f"Measured by `{export}` (the first row and the agreement) and by `{command}` (the others, in "
-              f"`results.json`).", "",
-              "## Limits", "", f"- {LIMITS.get(task, 'See the task description above.')}",
-              f"- Input is read as {spec} tokens ({GRIDS[spec.split('-')[1]]}), timed by the file's own beats. Scores "
-              "fit best; performances recorded without a beat grid (free tempo) are quantized against whatever "
-              "tempo the file claims, and lose accuracy.",
-              "- Drum tracks are ignored. All other tracks, whatever their instrument, merge into one piano stream: "
-              "multi-instrument (non-piano) MIDI is read as if one pianist played everything.",
-              "- Pieces of any length work: long ones are read in overlapping windows and averaged.", "",
-              "## Licence", "", f"**{licence}.** A model inherits the terms of the data it learned from:", ""]
+    lines += [
+        "",
+        f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does. "
+        f"Measured by `{export}` (the first row and the agreement) and by `{command}` (the others, in "
+        f"`results.json`).",
+        "",
+        "## Limits",
+        "",
+        f"- {LIMITS.get(task, 'See the task description above.')}",
+        f"- Input is read as {spec} tokens ({GRIDS[spec.split('-')[1]]}), timed by the file's own beats. Scores "
+        "fit best; performances recorded without a beat grid (free tempo) are quantized against whatever "
+        "tempo the file claims, and lose accuracy.",
+        "- Drum tracks are ignored. All other tracks, whatever their instrument, merge into one piano stream: "
+        "multi-instrument (non-piano) MIDI is read as if one pianist played everything.",
+        "- Pieces of any length work: long ones are read in overlapping windows and averaged.",
+        "",
+        "## Licence",
+        "",
+        f"**{licence}.** A model inherits the terms of the data it learned from:",
+        "",
+    ]
     roles = dict.fromkeys(_pretraining_datasets(pre), "pre-training")
     roles[dataset] = "fine-tuning" + (", pre-training" if dataset in roles else "")
     lines += [f"- {d} ({roles[d]}): {lic}" for d, lic in licences.items()]
     if "non-commercial" in licence:
-        lines += ["", "This model may not be used commercially, and what you make from it must be shared under "
-                  "the same terms (CC BY-NC-SA 4.0)." if "share-alike" in licence else
-                  "This model may not be used commercially."]
+        lines += [
+            "",
+            "This model may not be used commercially, and what you make from it must be shared under "
+            "the same terms (CC BY-NC-SA 4.0)."
+            if "share-alike" in licence
+            else "This model may not be used commercially.",
+        ]
     if "research use" in licence:
         lines += ["", "Some of its data states no licence; use the model for research only."]
     return "\n".join(lines) + "\n"
@@ -217,21 +287,30 @@ def _card(name: str, task: str, size: str, spec: str, arch: BertConfig, ft: dict
 def _bert_runs(run_dir: Path) -> list[Path]:
     """One fine-tuned BERT run per task: `<task>-bert`, or of `<task>-bert-seed<n>` the lowest seed
     (chosen before looking at any score, so the shipped model is not picked on its test split)."""
+
     def seed(p: Path) -> int:
         return int(p.name.rsplit("-seed", 1)[1]) if "-seed" in p.name else -1
 
-    found = [p for p in run_dir.glob("*-bert*") if re.fullmatch(r"[a-z0-9]+-bert(-seed\d+)?", p.name)
-             and (p / "results.json").is_file() and (p / "bundle").is_dir()]
+    found = [
+        p
+        for p in run_dir.glob("*-bert*")
+        if re.fullmatch(r"[a-z0-9]+-bert(-seed\d+)?", p.name)
+        and (p / "results.json").is_file()
+        and (p / "bundle").is_dir()
+    ]
     runs: dict[str, Path] = {}
     for p in sorted(found, key=seed):
         runs.setdefault(p.name.split("-bert")[0], p)
     if not runs:
-        raise FileNotFoundError(f"no fine-tuned BERT runs (<task>-bert[-seed<n>]/results.json and bundle/) in {run_dir}")
+        raise FileNotFoundError(
+            f"no fine-tuned BERT runs (<task>-bert[-seed<n>]/results.json and bundle/) in {run_dir}"
+        )
     return [runs[t] for t in sorted(runs)]
 
 
-def _stage(run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, commit: str | None,
-           command: str, export_cmd: str) -> tuple[str, Path, dict]:
+def _stage(
+    run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, commit: str | None, command: str, export_cmd: str
+) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
     results = json.loads((run / "results.json").read_text())
     ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
@@ -241,48 +320,108 @@ def _stage(run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, com
     preset = _preset(source.model_config)
     name = f"{prefix}-{preset.removeprefix('bert-')}-{task}"
     licence, licences = licence_terms([results["dataset"], *_pretraining_datasets(pre)])
-    staged = save_bundle(to / f".{name}.unchecked", source.state_dict, source.model_config, source.tokenizer,
-                         task=source.task, id2label=source.id2label, weights=weights)
+    staged = save_bundle(
+        to / f".{name}.unchecked",
+        source.state_dict,
+        source.model_config,
+        source.tokenizer,
+        task=source.task,
+        id2label=source.id2label,
+        weights=weights,
+    )
     measured = _measure(run / "bundle", staged, ft)
     if results["levels"].get("note") and measured["agreement"] < MIN_AGREEMENT:
-        raise ValueError(f"{name}: {weights} weights agree with fp32 on only {measured['agreement']:.2%} of "
-                         f"the test notes (< {MIN_AGREEMENT:.1%}); export with --weights fp16")
+        raise ValueError(
+            f"{name}: {weights} weights agree with fp32 on only {measured['agreement']:.2%} of "
+            f"the test notes (< {MIN_AGREEMENT:.1%}); export with --weights fp16"
+        )
     params = sum(t.numel() for t in source.state_dict.values())
     mb = (staged / WEIGHTS_FILE).stat().st_size / 1e6
     size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
-    baselines = {p.name.split("-", 1)[1]: json.loads((p / "results.json").read_text())
-                 for p in run_dir.glob(f"{task}-*") if (p / "results.json").is_file()
-                 and not (p / "bundle").is_dir()  # rule baselines have no bundle
-                 and _same_test_split(p, ft)}
-    write_atomic(staged / CARD_FILE, _card(name, task, size, source.tokenizer.spec, source.model_config, ft, pre, results, measured,
-                                          baselines, licence, licences, command, export_cmd, weights, commit))
+    baselines = {
+        p.name.split("-", 1)[1]: json.loads((p / "results.json").read_text())
+        for p in run_dir.glob(f"{task}-*")
+        if (p / "results.json").is_file()
+        and not (p / "bundle").is_dir()  # rule baselines have no bundle
+        and _same_test_split(p, ft)
+    }
+    write_atomic(
+        staged / CARD_FILE,
+        _card(
+            name,
+            task,
+            size,
+            source.tokenizer.spec,
+            source.model_config,
+            ft,
+            pre,
+            results,
+            measured,
+            baselines,
+            licence,
+            licences,
+            command,
+            export_cmd,
+            weights,
+            commit,
+        ),
+    )
     entry = {
-        "task": task, "default": True, "path": name, "size": size, "dataset": results["dataset"],
+        "task": task,
+        "default": True,
+        "path": name,
+        "size": size,
+        "dataset": results["dataset"],
         "data": results["dataset"] + (f" (pre-training: {', '.join(_pretraining_datasets(pre))})" if pre else ""),
         "licence": licence,
-        "test": {"accuracy": measured["accuracy"], "macro_f1": measured["macro_f1"],
-                 "n": measured["n"], "unit": "notes" if results["levels"].get("note") else "pieces",
-                 "split": f"{results['dataset']} test", "seed": ft["seed"]},
+        "test": {
+            "accuracy": measured["accuracy"],
+            "macro_f1": measured["macro_f1"],
+            "n": measured["n"],
+            "unit": "notes" if results["levels"].get("note") else "pieces",
+            "split": f"{results['dataset']} test",
+            "seed": ft["seed"],
+        },
         "agreement_fp32": measured["agreement"],
     }
-    print(f"{name}: {size}; test accuracy {measured['accuracy']:.2%}, macro-F1 {measured['macro_f1']:.4f}, "
-          f"agreement with fp32 {measured['agreement']:.2%}; {licence}")
+    print(
+        f"{name}: {size}; test accuracy {measured['accuracy']:.2%}, macro-F1 {measured['macro_f1']:.4f}, "
+        f"agreement with fp32 {measured['agreement']:.2%}; {licence}"
+    )
     return name, staged, entry
 
 
-def export(run_dir: str | os.PathLike, to: str | os.PathLike, *, weights: str = "int8",
-           prefix: str = "midibert", commit: str | None = None) -> list[Path]:
+def export(
+    run_dir: str | os.PathLike,
+    to: str | os.PathLike,
+    *,
+    weights: str = "int8",
+    prefix: str = "midibert",
+    commit: str | None = None,
+) -> list[Path]:
     """Each task's BERT run under `run_dir` as a packaged bundle in `to`, listed in its index. All
     or nothing: every model is checked before any replaces what `to` held."""
     run_dir, to = Path(run_dir), Path(to)
     runs = _bert_runs(run_dir)
     command = _command(run_dir)
-    export_cmd = f"midibert release export {run_dir} {to} --weights {weights}" + (f" --commit {commit}" if commit else "")
+    export_cmd = f"midibert release export {run_dir} {to} --weights {weights}" + (
+        f" --commit {commit}" if commit else ""
+    )
     staged: list[tuple[str, Path, dict]] = []
     try:
         for run in runs:
-            staged.append(_stage(run, run_dir, to, weights=weights, prefix=prefix, commit=commit, command=command,
-                                 export_cmd=export_cmd))
+            staged.append(
+                _stage(
+                    run,
+                    run_dir,
+                    to,
+                    weights=weights,
+                    prefix=prefix,
+                    commit=commit,
+                    command=command,
+                    export_cmd=export_cmd,
+                )
+            )
     except BaseException:  # nothing unchecked is left behind to be mistaken for a model
         for folder in to.glob(".*.unchecked"):  # those staged, and the one that failed
             shutil.rmtree(folder, ignore_errors=True)

@@ -5,6 +5,7 @@ Example::
     from midibert import report
     print(report.table(report.load_runs(["runs/"])))
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,22 @@ PAPER = {
     "rnn": {"melody": 88.66, "velocity": 43.77, "style": 60.32, "emotion": 54.13},
 }
 PAPER_DATASETS = {"melody": "pop909", "velocity": "pop909", "style": "pianist8", "emotion": "emopia"}
-_COLUMNS = ("run", "task", "model", "dataset", "repr", "level", "accuracy %", "macro-F1 %", "seeds",
-            "vs scratch", "vs BiLSTM", "window acc %", "scale", "paper %")
+_COLUMNS = (
+    "run",
+    "task",
+    "model",
+    "dataset",
+    "repr",
+    "level",
+    "accuracy %",
+    "macro-F1 %",
+    "seeds",
+    "vs scratch",
+    "vs BiLSTM",
+    "window acc %",
+    "scale",
+    "paper %",
+)
 _SEED = re.compile(r"-seed\d+$")
 
 
@@ -55,8 +70,11 @@ def _groups(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
 
 
 def _stat(runs: list[dict], key: str, level: str | None = None) -> list[float]:
-    return [100 * r["levels"][level or _primary_level(r["levels"])][key] for r in runs
-            if (level or _primary_level(r["levels"])) in r["levels"]]
+    return [
+        100 * r["levels"][level or _primary_level(r["levels"])][key]
+        for r in runs
+        if (level or _primary_level(r["levels"])) in r["levels"]
+    ]
 
 
 def _fmt(values: list[float]) -> str:
@@ -87,9 +105,21 @@ def table(runs: Sequence[dict]) -> str:
             gains.append(f"{own - ref:+.2f}" if ref is not None else "—")
         paper = PAPER.get(model, {}).get(task) if PAPER_DATASETS.get(task) == dataset else None
         scale = ", ".join(f"{k}={v}" for k, v in group[0].get("scale", {}).items() if k != "pretrained")
-        row = [name, task, model, dataset, representation, level, _fmt(_stat(group, "accuracy")),
-               _fmt(_stat(group, "macro_f1")), str(len(group)), *gains, _fmt(_stat(group, "accuracy", "window")),
-               scale or "—", f"{paper:.2f}" if paper is not None else "—"]
+        row = [
+            name,
+            task,
+            model,
+            dataset,
+            representation,
+            level,
+            _fmt(_stat(group, "accuracy")),
+            _fmt(_stat(group, "macro_f1")),
+            str(len(group)),
+            *gains,
+            _fmt(_stat(group, "accuracy", "window")),
+            scale or "—",
+            f"{paper:.2f}" if paper is not None else "—",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@ Each stage is composed from the same configs as `midibert.pretrain` / `midibert.
 the overrides the experiment's `pipeline` block lists. A stage whose outputs exist is skipped,
 so a killed main job resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,12 @@ def run_pipeline(cfg: DictConfig) -> Path:
 
     p = cfg.pipeline
     root = Path(cfg.run_dir)
-    common = [f"paths.output_dir={cfg.paths.output_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
-              f"paths.data_root={cfg.paths.data_root}", *p.get("common", [])]
+    common = [
+        f"paths.output_dir={cfg.paths.output_dir}",
+        f"paths.cache_dir={cfg.paths.cache_dir}",
+        f"paths.data_root={cfg.paths.data_root}",
+        *p.get("common", []),
+    ]
     bundle = root / "pretrain" / "bundle"
     todo = []
     for name, entry, overrides in _stages(cfg, bundle):
@@ -77,11 +82,17 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
             for seed in seeds or [cfg.seed]:
                 name = f"{task}-{model}" + (f"-seed{seed}" if seeds else "")
                 trained = p.finetune if arch in ("bert", "rnn") else []
-                stages.append((name, "finetune", [f"seed={seed}", f"task={task}", f"model={arch}", *trained,
-                                                  *task_overrides, *extra]))
+                stages.append(
+                    (
+                        name,
+                        "finetune",
+                        [f"seed={seed}", f"task={task}", f"model={arch}", *trained, *task_overrides, *extra],
+                    )
+                )
         for arch in (p.get("baselines") or {}).get(task, []):
-            stages.append((f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"task={task}", f"model={arch}",
-                                                          *task_overrides]))
+            stages.append(
+                (f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"task={task}", f"model={arch}", *task_overrides])
+            )
     return stages
 
 
@@ -117,8 +128,10 @@ def _run_parallel(stages: list[tuple[str, str, list[str]]], jobs: int, started: 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log.info("== %d stages, %d at a time, %d thread(s) each", len(stages), jobs, threads)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_stage, entry, hydra.compose(entry, overrides), threads, started): name
-                   for name, entry, overrides in stages}
+        futures = {
+            pool.submit(_run_stage, entry, hydra.compose(entry, overrides), threads, started): name
+            for name, entry, overrides in stages
+        }
         for future in as_completed(futures):
             future.result()  # a failed stage fails the main job, with its own traceback
 

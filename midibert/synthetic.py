@@ -9,6 +9,7 @@ Example::
     from midibert.synthetic import generate_corpus
     root = generate_corpus("/tmp/toy", n_pieces=48, seed=0)   # root / "labels.csv", root / "midi/..."
 """
+
 from __future__ import annotations
 
 import csv
@@ -133,17 +134,26 @@ class _Style:
 STYLES: dict[str, _Style] = {
     "waltz": _Style(3, 160, (67, 84), (55, 69), ((1, 1, 1), (2, 1), (1.5, 0.5, 1), (0.5, 0.5, 1, 1), (3,)), _oompah),
     "march": _Style(
-        4, 112, (62, 79), (52, 66),
+        4,
+        112,
+        (62, 79),
+        (52, 66),
         ((1, 1, 1, 1), (0.75, 0.25, 1, 0.75, 0.25, 1), (2, 1, 1), (1, 0.5, 0.5, 2), (0.75, 0.25, 0.75, 0.25, 2)),
         _march,
     ),
     "nocturne": _Style(
-        4, 60, (70, 91), (58, 72),
+        4,
+        60,
+        (70, 91),
+        (58, 72),
         ((2, 1, 1), (3, 1), (1.5, 0.5, 2), (1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 1)),
         _arpeggio,
     ),
     "ragtime": _Style(
-        2, 92, (67, 88), (55, 70),
+        2,
+        92,
+        (67, 88),
+        (55, 70),
         ((0.25, 0.5, 0.25, 0.5, 0.5), (0.25, 0.5, 0.25, 1), (0.5, 0.25, 0.5, 0.25, 0.5), (0.75, 0.75, 0.5)),
         _stride,
     ),
@@ -328,7 +338,7 @@ def _splits(n: int, rng: np.random.Generator) -> list[str]:
     n_held = max(1, round(0.1 * n)) if n >= 3 else 0
     order = list(range(min(n, 4))) + [4 + int(i) for i in rng.permutation(max(n - 4, 0))]
     split = ["train"] * n
-    for rank, i in enumerate(reversed(order[n - 2 * n_held:])):
+    for rank, i in enumerate(reversed(order[n - 2 * n_held :])):
         split[i] = "test" if rank < n_held else "valid"
     return split
 

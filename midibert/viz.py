@@ -8,6 +8,7 @@ Example::
     from midibert import viz
     viz.confusion_matrix(cm, ["melody", "bridge", "accompaniment"], "out/cm.png")
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,8 +60,15 @@ def pianoroll(
         colours = [_CLASS_COLOURS[k % len(_CLASS_COLOURS)] for k in labels]
         compared = title == "predicted" and labels_true is not None
         wrong = labels != panels[0][1] if compared else np.zeros(len(labels), bool)
-        ax.barh(pitch, duration, left=onset, height=0.8, color=colours,
-                edgecolor=np.where(wrong, "black", "none"), linewidth=np.where(wrong, 1.2, 0))
+        ax.barh(
+            pitch,
+            duration,
+            left=onset,
+            height=0.8,
+            color=colours,
+            edgecolor=np.where(wrong, "black", "none"),
+            linewidth=np.where(wrong, 1.2, 0),
+        )
         if compared and len(labels):
             title = f"predicted (accuracy {np.mean(~wrong):.1%}; errors outlined)"
         ax.set_title(title)
@@ -95,8 +103,14 @@ def velocity_scatter(true: Sequence[float], pred: Sequence[float], path: str | o
         limits, score = (0, 128), f"MAE {np.mean(np.abs(true - pred)):.1f}" if len(true) else ""
     ax.scatter(x, y, s=8, alpha=0.4, linewidths=0)
     ax.plot(limits, limits, color="black", linewidth=0.8, linestyle="--")
-    ax.set(xlim=limits, ylim=limits, aspect="equal", title=f"velocity{' bin' if binned else ''}: {score}",
-           xlabel="true", ylabel="predicted")
+    ax.set(
+        xlim=limits,
+        ylim=limits,
+        aspect="equal",
+        title=f"velocity{' bin' if binned else ''}: {score}",
+        xlabel="true",
+        ylabel="predicted",
+    )
     return _save(fig, path)
 
 
@@ -113,8 +127,15 @@ def confusion_matrix(
     fig.colorbar(image, ax=ax, shrink=0.8)
     for (i, j), value in np.ndenumerate(shown):
         text = f"{value:.2f}" if normalize else f"{value:g}"
-        ax.text(j, i, text, ha="center", va="center", fontsize="small",
-                color="white" if value > 0.6 * image.norm.vmax else "black")
+        ax.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if value > 0.6 * image.norm.vmax else "black",
+        )
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
     ax.set_yticks(range(n), class_names)
     ax.set(xlabel="predicted", ylabel="true", title="confusion" + (" (row-normalised)" if normalize else ""))
@@ -180,6 +201,6 @@ def training_curves(
         ax.grid(alpha=0.3)
         if ax.lines:  # a requested metric may be in no file
             ax.legend(fontsize="small")
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     return _save(fig, path)

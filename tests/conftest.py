@@ -1,4 +1,5 @@
 """Shared fixtures: where the real datasets are, and skipping clearly when they are not."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Baselines: BiLSTM shapes and padding invariance, skyline melody."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,4 +63,3 @@ def test_skyline_melody():
     shuffled = np.random.default_rng(0).permutation(len(pitch))
     assert skyline_melody(pitch[shuffled], onset[shuffled]).tolist() == skyline_melody(pitch, onset)[shuffled].tolist()
     assert skyline_melody(np.array([]), np.array([])).tolist() == []
-

@@ -1,4 +1,5 @@
 """DataModules and the step sampler: padded batches, masks, mixes and a resumable order."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,17 +27,29 @@ def test_token_batches_pad_mask_and_cover_every_token(sample):
     batch = next(iter(dm.train_dataloader()))
     ids, mask = batch["input_ids"], batch["attention_mask"]
     assert ids.shape[:2] == mask.shape == batch["labels"].shape and ids.shape[2] == len(dm.tokenizer.families)
-    assert (ids[~mask] == 0).all() and (batch["labels"][~mask] == IGNORE).all() and (batch["note_index"][~mask] == -1).all()
+    assert (
+        (ids[~mask] == 0).all()
+        and (batch["labels"][~mask] == IGNORE).all()
+        and (batch["note_index"][~mask] == -1).all()
+    )
     # training windows tile each piece exactly once
     split = dm.splits["train"]
     assert sum(int(n) for _, _, n in dm.train_set.rows) == int(split.offsets[-1])
     # evaluation windows overlap, so every test note is seen
-    seen = {(int(p), int(n)) for b in dm.test_dataloader() for p, row in zip(b["piece"], b["note_index"]) for n in row if n >= 0}
+    seen = {
+        (int(p), int(n))
+        for b in dm.test_dataloader()
+        for p, row in zip(b["piece"], b["note_index"])
+        for n in row
+        if n >= 0
+    }
     assert len(seen) == len(dm.test_targets())
 
 
 def test_sequence_batches_carry_piece_labels(sample):
-    dm = SequenceClassificationDataModule(dataset="sample", label_key="emotion", classes=["Q1", "Q2", "Q3", "Q4"], **sample)
+    dm = SequenceClassificationDataModule(
+        dataset="sample", label_key="emotion", classes=["Q1", "Q2", "Q3", "Q4"], **sample
+    )
     dm.setup()
     for b in dm.val_dataloader():
         assert b["labels"].shape == b["piece"].shape
@@ -45,8 +58,14 @@ def test_sequence_batches_carry_piece_labels(sample):
 
 
 def test_pretrain_mix_weights(sample):
-    one = PretrainDataModule(datasets=[{"name": "sample", "path": sample["path"], "weight": 1.0}], **{k: v for k, v in sample.items() if k != "path"})
-    two = PretrainDataModule(datasets=[{"name": "sample", "path": sample["path"], "weight": 2.5}], **{k: v for k, v in sample.items() if k != "path"})
+    one = PretrainDataModule(
+        datasets=[{"name": "sample", "path": sample["path"], "weight": 1.0}],
+        **{k: v for k, v in sample.items() if k != "path"},
+    )
+    two = PretrainDataModule(
+        datasets=[{"name": "sample", "path": sample["path"], "weight": 2.5}],
+        **{k: v for k, v in sample.items() if k != "path"},
+    )
     one.setup()
     two.setup()
     assert len(two.train_set) == 2 * len(one.train_set) + round(0.5 * len(one.train_set))
@@ -95,11 +114,15 @@ def test_datamodule_buckets_by_length_when_asked(sample):
 
     def padding_and_unmasked(module):
         batches = list(module.train_dataloader())
-        return sum(int((~b["attention_mask"]).sum()) for b in batches), sum(bool(b["attention_mask"].all()) for b in batches)
+        return sum(int((~b["attention_mask"]).sum()) for b in batches), sum(
+            bool(b["attention_mask"].all()) for b in batches
+        )
 
     (padded, unmasked), (padded_before, unmasked_before) = padding_and_unmasked(dm), padding_and_unmasked(plain)
     assert padded < padded_before / 4 and unmasked > unmasked_before
-    mix = PretrainDataModule(datasets=[{"name": "sample", "path": sample["path"], "weight": 1.5}],
-                             **{k: v for k, v in sample.items() if k != "path"})
+    mix = PretrainDataModule(
+        datasets=[{"name": "sample", "path": sample["path"], "weight": 1.5}],
+        **{k: v for k, v in sample.items() if k != "path"},
+    )
     mix.setup()
     assert mix.train_set.lengths.tolist() == [len(mix.train_set[i]["input_ids"]) for i in range(len(mix.train_set))]

@@ -1,4 +1,5 @@
 """Bundles: weights and configs round-trip exactly; mismatches and newer formats are refused."""
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,6 @@ def test_compact_weights_load_back_as_fp32(tmp_path, weights, max_ratio):
     torch.testing.assert_close(again(ids), model(ids), atol=0.05, rtol=0)
 
 
-
 @pytest.mark.parametrize("damage", ["truncated", "pickle"])
 def test_damaged_weights_are_one_line_exit_2(saved, damage, tmp_path, capsys):
     from midibert.cli import main
@@ -123,7 +123,10 @@ def test_bundle_files_get_ordinary_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {
-        "config.json": 0o644, "tokenizer.json": 0o644, "model.safetensors": 0o644}
+        "config.json": 0o644,
+        "tokenizer.json": 0o644,
+        "model.safetensors": 0o644,
+    }
 
 
 def test_a_folder_that_is_not_a_bundle_is_never_replaced(saved, tmp_path):

@@ -1,4 +1,5 @@
 """Inference: one prediction per note in file order, any source type, batches, bundles, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,33 @@ VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
 STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
 
 
-def make_bundle(directory: Path, name: str, level: str, id2label: dict[int, str], spec: str = "cp-score",
-                train_on: Path | None = None, label_fn=None, hide: tuple[str, ...] = (), preset: str = "bert-tiny",
-                weights: str = "fp32", lr: float = 3e-3, steps: int = 40) -> Path:
+def make_bundle(
+    directory: Path,
+    name: str,
+    level: str,
+    id2label: dict[int, str],
+    spec: str = "cp-score",
+    train_on: Path | None = None,
+    label_fn=None,
+    hide: tuple[str, ...] = (),
+    preset: str = "bert-tiny",
+    weights: str = "fp32",
+    lr: float = 3e-3,
+    steps: int = 40,
+) -> Path:
     """A bundle (bert-tiny unless `preset`), trained for a few steps on one song's windows when
     `train_on` is given, its weights stored as `weights`."""
     torch.manual_seed(0)
     tok = Tokenizer.from_spec(spec)
-    task = {"name": name, "level": level, "num_classes": len(id2label), "arch": "bert", "head": {}, "seq_len": 64,
-            "hide_families": list(hide)}
+    task = {
+        "name": name,
+        "level": level,
+        "num_classes": len(id2label),
+        "arch": "bert",
+        "head": {},
+        "seq_len": 64,
+        "hide_families": list(hide),
+    }
     cfg = BertConfig.preset(preset, vocab_sizes=tok.vocab_sizes)
     net = build_network(task, cfg)
     if train_on is not None:
@@ -61,8 +80,9 @@ def pieces() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def melody_dir(tmp_path_factory, pieces) -> Path:
-    return make_bundle(tmp_path_factory.mktemp("m") / "melody", "melody", "token", MELODY, train_on=pieces[0],
-                       label_fn=melody_labels)
+    return make_bundle(
+        tmp_path_factory.mktemp("m") / "melody", "melody", "token", MELODY, train_on=pieces[0], label_fn=melody_labels
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +115,7 @@ def test_every_source_type_gives_the_same_prediction(clf, pieces):
         np.testing.assert_allclose(res.probs, by_path.probs, atol=1e-6)
     import miditoolkit
     import pretty_midi
+
     for src in (miditoolkit.MidiFile(str(path)), pretty_midi.PrettyMIDI(str(path))):
         assert len(clf.predict(src).labels) == len(by_path.labels)  # these parsers may re-time; counts hold
 
@@ -115,11 +136,21 @@ def test_compact_weights_and_int8_compute_agree_with_fp32(tmp_path):
     from midibert.evaluate import agreement, split_sources
 
     train = shared("pop909", "POP909", "001", "001.mid")
-    full = make_bundle(tmp_path / "fp32", "melody", "token", MELODY, train_on=train, label_fn=melody_labels,
-                       preset="bert-small", lr=5e-4, steps=60)
+    full = make_bundle(
+        tmp_path / "fp32",
+        "melody",
+        "token",
+        MELODY,
+        train_on=train,
+        label_fn=melody_labels,
+        preset="bert-small",
+        lr=5e-4,
+        steps=60,
+    )
     b = load_bundle(full)
-    small = save_bundle(tmp_path / "int8", b.state_dict, b.model_config, b.tokenizer, task=b.task,
-                        id2label=b.id2label, weights="int8")
+    small = save_bundle(
+        tmp_path / "int8", b.state_dict, b.model_config, b.tokenizer, task=b.task, id2label=b.id2label, weights="int8"
+    )
     _, sources = split_sources("pop909", shared("pop909"), kind="score", limit=20)
     fp32 = Classifier.from_pretrained(full, device="cpu", quantize=False).predict_batch(sources)
     assert len({lab for p in fp32 for lab in p.labels}) >= 2  # trained enough to tell classes apart
@@ -147,8 +178,16 @@ def test_to_midi_melody_tracks(clf, pieces, tmp_path):
 
 
 def test_velocity_to_midi_applies_predicted_velocities(tmp_path, pieces):
-    bundle = make_bundle(tmp_path / "vel", "velocity", "token", VELOCITY, spec="cp-performance",
-                         train_on=pieces[0], label_fn=velocity_labels, hide=("Velocity",))
+    bundle = make_bundle(
+        tmp_path / "vel",
+        "velocity",
+        "token",
+        VELOCITY,
+        spec="cp-performance",
+        train_on=pieces[0],
+        label_fn=velocity_labels,
+        hide=("Velocity",),
+    )
     res = mc.velocity(pieces[2], model=bundle)
     edges = np.asarray(VELOCITY_EDGES)
     expected = ((edges[:-1] + edges[1:]) // 2)[res.probs.argmax(1)]
@@ -182,8 +221,10 @@ def test_style_gives_one_label_per_piece(tmp_path, pieces):
         mc.melody(files[0], model=bundle)
 
 
-@pytest.mark.parametrize("content, cause", [(b"", "empty"), (b"MThd garbage" * 3, "not a readable MIDI"),
-                                            (b"hello, not midi at all", "not a readable MIDI")])
+@pytest.mark.parametrize(
+    "content, cause",
+    [(b"", "empty"), (b"MThd garbage" * 3, "not a readable MIDI"), (b"hello, not midi at all", "not a readable MIDI")],
+)
 def test_bad_input_raises_midi_error_naming_the_file(clf, tmp_path, content, cause):
     bad = tmp_path / "bad.mid"
     bad.write_bytes(content)
@@ -300,7 +341,9 @@ def test_cli_one_bad_file_never_stops_the_others(tmp_path, capsys, monkeypatch):
     lines = err.splitlines()
     assert len(lines) == 3 and "Traceback" not in err
     assert all(str(files[i]) in lines[i] and "32-bit ticks" in lines[i] for i in (0, 1))
-    assert lines[2] == (f"midibert: internal error on {files[2]}: RuntimeError: something no one foresaw "
-                        f"(rerun with --debug for the traceback)")
+    assert lines[2] == (
+        f"midibert: internal error on {files[2]}: RuntimeError: something no one foresaw "
+        f"(rerun with --debug for the traceback)"
+    )
     assert main(["classify", str(files[2]), "--model", str(model), "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The `midibert` command line: tokenize prints names and JSON, bad files give a clear error."""
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,11 @@ def test_data_stats_table_and_json(tmp_path):
 
 
 def test_data_errors_are_one_line(tmp_path):
-    for args in (("data", "prepare", "nope"), ("data", "stats", "pop909", "--path", str(tmp_path / "absent")),
-                 ("report", str(tmp_path))):
+    for args in (
+        ("data", "prepare", "nope"),
+        ("data", "stats", "pop909", "--path", str(tmp_path / "absent")),
+        ("report", str(tmp_path)),
+    ):
         out = run(*args)
         assert out.returncode == 2 and out.stderr.startswith("midibert: error:") and "Traceback" not in out.stderr, args
 
@@ -70,7 +74,8 @@ def test_plot_curves_and_confusion(tmp_path):
     logs.mkdir(parents=True)
     (logs / "metrics.csv").write_text("epoch,step,train/loss,val/loss\n0,0,2.0,\n0,10,1.0,\n0,10,,1.5\n0,20,0.5,\n")
     (tmp_path / "run" / "confusion_note.json").write_text(
-        json.dumps({"class_names": ["melody", "bridge", "accompaniment"], "matrix": [[5, 1, 0], [0, 2, 1], [1, 0, 9]]}))
+        json.dumps({"class_names": ["melody", "bridge", "accompaniment"], "matrix": [[5, 1, 0], [0, 2, 1], [1, 0, 9]]})
+    )
     curves = run("plot", "curves", str(tmp_path / "run"), "--out", str(tmp_path / "c.png"))
     assert curves.returncode == 0, curves.stderr
     cm = run("plot", "confusion", str(tmp_path / "run"), "--counts")

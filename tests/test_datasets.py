@@ -1,5 +1,6 @@
 """Readers: full counts and published splits on the real data (listing only), EMOPIA on a
 fixture with its layout, split rules, POP909 beat quantisation."""
+
 from __future__ import annotations
 
 from collections import Counter

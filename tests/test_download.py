@@ -1,4 +1,5 @@
 """Download: file:// archives built here (never the network), checksums, resume, safe extraction."""
+
 from __future__ import annotations
 
 import io
@@ -80,8 +81,10 @@ def _archive(path: Path, members: list[tuple[str, str, str]]) -> Path:
 @pytest.fixture
 def archive(tmp_path) -> Path:
     """A tiny EMOPIA-shaped archive with a top folder, as GitHub / Zenodo archives have."""
-    return _zip(tmp_path / "emopia.zip", {"EMOPIA_1.0/midis/Q1_abc_0.mid": b"MThd",
-                                         "EMOPIA_1.0/label.csv": b"ID,4Q\nQ1_abc_0,1\n"})
+    return _zip(
+        tmp_path / "emopia.zip",
+        {"EMOPIA_1.0/midis/Q1_abc_0.mid": b"MThd", "EMOPIA_1.0/label.csv": b"ID,4Q\nQ1_abc_0,1\n"},
+    )
 
 
 def test_manifest_names_every_downloadable_dataset():
@@ -158,7 +161,9 @@ def test_tar_with_dotdot_or_outside_link_refused(tmp_path):
     dotdot = _tar_with(tmp_path / "a.tar.gz", lambda t: _file(t, "../evil.txt"))
     with pytest.raises(UnsafeArchive):
         safe_extract(dotdot, tmp_path / "out1")
-    link_out = _tar_with(tmp_path / "b.tar.gz", lambda t: (_file(t, "d/ok.txt"), _link(t, "d/passwd", "../../etc/passwd")))
+    link_out = _tar_with(
+        tmp_path / "b.tar.gz", lambda t: (_file(t, "d/ok.txt"), _link(t, "d/passwd", "../../etc/passwd"))
+    )
     with pytest.raises(UnsafeArchive, match="leads outside"):
         safe_extract(link_out, tmp_path / "out2")
     assert not (tmp_path / "out2" / "d").exists()
@@ -177,8 +182,11 @@ def chains(tmp_path: Path) -> dict[str, list[tuple[str, str, str]]]:
     deep = 20  # more levels than tmp_path has (fewer than the kernel's 40 links): q/.../q is the folder, 20 x '..' is /
     return {
         "dot-then-parent": [("link", "top/q", "."), ("link", "top/p", "q/../outside"), ("file", "top/p/x", "evil")],
-        "to-the-root": [("link", "top/q", "."), ("link", "top/r", "/".join(["q"] * deep + [".."] * deep)),
-                        ("file", f"top/r/{str(tmp_path).strip('/')}/escaped", "evil")],
+        "to-the-root": [
+            ("link", "top/q", "."),
+            ("link", "top/r", "/".join(["q"] * deep + [".."] * deep)),
+            ("file", f"top/r/{str(tmp_path).strip('/')}/escaped", "evil"),
+        ],
         "link-then-file": [("dir", "top/sub", ""), ("link", "top/d", "sub"), ("file", "top/d/x", "evil")],
     }
 
@@ -205,8 +213,10 @@ def test_cli_reports_an_unsafe_archive_on_one_line(tmp_path, monkeypatch, capsys
 
 
 def test_links_that_stay_inside_still_extract(tmp_path):
-    ok = _archive(tmp_path / "ok.zip", [("file", "a/b.txt", "B"), ("link", "a/c.txt", "b.txt"),
-                                       ("link", "top.txt", "a/b.txt"), ("link", "here", ".")])
+    ok = _archive(
+        tmp_path / "ok.zip",
+        [("file", "a/b.txt", "B"), ("link", "a/c.txt", "b.txt"), ("link", "top.txt", "a/b.txt"), ("link", "here", ".")],
+    )
     safe_extract(ok, tmp_path / "out")
     assert (tmp_path / "out" / "a" / "c.txt").read_text() == (tmp_path / "out" / "top.txt").read_text() == "B"
 

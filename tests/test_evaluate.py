@@ -1,4 +1,5 @@
 """Metrics on hand-checked examples; overlapping windows averaged into one prediction per note / piece."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,14 @@ def test_metrics_refuses_nothing():
 
 # Four windows of 4 tokens, 2 classes. Piece 5: windows 0 and 1 overlap on note 1. Piece 2: windows 2
 # and 3 share note 1. The last tokens are padding (-1), whose probabilities must not count.
-PROBS = np.array([
-    [[.9, .1], [.7, .3], [.2, .8], [.5, .5]],
-    [[.4, .6], [.6, .4], [1., 0.], [0., 1.]],
-    [[.3, .7], [.8, .2], [.5, .5], [.5, .5]],
-    [[.4, .6], [.5, .5], [.5, .5], [.5, .5]],
-])
+PROBS = np.array(
+    [
+        [[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.5, 0.5]],
+        [[0.4, 0.6], [0.6, 0.4], [1.0, 0.0], [0.0, 1.0]],
+        [[0.3, 0.7], [0.8, 0.2], [0.5, 0.5], [0.5, 0.5]],
+        [[0.4, 0.6], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]],
+    ]
+)
 NOTE_INDEX = np.array([[0, 0, 1, -1], [1, 2, 2, -1], [0, 1, -1, -1], [1, -1, -1, -1]])
 PIECE = np.array([5, 5, 2, 2])
 LABELS = np.array([[0, 0, 1, X], [1, X, 0, X], [1, 0, X, X], [0, X, X, X]])  # note 2 of piece 5 half labelled
@@ -45,11 +48,13 @@ LABELS = np.array([[0, 0, 1, X], [1, X, 0, X], [1, 0, X, X], [0, X, X, X]])  # n
 def test_aggregate_notes_by_hand():
     pieces, notes, mean = aggregate_notes(PROBS, NOTE_INDEX, PIECE)
     assert list(zip(pieces.tolist(), notes.tolist())) == [(2, 0), (2, 1), (5, 0), (5, 1), (5, 2)]  # each once
-    expected = [[.3, .7],                        # piece 2 note 0: one token
-                [(.8 + .4) / 2, (.2 + .6) / 2],  # piece 2 note 1: one token in each window
-                [(.9 + .7) / 2, (.1 + .3) / 2],  # piece 5 note 0: two tokens in one window
-                [(.2 + .4) / 2, (.8 + .6) / 2],  # piece 5 note 1: one token in each window
-                [(.6 + 1.) / 2, (.4 + 0.) / 2]]  # piece 5 note 2: two tokens in window 1
+    expected = [
+        [0.3, 0.7],  # piece 2 note 0: one token
+        [(0.8 + 0.4) / 2, (0.2 + 0.6) / 2],  # piece 2 note 1: one token in each window
+        [(0.9 + 0.7) / 2, (0.1 + 0.3) / 2],  # piece 5 note 0: two tokens in one window
+        [(0.2 + 0.4) / 2, (0.8 + 0.6) / 2],  # piece 5 note 1: one token in each window
+        [(0.6 + 1.0) / 2, (0.4 + 0.0) / 2],
+    ]  # piece 5 note 2: two tokens in window 1
     np.testing.assert_allclose(mean, expected)
 
 
@@ -71,14 +76,14 @@ def test_token_task_levels():
 
 
 def test_aggregate_pieces_by_hand():
-    probs = np.array([[.9, .1], [.5, .5], [.2, .8], [.4, .6]])
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6]])
     ids, mean = aggregate_pieces(probs, np.array([7, 3, 7, 3]))
     assert ids.tolist() == [3, 7]
-    np.testing.assert_allclose(mean, [[.45, .55], [.55, .45]])
+    np.testing.assert_allclose(mean, [[0.45, 0.55], [0.55, 0.45]])
 
 
 def test_sequence_task_levels():
-    probs = np.array([[.9, .1], [.6, .4], [.2, .8], [.2, .8]])
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.2, 0.8]])
     levels = evaluate.evaluate_sequence_task(probs, [0, 1, 0, 1], [7, 3, 7, 3], ["x", "y"])
     assert levels["window"]["accuracy"] == 0.5
     assert levels["piece"]["n"] == 2 and levels["piece"]["accuracy"] == 1.0  # piece 3 -> y, piece 7 -> x
@@ -87,10 +92,17 @@ def test_sequence_task_levels():
 
 
 def test_write_results(tmp_path):
-    probs = np.array([[.9, .1], [.6, .4], [.2, .8], [.2, .8]])
-    results = {"task": "style", "model": "bert", "representation": "cp", "dataset": "pianist8",
-               "class_names": ["x", "y"], "seed": 0, "scale": {"layers": np.int64(2), "steps": 10},
-               "levels": evaluate.evaluate_sequence_task(probs, [0, 1, 0, 1], [7, 3, 7, 3], ["x", "y"])}
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.2, 0.8]])
+    results = {
+        "task": "style",
+        "model": "bert",
+        "representation": "cp",
+        "dataset": "pianist8",
+        "class_names": ["x", "y"],
+        "seed": 0,
+        "scale": {"layers": np.int64(2), "steps": 10},
+        "levels": evaluate.evaluate_sequence_task(probs, [0, 1, 0, 1], [7, 3, 7, 3], ["x", "y"]),
+    }
     evaluate.write_results(tmp_path / "run", results)
     run = tmp_path / "run"
     assert json.loads((run / "results.json").read_text()) == {**results, "scale": {"layers": 2, "steps": 10}}

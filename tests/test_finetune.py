@@ -1,4 +1,5 @@
 """Fine-tuning: every task writes complete results, baselines run, the velocity target never leaks."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def run(workdir, task: str, model: str, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text()) | {"dir": out}
 
 
-@pytest.mark.parametrize("task,extra,level", [("melody", [], "note"), ("velocity", [], "note"),
-                                              ("style", SAMPLE_STYLE, "piece"), ("emotion", [], "piece")])
+@pytest.mark.parametrize(
+    "task,extra,level",
+    [("melody", [], "note"), ("velocity", [], "note"), ("style", SAMPLE_STYLE, "piece"), ("emotion", [], "piece")],
+)
 def test_each_task_fine_tunes_and_writes_complete_results(workdir, encoder, task, extra, level):
     res = run(workdir, task, "bert", f"pretrained={encoder}", *extra)
     assert res["task"] == task and res["model"] == "bert" and set(res["levels"]) == {"window", level}
@@ -88,11 +91,28 @@ def test_real_subsets(workdir):
     shared("pop909")
     shared("pianist8")
     real = [f"paths.data_root={shared()}", "task.data.seq_len=128"]
-    melody = run(workdir, "melody", "rnn", *SMALL_RNN, *real, "task.data.dataset=pop909",
-                 "task.data.path=${paths.data_root}/pop909", "task.data.max_pieces=3", "name=melody-real")
+    melody = run(
+        workdir,
+        "melody",
+        "rnn",
+        *SMALL_RNN,
+        *real,
+        "task.data.dataset=pop909",
+        "task.data.path=${paths.data_root}/pop909",
+        "task.data.max_pieces=3",
+        "name=melody-real",
+    )
     assert melody["dataset"] == "pop909" and melody["levels"]["note"]["n"] > 1000
-    style = run(workdir, "style", "bert", *real, "task.data.dataset=pianist8",
-                "task.data.path=${paths.data_root}/pianist8", "task.data.max_pieces=8", "name=style-real")
+    style = run(
+        workdir,
+        "style",
+        "bert",
+        *real,
+        "task.data.dataset=pianist8",
+        "task.data.path=${paths.data_root}/pianist8",
+        "task.data.max_pieces=8",
+        "name=style-real",
+    )
     assert style["levels"]["piece"]["n"] == 8
 
 
@@ -101,8 +121,11 @@ def test_predictions_of_different_widths_are_joined():
     from midibert.finetune import concat_batches
 
     def batch(B, L, C=4, token=True):
-        out = {"probs": torch.rand(B, L, C) if token else torch.rand(B, C), "note_index": torch.arange(L).expand(B, L),
-               "piece": torch.arange(B)}
+        out = {
+            "probs": torch.rand(B, L, C) if token else torch.rand(B, C),
+            "note_index": torch.arange(L).expand(B, L),
+            "piece": torch.arange(B),
+        }
         out["labels"] = torch.zeros(B, L, dtype=torch.long) if token else torch.zeros(B, dtype=torch.long)
         return out
 
@@ -124,8 +147,9 @@ def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = 
 
     from midibert.training import run_hydra
 
-    monkeypatch.setattr(sys, "argv", [name, *args, f"paths.output_dir={tmp_path / 'runs'}",
-                                      f"paths.cache_dir={tmp_path / 'cache'}"])
+    monkeypatch.setattr(
+        sys, "argv", [name, *args, f"paths.output_dir={tmp_path / 'runs'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    )
     monkeypatch.setenv("HYDRA_FULL_ERROR", full_error)  # run_hydra changes both; restored after the test
     monkeypatch.setenv("MIDIBERT_USER_HYDRA_FULL_ERROR", full_error)
     with pytest.raises(SystemExit) as e:
@@ -133,19 +157,26 @@ def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = 
     return e.value.code
 
 
-@pytest.mark.parametrize("name,args,message", [
-    ("finetune", ["pretrained=/nonexistent"], "/nonexistent: not a midibert bundle (missing config.json)"),
-    ("finetune", ["model=rnn", "task.data.path=/nonexistent"], "pop909: no dataset at /nonexistent"),
-    ("pretrain", ["no_such_key=3"], "Could not override 'no_such_key'. To append to your config use +no_such_key=3 "
-                                    "(Key 'no_such_key' is not in struct)"),
-    ("pretrain", ["encoder=nope"], "In 'pretrain': Could not find 'encoder/nope'"),
-    # a group or experiment of another entry point: one line saying whose it is
-    ("pretrain", ["model=rnn"], "pretrain: `model` is fine-tuning's choice of bert / rnn / skyline / majority"),
-    ("pretrain", ["experiment=demo"], "pretrain: `pipeline` is the main job's"),
-    ("finetune", ["data=pretrain_score"], "finetune: `data` is pre-training's corpus"),
-    ("finetune", ["experiment=cpu_reference"], "finetune: `pipeline` is the main job's"),
-    ("finetune", ["model=bert-small"], "In 'finetune': Could not find 'model/bert-small'"),
-])
+@pytest.mark.parametrize(
+    "name,args,message",
+    [
+        ("finetune", ["pretrained=/nonexistent"], "/nonexistent: not a midibert bundle (missing config.json)"),
+        ("finetune", ["model=rnn", "task.data.path=/nonexistent"], "pop909: no dataset at /nonexistent"),
+        (
+            "pretrain",
+            ["no_such_key=3"],
+            "Could not override 'no_such_key'. To append to your config use +no_such_key=3 "
+            "(Key 'no_such_key' is not in struct)",
+        ),
+        ("pretrain", ["encoder=nope"], "In 'pretrain': Could not find 'encoder/nope'"),
+        # a group or experiment of another entry point: one line saying whose it is
+        ("pretrain", ["model=rnn"], "pretrain: `model` is fine-tuning's choice of bert / rnn / skyline / majority"),
+        ("pretrain", ["experiment=demo"], "pretrain: `pipeline` is the main job's"),
+        ("finetune", ["data=pretrain_score"], "finetune: `data` is pre-training's corpus"),
+        ("finetune", ["experiment=cpu_reference"], "finetune: `pipeline` is the main job's"),
+        ("finetune", ["model=bert-small"], "In 'finetune': Could not find 'model/bert-small'"),
+    ],
+)
 def test_entry_point_user_errors_are_one_line_exit_2(name, args, message, tmp_path, monkeypatch, capsys):
     assert _entry(name, args, tmp_path, monkeypatch) == 2
     err = capsys.readouterr().err
@@ -159,8 +190,10 @@ def test_entry_point_bugs_are_one_line_and_a_traceback_on_request(tmp_path, monk
 
     monkeypatch.setattr("midibert.finetune.finetune", bug)
     assert _entry("finetune", [], tmp_path, monkeypatch) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == \
-        "midibert: internal error: KeyError: 'a bug' (set HYDRA_FULL_ERROR=1 for the traceback)"
+    assert (
+        capsys.readouterr().err.splitlines()[-1]
+        == "midibert: internal error: KeyError: 'a bug' (set HYDRA_FULL_ERROR=1 for the traceback)"
+    )
     with pytest.raises(KeyError):  # HYDRA_FULL_ERROR=1: the exception itself, with its traceback
         _entry("finetune", [], tmp_path, monkeypatch, full_error="1")
 

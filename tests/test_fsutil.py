@@ -1,4 +1,5 @@
 """fsutil: files and folders appear only once complete, and a killed writer's debris is cleared."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Seeds are generated files (a short piece, the tick-overflow file) and, where ../
 present, real ones; hypothesis damages them the way broken files come: flipped bytes, cut or
 repeated chunks, huge delta times, odd or zero ticks per quarter.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -25,17 +26,25 @@ HUGE_DELTA = bytes([0xFF, 0xFF, 0xFF, 0x7F])  # 0x0FFFFFFF ticks, the largest de
 
 
 def _generated() -> bytes:
-    score = make_score({"MELODY": [(i * 240, 200, 60 + i % 12, 90) for i in range(16)],
-                        "PIANO": [(i * 480, 480, 40 + i % 5, 60) for i in range(8)]},
-                       meters=[(0, 3, 4), (2880, 4, 4)], tempos=[(0, 96.0), (1920, 132.0)])
+    score = make_score(
+        {
+            "MELODY": [(i * 240, 200, 60 + i % 12, 90) for i in range(16)],
+            "PIANO": [(i * 480, 480, 40 + i % 5, 60) for i in range(8)],
+        },
+        meters=[(0, 3, 4), (2880, 4, 4)],
+        tempos=[(0, 96.0), (1920, 132.0)],
+    )
     with tempfile.TemporaryDirectory() as d:
         score.dump_midi(str(Path(d) / "g.mid"))
         return (Path(d) / "g.mid").read_bytes()
 
 
-REAL = ("pop909/POP909/001/001.mid", "pianist8/midi/Yiruma/Yiruma_Love_Hurts.mid",
-        "asap/Bach/Prelude/bwv_846/midi_score.mid",
-        "vgmidi/labelled/phrases/The Legend of Zelda_N64_The Legend of Zelda Ocarina of Time_Prelude of Light_0.mid")
+REAL = (
+    "pop909/POP909/001/001.mid",
+    "pianist8/midi/Yiruma/Yiruma_Love_Hurts.mid",
+    "asap/Bach/Prelude/bwv_846/midi_score.mid",
+    "vgmidi/labelled/phrases/The Legend of Zelda_N64_The Legend of Zelda Ocarina of Time_Prelude of Light_0.mid",
+)
 
 
 def _seeds() -> list[bytes]:
@@ -63,9 +72,9 @@ def mutate(data: bytes, mutations: list[tuple]) -> bytes:
         if kind == "flip" and b:
             b[at] ^= n
         elif kind == "cut":
-            del b[at:at + n]
+            del b[at : at + n]
         elif kind == "repeat":
-            b[at:at] = b[at:at + n]
+            b[at:at] = b[at : at + n]
         elif kind == "delta":  # huge deltas where an event's delta time would be read
             b[at:at] = HUGE_DELTA * n
         elif kind == "tpq" and len(b) >= 14:  # the header's division field
@@ -74,8 +83,11 @@ def mutate(data: bytes, mutations: list[tuple]) -> bytes:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, len(SEEDS) - 1), mutations=st.lists(mutation, min_size=1, max_size=4),
-       tok=st.sampled_from(TOKENIZERS))
+@given(
+    seed=st.integers(0, len(SEEDS) - 1),
+    mutations=st.lists(mutation, min_size=1, max_size=4),
+    tok=st.sampled_from(TOKENIZERS),
+)
 def test_encode_gives_vocabulary_ids_or_a_midi_error(seed, mutations, tok):
     data = mutate(SEEDS[seed], mutations)
     try:

@@ -1,4 +1,5 @@
 """Fine-tuning heads: shapes, pooling ignores padding, freezing, layer-wise LR decay."""
+
 from __future__ import annotations
 
 import re
@@ -78,8 +79,13 @@ def test_module_docstring_example_runs(tmp_path):
     code = textwrap.dedent(re.search(r"\n\n((?:    .*\n)+)\n", midibert.heads.__doc__).group(1))
     code = code.replace('"runs/pretrain/smoke/bundle"', repr(str(tmp_path / "encoder")))
     input_ids, attention_mask = batch(vocab=tok.vocab_sizes)
-    scope = {"load_bundle": load_bundle, "MidiBert": MidiBert, "SequenceClassifier": SequenceClassifier,
-             "input_ids": input_ids, "attention_mask": attention_mask}
+    scope = {
+        "load_bundle": load_bundle,
+        "MidiBert": MidiBert,
+        "SequenceClassifier": SequenceClassifier,
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+    }
     exec(compile(code, "heads-docstring", "exec"), scope)
     assert scope["logits"].shape == (3, 8)
     loaded = scope["clf"].encoder.state_dict()

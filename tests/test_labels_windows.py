@@ -1,4 +1,5 @@
 """Per-token labels through note_index, and windows that keep the token -> note links."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def test_labels_follow_note_index():
         for t in np.flatnonzero(enc.note_index >= 0):
             note = enc.note_index[t]
             assert mel[t] == (0 if enc.notes.pitch[note] == 72 else 2)
-            assert vel[t] == velocity_classes(enc.notes.velocity[note:note + 1])[0]
+            assert vel[t] == velocity_classes(enc.notes.velocity[note : note + 1])[0]
 
 
 def test_windows_pad_mask_and_keep_links(songs):
@@ -46,7 +47,7 @@ def test_windows_pad_mask_and_keep_links(songs):
     labels = w.take(melody_labels(enc))
     for i in range(len(w)):
         s, n = w.starts[i], w.lengths[i]
-        assert np.array_equal(labels[i, :n], melody_labels(enc)[s:s + n])
+        assert np.array_equal(labels[i, :n], melody_labels(enc)[s : s + n])
     assert (w.starts[1:] - w.starts[:-1] == 192).all()
 
 

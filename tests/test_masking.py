@@ -1,4 +1,5 @@
 """mask_tokens: whole compound tokens, rate, 80/10/10, padding untouched, modes, determinism."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,8 +34,9 @@ def bars(ids):
 @pytest.mark.parametrize("mode", ["token", "span", "bar"])
 def test_rate_and_padding(mode):
     ids, mask = cp_batch()
-    masked, targets, where = mask_tokens(ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(0),
-                                         bar_start=bars(ids))
+    masked, targets, where = mask_tokens(
+        ids, mask, VOCAB, mode=mode, generator=torch.Generator().manual_seed(0), bar_start=bars(ids)
+    )
     assert not where[~mask].any()
     assert (masked[~mask] == 0).all() and (targets[~mask] == IGNORE).all()
     rate = where.sum(1).float() / mask.sum(1)
@@ -76,8 +78,9 @@ def test_bar_mode_masks_whole_bars_of_remi():
     remi_like = ids[..., 1].clamp(min=4)
     remi_like[:, ::12] = 3  # REMI "Bar" token id, found nowhere else
     remi_like[~mask] = 0
-    _, _, where = mask_tokens(remi_like, mask, [20], mode="bar", bar_start=remi_like == 3,
-                              generator=torch.Generator().manual_seed(0))
+    _, _, where = mask_tokens(
+        remi_like, mask, [20], mode="bar", bar_start=remi_like == 3, generator=torch.Generator().manual_seed(0)
+    )
     for row, real in zip(where, mask):
         bars = row[real][: real.sum() // 12 * 12].view(-1, 12)
         assert (bars.all(1) | ~bars.any(1)).all()  # each complete bar fully in or fully out
@@ -103,8 +106,12 @@ def test_deterministic_with_generator():
 
 
 @settings(max_examples=40, deadline=None)
-@given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=5), seed=st.integers(0, 2**16),
-       mode=st.sampled_from(["token", "span", "bar"]), rate=st.floats(0.05, 1.0))
+@given(
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=5),
+    seed=st.integers(0, 2**16),
+    mode=st.sampled_from(["token", "span", "bar"]),
+    rate=st.floats(0.05, 1.0),
+)
 def test_never_touches_padding(lengths, seed, mode, rate):
     g = torch.Generator().manual_seed(seed)
     L = max(lengths) + 1
@@ -122,8 +129,7 @@ def test_copy_baselines_on_a_hand_made_sequence():
     from midibert.training.masking import copy_baselines
 
     # families (Position, Pitch); position 4 is padding, positions 1, 2 and 5 are masked
-    ids = torch.tensor([[[5, 40], [5, 41], [6, 41], [6, 43], [0, 0]],
-                        [[7, 50], [7, 50], [8, 52], [8, 52], [9, 53]]])
+    ids = torch.tensor([[[5, 40], [5, 41], [6, 41], [6, 43], [0, 0]], [[7, 50], [7, 50], [8, 52], [8, 52], [9, 53]]])
     where = torch.tensor([[False, True, True, False, False], [False, False, False, False, True]])
     real = torch.tensor([[True, True, True, True, False], [True] * 5])
     prev, nxt, n = copy_baselines(ids, where, real)

@@ -1,4 +1,5 @@
 """MidiBert encoder and MLM model: shapes, padding invariance, positions, loss, config files."""
+
 from __future__ import annotations
 
 import pytest

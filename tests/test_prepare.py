@@ -1,4 +1,5 @@
 """Preparation: arrays and manifest, cache reuse and invalidation, corrupt files, interrupted runs."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def test_pop909_arrays_labels_and_manifest(tmp_path, pop909_subset):
 
 
 def test_remi_arrays_are_flat(tmp_path):
-    out = prepare("pianist8", shared("pianist8"), tmp_path / "r", "remi-performance", workers=1,
-                  max_pieces=1, progress=False)
+    out = prepare(
+        "pianist8", shared("pianist8"), tmp_path / "r", "remi-performance", workers=1, max_pieces=1, progress=False
+    )
     assert load_split(out, "test").ids.ndim == 1
 
 
@@ -103,7 +105,9 @@ def _good_files(root, n: int = 3) -> None:
 
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        make_score({"P": [(j * 240, 240, 60 + (i + j) % 12, 80) for j in range(32)]}).dump_midi(str(root / f"good{i}.mid"))
+        make_score({"P": [(j * 240, 240, 60 + (i + j) % 12, 80) for j in range(32)]}).dump_midi(
+            str(root / f"good{i}.mid")
+        )
 
 
 def test_tick_overflow_is_skipped_and_every_cached_id_is_in_the_vocabulary(tmp_path, capsys):
@@ -141,8 +145,12 @@ def test_out_never_replaces_a_user_folder_or_the_source(tmp_path, capsys):
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     (mine / "manifest.json").write_text(json.dumps({"format": 1}))  # a manifest, but not ours
-    for out, why in ((mine, "not a midibert preparation"), (root, "overlap"), (root / "cache", "overlap"),
-                     (tmp_path, "overlap")):
+    for out, why in (
+        (mine, "not a midibert preparation"),
+        (root, "overlap"),
+        (root / "cache", "overlap"),
+        (tmp_path, "overlap"),
+    ):
         assert main(["data", "prepare", "folder", "--path", str(root), "--out", str(out), "--workers", "1"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("midibert: error: output folder") and why in err and err.count("\n") == 1

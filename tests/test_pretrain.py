@@ -1,4 +1,5 @@
 """Masked-LM pre-training: configs compose, smoke runs, loss falls on real MIDI, resume is exact."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,18 @@ from midibert.pretrain import pretrain
 from tests.conftest import shared
 from tests.hydra_configs import EXPERIMENTS, config
 
-PRIMARY = {"smoke": "pretrain", "cpu_small": "pretrain", "score_bert": "pretrain", "performance_bert": "pretrain",
-           "finetune_smoke": "finetune", "demo": "run", "demo_real": "run", "cpu_reference": "run",
-           "cpu_reference_performance": "run", "release": "run"}
+PRIMARY = {
+    "smoke": "pretrain",
+    "cpu_small": "pretrain",
+    "score_bert": "pretrain",
+    "performance_bert": "pretrain",
+    "finetune_smoke": "finetune",
+    "demo": "run",
+    "demo_real": "run",
+    "cpu_reference": "run",
+    "cpu_reference_performance": "run",
+    "release": "run",
+}
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
@@ -30,8 +40,11 @@ def test_every_experiment_composes(experiment, tmp_path):
             config(entry, [*cfg.pipeline.common, *overrides], tmp_path)
 
 
-@pytest.mark.parametrize("group,option", [("trainer", t) for t in ("cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "multi_node")]
-                         + [("logger", lg) for lg in ("csv", "wandb", "tensorboard", "none")])
+@pytest.mark.parametrize(
+    "group,option",
+    [("trainer", t) for t in ("cpu", "gpu", "ddp", "ddp_cpu", "fsdp", "multi_node")]
+    + [("logger", lg) for lg in ("csv", "wandb", "tensorboard", "none")],
+)
 def test_trainer_and_logger_groups_compose(group, option, tmp_path):
     cfg = config("pretrain", [f"{group}={option}"], tmp_path)
     assert (not cfg[group]) == (option == "none")
@@ -52,10 +65,21 @@ def test_smoke_runs_end_to_end(tmp_path):
 
 def test_loss_falls_on_real_midi(tmp_path):
     shared("pop909")
-    cfg = config("pretrain", ["experiment=smoke", "data=pretrain_score", "data.seq_len=128", "data.batch_size=8",
-                              "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', max_pieces: 6}]",
-                              "trainer.max_steps=60", "trainer.val_check_interval=30", "optim.lr=3e-3",
-                              "optim.warmup_steps=5"], tmp_path)
+    cfg = config(
+        "pretrain",
+        [
+            "experiment=smoke",
+            "data=pretrain_score",
+            "data.seq_len=128",
+            "data.batch_size=8",
+            "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', max_pieces: 6}]",
+            "trainer.max_steps=60",
+            "trainer.val_check_interval=30",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=5",
+        ],
+        tmp_path,
+    )
     pretrain(cfg)
     losses = [float(r["train/loss"]) for r in metrics(tmp_path / "runs" / "pretrain" / "smoke") if r.get("train/loss")]
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5]), losses
@@ -77,19 +101,25 @@ class _KillAt(pl.Callback):
 
 
 def test_resume_gives_the_same_weights(tmp_path):
-    args = ["experiment=smoke", "trainer.max_steps=8", "trainer.val_check_interval=4",
-            "callbacks.checkpoint.every_n_train_steps=4"]
+    args = [
+        "experiment=smoke",
+        "trainer.max_steps=8",
+        "trainer.val_check_interval=4",
+        "callbacks.checkpoint.every_n_train_steps=4",
+    ]
     whole = load_file(str(pretrain(config("pretrain", args, tmp_path / "a")) / "model.safetensors"))
     killed = config("pretrain", args, tmp_path / "b")
     with pytest.raises(_Killed):
         pretrain(killed, callbacks=[_KillAt(5)])
     before = metrics(tmp_path / "b" / "runs" / "pretrain" / "smoke")
     assert before and max(int(r["step"]) for r in before) >= 4  # the kill came after the step-4 checkpoint
-    resumed = load_file(str(pretrain(config("pretrain", [*args, "ckpt_path=last"], tmp_path / "b"))
-                            / "model.safetensors"))
+    resumed = load_file(
+        str(pretrain(config("pretrain", [*args, "ckpt_path=last"], tmp_path / "b")) / "model.safetensors")
+    )
     assert whole.keys() == resumed.keys()
     for k in whole:
         np.testing.assert_array_equal(whole[k], resumed[k], err_msg=k)
+
     # the resumed run's metrics keep every step, as the uninterrupted run's do, each once
     def logged(run: str) -> list[tuple[str, str]]:
         rows = metrics(tmp_path / run / "runs" / "pretrain" / "smoke")
@@ -97,8 +127,9 @@ def test_resume_gives_the_same_weights(tmp_path):
 
     assert logged("b") == logged("a")
     # and the run really was interrupted: a run that stops early ends elsewhere
-    short = load_file(str(pretrain(config("pretrain", [*args, "trainer.max_steps=4"], tmp_path / "c"))
-                          / "model.safetensors"))
+    short = load_file(
+        str(pretrain(config("pretrain", [*args, "trainer.max_steps=4"], tmp_path / "c")) / "model.safetensors")
+    )
     assert any(not np.array_equal(whole[k], short[k]) for k in whole)
 
 
@@ -109,8 +140,13 @@ def test_distributed_data_parallel_on_cpu(tmp_path):
     import sys
 
     env = {**os.environ, "MIDIBERT_RUNS": str(tmp_path / "runs"), "MIDIBERT_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-m", "midibert.pretrain", "experiment=smoke", "trainer=ddp_cpu"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "midibert.pretrain", "experiment=smoke", "trainer=ddp_cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "pretrain" / "smoke"
     assert load_bundle(run / "bundle").task is None
@@ -121,12 +157,29 @@ def test_tiny_pretraining_on_pop909_beats_copying_the_previous_position(tmp_path
     """The recipe learns token order: within a few hundred steps on real POP909 windows, masked
     Position accuracy passes the copy-previous-token baseline on the very same masked positions."""
     shared("pop909")
-    data = ["data=pretrain_score", "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', weight: 1.0, "
-            "max_pieces: 120, options: {}}]", "data.seq_len=128", "data.batch_size=16"]
-    cfg = config("pretrain", ["experiment=smoke", *data, "+encoder.hidden=64", "+encoder.heads=4", "+encoder.ffn=256",
-                              "+encoder.emb_size=32", "trainer.max_steps=300", "trainer.val_check_interval=300",
-                              "optim.warmup_steps=30", "optim.lr=2e-3",
-                              f"paths.data_root={shared()}"], tmp_path)
+    data = [
+        "data=pretrain_score",
+        "data.datasets=[{name: pop909, path: '${paths.data_root}/pop909', weight: 1.0, max_pieces: 120, options: {}}]",
+        "data.seq_len=128",
+        "data.batch_size=16",
+    ]
+    cfg = config(
+        "pretrain",
+        [
+            "experiment=smoke",
+            *data,
+            "+encoder.hidden=64",
+            "+encoder.heads=4",
+            "+encoder.ffn=256",
+            "+encoder.emb_size=32",
+            "trainer.max_steps=300",
+            "trainer.val_check_interval=300",
+            "optim.warmup_steps=30",
+            "optim.lr=2e-3",
+            f"paths.data_root={shared()}",
+        ],
+        tmp_path,
+    )
     pretrain(cfg)
     with open(f"{cfg.run_dir}/logs/metrics.csv") as f:
         last = [r for r in csv.DictReader(f) if r.get("val/acc_Position")][-1]

@@ -1,5 +1,6 @@
 """Model names: packaged names and task defaults, bundle directories, Hugging Face Hub repo ids
 read from a local cache laid out as the hub's (never the network); one clear error each."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
-    return {"melody": make_bundle(root / "melody", "melody", "token", MELODY),
-            "style": make_bundle(root / "style", "style", "sequence", STYLE)}
+    return {
+        "melody": make_bundle(root / "melody", "melody", "token", MELODY),
+        "style": make_bundle(root / "style", "style", "sequence", STYLE),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +106,13 @@ def test_cli_names_and_errors(models, hub_cache, songs, tmp_path):
     assert ok.stdout.startswith(str(songs[0])) and (tmp_path / "out" / songs[0].name).is_file()
     hub = run("classify", str(songs[0]), "--model", "someone/tiny-melody", "--json")
     assert hub.returncode == 0 and json.loads(hub.stdout)["task"] == "melody", hub.stderr
-    for args, says in [(("--model", "no-such-model"), "no such bundle directory"),
-                       (("--task", "melody", "--model", "tiny-style"), "packaged style model, not a melody one"),
-                       (("--task", "velocity"), "no packaged velocity model"),
-                       (("--model", "someone/absent"), "not in the Hugging Face cache"),
-                       ((), "say which model")]:
+    for args, says in [
+        (("--model", "no-such-model"), "no such bundle directory"),
+        (("--task", "melody", "--model", "tiny-style"), "packaged style model, not a melody one"),
+        (("--task", "velocity"), "no packaged velocity model"),
+        (("--model", "someone/absent"), "not in the Hugging Face cache"),
+        ((), "say which model"),
+    ]:
         out = run("classify", str(songs[0]), *args, "--out", str(tmp_path / "bad"))
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and says in out.stderr, (args, out.stderr)
         assert not (tmp_path / "bad").exists()
@@ -115,7 +120,9 @@ def test_cli_names_and_errors(models, hub_cache, songs, tmp_path):
 
 def test_listing_needs_no_torch():
     """`midibert models` and name resolution are instant: they import neither torch nor Lightning."""
-    code = ("import sys, midibert.pretrained, midibert.cli; midibert.cli.main(['models']); "
-            "assert not {'torch', 'pytorch_lightning', 'huggingface_hub'} & set(sys.modules), sys.modules.keys()")
+    code = (
+        "import sys, midibert.pretrained, midibert.cli; midibert.cli.main(['models']); "
+        "assert not {'torch', 'pytorch_lightning', 'huggingface_hub'} & set(sys.modules), sys.modules.keys()"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

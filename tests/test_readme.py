@@ -6,6 +6,7 @@ running them: `midibert ...` through the CLI's own parser, `python -m midibert.<
 by composing its Hydra config with the same overrides, `python benchmarks/...` by the script's existence. A `--config-dir` folder holds the config files
 README shows (a yaml block after the path it names).
 """
+
 from __future__ import annotations
 
 import re
@@ -24,9 +25,15 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
 SHELL = [code for lang, code in BLOCKS if lang == "bash"]
-CONFIG_FILES = dict(re.findall(r"`([\w/.-]+\.yaml)`:\n\n```yaml\n(.*?)```", README, flags=re.S))  # path named before a block
-TASKS = {"melody": ("token", MELODY), "velocity": ("token", VELOCITY), "style": ("sequence", STYLE),
-         "emotion": ("sequence", {i: f"Q{i + 1}" for i in range(4)})}
+CONFIG_FILES = dict(
+    re.findall(r"`([\w/.-]+\.yaml)`:\n\n```yaml\n(.*?)```", README, flags=re.S)
+)  # path named before a block
+TASKS = {
+    "melody": ("token", MELODY),
+    "velocity": ("token", VELOCITY),
+    "style": ("sequence", STYLE),
+    "emotion": ("sequence", {i: f"Q{i + 1}" for i in range(4)}),
+}
 
 
 def shell_lines() -> list[str]:
@@ -39,7 +46,7 @@ def shell_lines() -> list[str]:
         if loop:
             var, values, body = loop.groups()
             body = "\n".join(body.replace(f"${var}", v) for v in values.split())
-            block = block[: loop.start()] + body + block[loop.end():]
+            block = block[: loop.start()] + body + block[loop.end() :]
         for line in block.splitlines():
             line = line.split(" #")[0].strip()
             for part in line.split("&&"):

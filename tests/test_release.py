@@ -1,5 +1,6 @@
 """Release: a main-job run exported as packaged models with cards (end to end at tiny size on the
 generated corpus), licences inherited from every dataset, and the models shipped in the package."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,15 @@ def run(*args: str, module: str = "midibert") -> subprocess.CompletedProcess:
 def released(tmp_path_factory) -> tuple[Path, Path]:
     """(run dir, models folder): the demo pipeline at tiny size, BERT only, then exported."""
     out = tmp_path_factory.mktemp("release")
-    made = run("experiment=demo", *TINY, "pipeline.models=[bert]", "pipeline.baselines={melody:[skyline]}",
-               f"paths.output_dir={out / 'runs'}", f"paths.cache_dir={out / 'cache'}", module="midibert.run")
+    made = run(
+        "experiment=demo",
+        *TINY,
+        "pipeline.models=[bert]",
+        "pipeline.baselines={melody:[skyline]}",
+        f"paths.output_dir={out / 'runs'}",
+        f"paths.cache_dir={out / 'cache'}",
+        module="midibert.run",
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     run_dir, models = out / "runs" / "run" / "demo", out / "models"
     exported = run("release", "export", str(run_dir), str(models))
@@ -56,8 +64,12 @@ def test_export_writes_bundles_cards_and_index(released):
     assert sorted(index) == [f"midibert-tiny-{t}" for t in sorted(TASKS)]
     for name, entry in index.items():
         folder = models / entry["path"]
-        assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors",
-                                                           "tokenizer.json"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "MODEL_CARD.md",
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+        ]
         with safe_open(folder / "model.safetensors", "pt") as f:
             assert f.metadata()["midibert_weights"] == "int8"  # tiny matrices stay fp16 (test_bundle checks int8)
         assert entry["default"] and entry["licence"] == "MIT" and entry["dataset"] == "sample"
@@ -79,8 +91,9 @@ def test_card_figures_are_reproducible(released):
     run_dir, models = released
     entry = packaged(models)["midibert-tiny-melody"]
     clf = Classifier.from_pretrained(models / entry["path"], device="cpu")
-    pieces, sources = split_sources("sample", run_dir.parents[1] / "cache" / "sample", kind="score",
-                                    seed=entry["test"]["seed"])
+    pieces, sources = split_sources(
+        "sample", run_dir.parents[1] / "cache" / "sample", kind="score", seed=entry["test"]["seed"]
+    )
     m = score_predictions(clf.predict_batch(sources), pieces)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])
 
@@ -97,12 +110,15 @@ def test_refused_export_leaves_nothing(released, tmp_path, monkeypatch):
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
 
 
-@pytest.mark.parametrize("datasets, terms", [
-    (["pop909"], "MIT"),
-    (["emopia"], "non-commercial, share-alike"),
-    (["pianist8"], "research use only"),
-    (["pop909", "pop1k7", "asap", "pianist8"], "research use only, non-commercial, share-alike"),
-])
+@pytest.mark.parametrize(
+    "datasets, terms",
+    [
+        (["pop909"], "MIT"),
+        (["emopia"], "non-commercial, share-alike"),
+        (["pianist8"], "research use only"),
+        (["pop909", "pop1k7", "asap", "pianist8"], "research use only, non-commercial, share-alike"),
+    ],
+)
 def test_licence_is_inherited_from_every_dataset(datasets, terms):
     short, licences = release.licence_terms(datasets)
     assert short == terms and list(licences) == datasets
@@ -174,8 +190,12 @@ def test_shipped_note_model_beats_the_baseline_on_pop909_test_songs(name, shippe
     if clf.task["name"].startswith("melody"):
         last = len(clf.class_names) - 1
         truth = np.concatenate([melody_classes(n.track_name[k], last + 1) for n, k in zip(notes, kept)])
-        sky = np.concatenate([np.where(skyline_melody(n.pitch[k], n.onset[k]) == 1, 0, last)  # as finetune's skyline
-                              for n, k in zip(notes, kept)])
+        sky = np.concatenate(
+            [
+                np.where(skyline_melody(n.pitch[k], n.onset[k]) == 1, 0, last)  # as finetune's skyline
+                for n, k in zip(notes, kept)
+            ]
+        )
         baseline = float((truth == sky).mean())
     else:
         truth = np.concatenate([velocity_classes(n.velocity[k]) for n, k in zip(notes, kept)])
@@ -201,7 +221,8 @@ def test_shipped_piece_model_reproduces_its_card(name, shipped):
 
     entry = SHIPPED[name]
     clf = Classifier.from_pretrained(name)
-    pieces, sources = split_sources(entry["dataset"], shared(entry["dataset"]), kind=clf.tokenizer.config.kind,
-                                    seed=entry["test"]["seed"])
+    pieces, sources = split_sources(
+        entry["dataset"], shared(entry["dataset"]), kind=clf.tokenizer.config.kind, seed=entry["test"]["seed"]
+    )
     m = score_predictions(clf.predict_batch(sources), pieces, get_info(entry["dataset"]).label_key)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])

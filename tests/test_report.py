@@ -1,4 +1,5 @@
 """Runs' results.json joined into one table beside the paper's figures, from Python and from `midibert report`."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,16 @@ def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: f
     """A run dir holding a results.json as evaluate.write_results writes it (plots left out: not read here)."""
     run = root / name
     run.mkdir(parents=True)
-    results = {"task": task, "model": model, "representation": "cp", "dataset": dataset, "class_names": ["a", "b"],
-               "levels": {"window": _level(0.5, 0.4), primary: _level(accuracy, 0.8)},
-               "scale": {"layers": 2, "steps": 100}, "seed": 0}
+    results = {
+        "task": task,
+        "model": model,
+        "representation": "cp",
+        "dataset": dataset,
+        "class_names": ["a", "b"],
+        "levels": {"window": _level(0.5, 0.4), primary: _level(accuracy, 0.8)},
+        "scale": {"layers": 2, "steps": 100},
+        "seed": 0,
+    }
     (run / "results.json").write_text(json.dumps(results))
     return run
 
@@ -38,10 +46,14 @@ def test_table_joins_runs_with_paper(runs):
     text = report.table(report.load_runs([runs / "melody-bert", runs / "nested" / "style-rnn"]))
     lines = text.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| run | task | model |")
-    assert lines[2] == ("| melody-bert | melody | bert | pop909 | cp | note | 95.12 | 80.00 | 1 | — | — | 50.00 "
-                        "| layers=2, steps=100 | 96.37 |")
-    assert lines[3] == ("| style-rnn | style | rnn | pianist8 | cp | piece | 62.50 | 80.00 | 1 | — | — | 50.00 "
-                        "| layers=2, steps=100 | 60.32 |")
+    assert lines[2] == (
+        "| melody-bert | melody | bert | pop909 | cp | note | 95.12 | 80.00 | 1 | — | — | 50.00 "
+        "| layers=2, steps=100 | 96.37 |"
+    )
+    assert lines[3] == (
+        "| style-rnn | style | rnn | pianist8 | cp | piece | 62.50 | 80.00 | 1 | — | — | 50.00 "
+        "| layers=2, steps=100 | 60.32 |"
+    )
 
 
 def test_paper_figures_only_beside_the_papers_datasets(tmp_path):
@@ -54,7 +66,10 @@ def test_seeds_give_mean_and_std_and_bert_rows_carry_their_gains(tmp_path):
         _run(tmp_path, f"style-bert-seed{seed}", "style", "bert", "piece", acc, "pianist8")
         _run(tmp_path, f"style-scratch-seed{seed}", "style", "bert-scratch", "piece", acc - 0.2, "pianist8")
     _run(tmp_path, "style-rnn", "style", "rnn", "piece", 0.55, "pianist8")
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.table(report.load_runs([tmp_path])).splitlines()[2:]}
+    rows = {
+        line.split(" | ")[0][2:]: line.split(" | ")
+        for line in report.table(report.load_runs([tmp_path])).splitlines()[2:]
+    }
     assert set(rows) == {"style-bert", "style-scratch", "style-rnn"}
     bert = rows["style-bert"]
     assert bert[6] == "60.00 ± 10.00" and bert[8] == "3"
@@ -76,11 +91,24 @@ def test_missing_results(tmp_path):
 
 def test_cli_report(runs, tmp_path):
     out = tmp_path / "table.md"
-    done = subprocess.run([sys.executable, "-m", "midibert", "report", str(runs / "melody-bert"),
-                           str(runs / "nested"), "--out", str(out)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midibert",
+            "report",
+            str(runs / "melody-bert"),
+            str(runs / "nested"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "| melody-bert |" in done.stdout and "| style-rnn |" in done.stdout and "96.37" in done.stdout
     assert out.read_text() == done.stdout
-    missing = subprocess.run([sys.executable, "-m", "midibert", "report", str(tmp_path / "empty")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "midibert", "report", str(tmp_path / "empty")], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "no results.json" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,4 +1,5 @@
 """The main job and `midibert demo`: every stage runs, the report joins all four tasks."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,12 @@ import json
 from midibert.run import run_pipeline
 from tests.hydra_configs import config
 
-TINY = ["pipeline.pretrain=['data=pretrain_sample','encoder=bert-tiny','trainer.max_steps=4',"
-        "'trainer.val_check_interval=2']",
-        "pipeline.finetune=['encoder=bert-tiny','trainer.max_steps=3','trainer.val_check_interval=3',"
-        "'model.head.hidden=16']"]
+TINY = [
+    "pipeline.pretrain=['data=pretrain_sample','encoder=bert-tiny','trainer.max_steps=4',"
+    "'trainer.val_check_interval=2']",
+    "pipeline.finetune=['encoder=bert-tiny','trainer.max_steps=3','trainer.val_check_interval=3',"
+    "'model.head.hidden=16']",
+]
 
 
 def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
@@ -38,8 +41,11 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
 def test_stages_scratch_column_and_seeds(tmp_path):
     from midibert.run import _stages
 
-    cfg = config("run", ["experiment=cpu_reference", "pipeline.models=[bert,scratch,rnn]",
-                         "pipeline.seeds={style:[1,2,3]}"], tmp_path)
+    cfg = config(
+        "run",
+        ["experiment=cpu_reference", "pipeline.models=[bert,scratch,rnn]", "pipeline.seeds={style:[1,2,3]}"],
+        tmp_path,
+    )
     stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
     assert stages["melody-scratch"][:3] == ["seed=42", "task=melody", "model=bert"]
     assert not any(o.startswith("pretrained=") for o in stages["melody-scratch"])

@@ -1,4 +1,5 @@
 """The optimizer schedule: warmup then cosine decay to zero, with layer-wise decay keeping both."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ from midibert.training.finetuner import FineTuner
 def _lrs(layer_decay: float, steps: int = 100, warmup: int = 10) -> tuple[list[list[float]], list[dict]]:
     cfg = BertConfig.preset("bert-tiny", vocab_sizes=[8, 8])
     net = TokenClassifier(MidiBert(cfg), num_classes=3)
-    module = FineTuner(net, "token", 3, {"lr": 1e-3, "weight_decay": 0.05, "warmup_steps": warmup,
-                                         "layer_decay": layer_decay})
+    module = FineTuner(
+        net, "token", 3, {"lr": 1e-3, "weight_decay": 0.05, "warmup_steps": warmup, "layer_decay": layer_decay}
+    )
     module.trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False)
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -39,7 +41,7 @@ def test_warmup_decay_and_weight_decay_survive_layer_decay(layer_decay):
         ratios = [lr / lrs[step][top] for lr in lrs[step]]
         assert ratios == pytest.approx([lr / lrs[9][top] for lr in lrs[9]])
     if layer_decay != 1.0:  # lower layers get smaller rates
-        assert min(lrs[9]) == pytest.approx(1e-3 * layer_decay ** 3)
+        assert min(lrs[9]) == pytest.approx(1e-3 * layer_decay**3)
     # the configured weight decay on matrices, none on biases and norms
     assert {g["weight_decay"] for g in groups} == {0.05, 0.0}
 
@@ -50,8 +52,9 @@ def test_a_run_bounded_by_time_alone_decays_to_zero_at_its_time_budget(monkeypat
     clock = {"now": 1000.0}
     monkeypatch.setattr(timer_module.time, "monotonic", lambda: clock["now"])
     cfg = BertConfig.preset("bert-tiny", vocab_sizes=[8, 8])
-    module = FineTuner(TokenClassifier(MidiBert(cfg), num_classes=3), "token", 3,
-                       {"lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 10})
+    module = FineTuner(
+        TokenClassifier(MidiBert(cfg), num_classes=3), "token", 3, {"lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 10}
+    )
     module.trainer = pl.Trainer(max_steps=-1, max_time={"seconds": 100}, logger=False, enable_checkpointing=False)
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]

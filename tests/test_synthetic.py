@@ -1,4 +1,5 @@
 """The synthetic corpus: deterministic, labelled consistently, POP909-shaped; the corrupt files really are bad."""
+
 from __future__ import annotations
 
 import csv
@@ -129,7 +130,13 @@ def test_bad_arguments_raise(tmp_path):
 def test_corrupt_files_are_unreadable_or_hold_no_piano_notes(tmp_path):
     paths = write_corrupt_files(tmp_path)
     assert {p.name for p in paths} == {
-        "random_bytes.mid", "truncated.mid", "header_only.mid", "zero_tracks.mid", "empty.mid", "drums_only.mid"}
+        "random_bytes.mid",
+        "truncated.mid",
+        "header_only.mid",
+        "zero_tracks.mid",
+        "empty.mid",
+        "drums_only.mid",
+    }
     for path in paths:
         try:
             score = symusic.Score(str(path))

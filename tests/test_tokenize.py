@@ -1,5 +1,6 @@
 """Tokenizer contract: round trips on shipped, real and generated MIDI, note links, sources, pinned ids,
 save / load."""
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,11 @@ def test_remi_note_tokens_point_at_notes(songs):
 # silently feed old models other inputs. (shape, sha256 of the ids as little-endian int64, first rows)
 PINNED = {
     ("cp-score", "waltz_0000.mid"): ((331, 4), "0b3b54f4476d14a4", [[13, 3, 25, 6], [3, 3, 49, 14], [3, 3, 61, 10]]),
-    ("cp-performance", "performance_waltz_0000.mid"):
-        ((136, 6), "0e6b23f9349c9746", [[13, 3, 23, 14, 41, 59], [3, 3, 54, 19, 58, 59], [3, 15, 39, 10, 39, 59]]),
+    ("cp-performance", "performance_waltz_0000.mid"): (
+        (136, 6),
+        "0e6b23f9349c9746",
+        [[13, 3, 23, 14, 41, 59], [3, 3, 54, 19, 58, 59], [3, 15, 39, 10, 39, 59]],
+    ),
     ("remi-performance", "performance_waltz_0000.mid"): ((517,), "0fd6a7fd7922a58e", [3, 12, 98, 499, 214, 416]),
 }
 
@@ -107,16 +111,27 @@ def test_token_ids_pinned(spec, name):
     assert hashlib.sha256(np.ascontiguousarray(ids, dtype="<i8").tobytes()).hexdigest()[:16] == digest
 
 
-notes_st = st.lists(st.tuples(st.integers(0, 20_000), st.integers(0, 3_000), st.integers(0, 127),
-                              st.integers(1, 127)), min_size=1, max_size=60)
-meters_st = st.lists(st.tuples(st.integers(0, 20_000), st.sampled_from([2, 3, 4, 5, 6, 7, 9, 12, 15]),
-                               st.sampled_from([2, 4, 8, 16])), max_size=4)
+notes_st = st.lists(
+    st.tuples(st.integers(0, 20_000), st.integers(0, 3_000), st.integers(0, 127), st.integers(1, 127)),
+    min_size=1,
+    max_size=60,
+)
+meters_st = st.lists(
+    st.tuples(st.integers(0, 20_000), st.sampled_from([2, 3, 4, 5, 6, 7, 9, 12, 15]), st.sampled_from([2, 4, 8, 16])),
+    max_size=4,
+)
 tempos_st = st.lists(st.tuples(st.integers(0, 20_000), st.floats(20, 300)), max_size=4)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(notes=notes_st, meters=meters_st, tempos=tempos_st, tpq=st.sampled_from([24, 96, 220, 384, 480, 960, 1001]),
-       spec=st.sampled_from(SPECS), drop=st.booleans())
+@given(
+    notes=notes_st,
+    meters=meters_st,
+    tempos=tempos_st,
+    tpq=st.sampled_from([24, 96, 220, 384, 480, 960, 1001]),
+    spec=st.sampled_from(SPECS),
+    drop=st.booleans(),
+)
 def test_round_trip_generated(notes, meters, tempos, tpq, spec, drop):
     tok = Tokenizer.from_spec(spec, out_of_range="drop" if drop else "clamp")
     score = make_score({"a": notes[::2], "b": notes[1::2]}, tpq=tpq, meters=meters, tempos=tempos)
@@ -130,8 +145,10 @@ def test_round_trip_generated(notes, meters, tempos, tpq, spec, drop):
 def test_meters_and_changes_set_bar_lengths():
     tok = Tokenizer.create("cp", kind="score")  # 4 steps per quarter
     # 3/4 for two bars, then 6/8 from tick 2880 (= bar 3), notes on each downbeat
-    score = make_score({"p": [(0, 480, 60, 80), (1440, 480, 62, 80), (2880, 480, 64, 80), (4320, 480, 65, 80)]},
-                       meters=[(0, 3, 4), (2880, 6, 8)])
+    score = make_score(
+        {"p": [(0, 480, 60, 80), (1440, 480, 62, 80), (2880, 480, 64, 80), (4320, 480, 65, 80)]},
+        meters=[(0, 3, 4), (2880, 6, 8)],
+    )
     enc = tok.encode(score)
     names = tok.names(enc.ids)
     assert [r[0] for r in names] == ["Bar_New_3/4", "Bar_New", "Bar_New_6/8", "Bar_New"]
@@ -147,8 +164,7 @@ def test_out_of_range_pitch_is_clamped_or_dropped_and_counted():
 
 
 def test_zero_length_overlapping_and_drum_notes():
-    score = make_score({"p": [(0, 0, 60, 80), (0, 480, 60, 80), (0, 480, 60, 80)]},
-                       drums={"kit": [(0, 100, 36, 100)]})
+    score = make_score({"p": [(0, 0, 60, 80), (0, 480, 60, 80), (0, 480, 60, 80)]}, drums={"kit": [(0, 100, 36, 100)]})
     enc = Tokenizer.create("cp", kind="score").encode(score)
     assert len(enc.notes) == 3 and (enc.notes.duration >= 1).all() and enc.stats["short_durations"] == 1
 

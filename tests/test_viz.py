@@ -1,4 +1,5 @@
 """Each plot writes a readable PNG from tiny inputs."""
+
 from __future__ import annotations
 
 import csv
@@ -73,6 +74,8 @@ def test_training_curves_without_files_raises(tmp_path):
 def test_masked_accuracy_shares_a_panel_with_its_baselines():
     from midibert.viz import _panel
 
-    assert _panel("val/acc_Pitch") == _panel("val/base_prev_Pitch") == _panel("train/acc_Pitch") == "masked Pitch accuracy"
+    assert (
+        _panel("val/acc_Pitch") == _panel("val/base_prev_Pitch") == _panel("train/acc_Pitch") == "masked Pitch accuracy"
+    )
     assert _panel("val/base_unigram_Position") != _panel("val/acc_Pitch")
     assert _panel("val/loss") == _panel("train/loss") == "loss"

@@ -6,6 +6,7 @@
 
 No torch here: `midibert data ...` must start fast. Batches come from midibert.training.datamodule.
 """
+
 from midibert.datasets import asap, emopia, folder, giantmidi, pianist8, pop1k7, pop909, sample, vgmidi  # noqa: F401  (register)
 from midibert.datasets.base import REGISTRY, SPLITS, DatasetInfo, Piece, assign_splits, data_root, get_info, read
 

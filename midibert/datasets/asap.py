@@ -3,6 +3,7 @@
 A piece is the folder holding `midi_score.mid`; its performances share the folder, so splits
 are made by folder and never put a score and a performance of one piece on both sides.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,12 +26,21 @@ def read(root: Path, *, seed: int = 0, which: str = "all") -> list[Piece]:
     for path in midi_files(root):
         rel = path.relative_to(root).as_posix()
         is_score = path.name == SCORE_FILE
-        if (which in ("scores", "pretrain") and not is_score) or (which == "performances" and is_score) \
-                or (pretrain is not None and rel not in pretrain):
+        if (
+            (which in ("scores", "pretrain") and not is_score)
+            or (which == "performances" and is_score)
+            or (pretrain is not None and rel not in pretrain)
+        ):
             continue
-        pieces.append(Piece(id=rel, path=path, labels={"composer": rel.split("/")[0]},
-                            group=path.parent.relative_to(root).as_posix(),
-                            kind="score" if is_score else "performance"))
+        pieces.append(
+            Piece(
+                id=rel,
+                path=path,
+                labels={"composer": rel.split("/")[0]},
+                group=path.parent.relative_to(root).as_posix(),
+                kind="score" if is_score else "performance",
+            )
+        )
     return assign_splits(pieces, seed)
 
 

@@ -2,6 +2,7 @@
 
 Readers only list files and labels; they never parse MIDI, so listing a whole dataset is fast.
 """
+
 from __future__ import annotations
 
 import csv
@@ -106,8 +107,7 @@ def read(name: str, path: str | os.PathLike | None = None, *, seed: int = 0, **o
     info = get_info(name)
     root = dataset_dir(name, path)
     if not root.is_dir() and not info.generated:
-        raise FileNotFoundError(f"{name}: no dataset at {root} (run `midibert data download {name}` "
-                                f"or pass --path)")
+        raise FileNotFoundError(f"{name}: no dataset at {root} (run `midibert data download {name}` or pass --path)")
     return info.read(root, seed=seed, **options)
 
 

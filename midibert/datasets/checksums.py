@@ -7,6 +7,7 @@ datasets.json pins (`midibert data manifest`, a maintainer command), and `midibe
 and `midibert data verify` check the files against it. Files the readers don't use are not
 listed, so a copy may hold anything else.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -37,6 +38,7 @@ def sha256(path: Path) -> str:
 def matches(rel: str, pattern: str) -> bool:
     """Whether a relative posix path matches a glob whose `*` stays within one folder and whose
     `**` spans any number of folders (the same meaning Path.glob gives them)."""
+
     def walk(p: list[str], q: list[str]) -> bool:
         if not q:
             return not p
@@ -75,18 +77,27 @@ def compute(root: Path, patterns: list[str], release_sums: str | None = None) ->
             rel = rel.lstrip("*")  # sha256sum's binary-mode marker
             if any(matches(rel, p) for p in patterns):
                 listed[rel] = digest.lower()
-    return {rel: [files[rel][0] if files.get(rel, [None, None])[1] == digest else None, digest]
-            for rel, digest in sorted(listed.items())}
+    return {
+        rel: [files[rel][0] if files.get(rel, [None, None])[1] == digest else None, digest]
+        for rel, digest in sorted(listed.items())
+    }
 
 
 def write(name: str, files: dict[str, list], source: str, out_dir: Path = PACKAGE_DIR) -> Path:
     """Write `<out_dir>/<name>.json.gz` atomically; the same files give the same bytes (no gzip time)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "dataset": name, "source": source,
-           "files": [[rel, size, digest] for rel, (size, digest) in sorted(files.items())]}
+    doc = {
+        "format": FORMAT,
+        "dataset": name,
+        "source": source,
+        "files": [[rel, size, digest] for rel, (size, digest) in sorted(files.items())],
+    }
     path = out_dir / f"{name}.json.gz"
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+    ):
         gz.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode())
     return path
 
@@ -116,6 +127,7 @@ class Check:
 
     def summary(self, limit: int = 5) -> str:
         """One line counting the problems and naming the first `limit` of each kind."""
+
         def some(items: list[str]) -> str:
             if not limit:
                 return ""

@@ -1,4 +1,5 @@
 """`midibert data {download,verify,prepare,stats,manifest}`: argparse wiring and handlers (no torch imported)."""
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,17 @@ def _prepare(args: argparse.Namespace) -> int:
     from midibert.datasets.prepare import prepare, read_manifest
 
     options = {"labels_csv": args.labels_csv} if args.labels_csv else {}
-    folder = prepare(args.name, args.path, args.out, args.tokenizer, args.workers, seed=args.seed,
-                     max_pieces=args.max_pieces, max_tokens=args.max_tokens, **options)
+    folder = prepare(
+        args.name,
+        args.path,
+        args.out,
+        args.tokenizer,
+        args.workers,
+        seed=args.seed,
+        max_pieces=args.max_pieces,
+        max_tokens=args.max_tokens,
+        **options,
+    )
     m = read_manifest(folder)
     counts = ", ".join(f"{s} {c['pieces']} pieces / {c['tokens']} tokens" for s, c in m["counts"].items())
     print(f"{folder}\n  {counts}; skipped {len(m['skipped'])}")
@@ -72,8 +82,10 @@ def _stats(args: argparse.Namespace) -> int:
     pieces = read(args.name, args.path, seed=args.seed)
     out: dict = {"dataset": args.name, "pieces": {s: sum(p.split == s for p in pieces) for s in SPLITS}}
     if info.label_key:
-        out[info.label_key] = {s: dict(sorted(Counter(p.labels.get(info.label_key) for p in pieces
-                                                      if p.split == s).items())) for s in SPLITS}
+        out[info.label_key] = {
+            s: dict(sorted(Counter(p.labels.get(info.label_key) for p in pieces if p.split == s).items()))
+            for s in SPLITS
+        }
     if args.tokenizer:  # token-level figures need a (cached) preparation
         from midibert.datasets.prepare import load_split, prepare, read_manifest
 
@@ -103,8 +115,10 @@ def _stats_table(stats: dict, label_key: str | None) -> str:
     header = ["", *SPLITS, "all"]
     widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
     lines = [f"# {stats['dataset']}"]
-    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-              for r in [header, *cells]]
+    lines += [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in [header, *cells]
+    ]
     if "skipped" in stats:
         lines.append(f"skipped files: {stats['skipped']}")
     for key in (k for k in stats if k.startswith("train ")):  # note labels of the train split, by class id
@@ -119,9 +133,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     d = sub.add_parser("download", help="fetch and unpack a dataset from the manifest (every file checked)")
     d.add_argument("name")
-    d.add_argument("--to", help="folder to put the dataset folder in (default $MIDIBERT_DATA or ~/.cache/midibert/data)")
-    d.add_argument("--no-verify", action="store_true",
-                   help="accept an archive that midibert has no checksums for, or whose files differ from them")
+    d.add_argument(
+        "--to", help="folder to put the dataset folder in (default $MIDIBERT_DATA or ~/.cache/midibert/data)"
+    )
+    d.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept an archive that midibert has no checksums for, or whose files differ from them",
+    )
     d.set_defaults(func=_download)
 
     v = sub.add_parser("verify", help="check a copy of a dataset against midibert's per-file checksums")
@@ -129,15 +148,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("--path", help="dataset folder, or the data root holding it")
     v.set_defaults(func=_verify)
 
-    m = sub.add_parser("manifest", help="(maintainers) write midibert/data/checksums/NAME.json.gz from a copy "
-                                        "of the commit datasets.json pins")
+    m = sub.add_parser(
+        "manifest",
+        help="(maintainers) write midibert/data/checksums/NAME.json.gz from a copy of the commit datasets.json pins",
+    )
     m.add_argument("name")
     m.add_argument("--path", help="dataset folder, or the data root holding it")
     m.add_argument("--out", help="folder to write NAME.json.gz into (default: the package's data/checksums)")
     m.set_defaults(func=_manifest)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("name", help="dataset (pop909, pianist8, asap, emopia, pop1k7, giantmidi, vgmidi, folder, sample)")
+    common.add_argument(
+        "name", help="dataset (pop909, pianist8, asap, emopia, pop1k7, giantmidi, vgmidi, folder, sample)"
+    )
     common.add_argument("--path", help="dataset folder, or the data root holding it")
     common.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     common.add_argument("--seed", type=int, default=0, help="seed of splits made here (published splits ignore it)")
@@ -146,8 +169,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: cache folder named by tokenizer hash)")
     p.add_argument("--tokenizer", default="cp-score", help="REPR-KIND, e.g. cp-score, cp-performance, remi-score")
     p.add_argument("--max-pieces", type=int, default=None, help="at most this many pieces per split")
-    p.add_argument("--max-tokens", type=int, default=None,
-                   help="skip pieces that would make more tokens than this (default 2,000,000)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="skip pieces that would make more tokens than this (default 2,000,000)",
+    )
     p.add_argument("--labels-csv", help="folder dataset: CSV with a path column (relative to --path)")
     p.set_defaults(func=_prepare)
 

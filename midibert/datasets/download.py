@@ -2,6 +2,7 @@
 archive's SHA-256 where recorded, else every file the readers use against the shipped per-file
 checksums), extracted safely (nothing written outside the target, whatever the members) and
 atomically."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,7 @@ class ChecksumError(ValueError):
 
 def load_manifest(path: str | os.PathLike | None = None) -> dict:
     """The download manifest: dataset name -> url, sha256, strip, license ..."""
-    text = Path(path).read_text() if path else \
-        resources.files("midibert").joinpath("data", "datasets.json").read_text()
+    text = Path(path).read_text() if path else resources.files("midibert").joinpath("data", "datasets.json").read_text()
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
@@ -56,9 +56,17 @@ def fetch(url: str, dest: Path, progress: bool = True) -> Path:
         resumed = have and getattr(resp, "status", None) == 206
         total = resp.headers.get("Content-Length")
         total = int(total) + (have if resumed else 0) if total else None
-        with open(part, "ab" if resumed else "wb") as f, \
-                tqdm(total=total, initial=have if resumed else 0, unit="B", unit_scale=True,
-                     desc=dest.name, disable=not progress) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(
+                total=total,
+                initial=have if resumed else 0,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=not progress,
+            ) as bar,
+        ):
             while block := resp.read(CHUNK):
                 f.write(block)
                 bar.update(len(block))
@@ -73,8 +81,10 @@ def verify(path: Path, expected: str | None, *, check: bool = True) -> str:
         path.unlink()
         raise ChecksumError(f"{path.name}: SHA-256 {got} does not match the manifest's {expected}; deleted it")
     if not expected and check:
-        raise ChecksumError(f"{path.name}: the manifest records no SHA-256 (this file has {got}); "
-                            f"rerun with --no-verify to accept it unverified")
+        raise ChecksumError(
+            f"{path.name}: the manifest records no SHA-256 (this file has {got}); "
+            f"rerun with --no-verify to accept it unverified"
+        )
     return got
 
 
@@ -162,14 +172,18 @@ def _check(members: list[_Member]) -> None:
             raise UnsafeArchive(f"refusing archive member {m.name!r}: lies under the link {'/'.join(through)!r}")
         before = seen.get(m.parts)
         if before is not None and not (before == m.kind and m.kind in ("dir", "file")):
-            raise UnsafeArchive(f"refusing archive member {m.name!r}: {'/'.join(m.parts)} appears twice, "
-                                f"as a {before} and as a {m.kind}")
+            raise UnsafeArchive(
+                f"refusing archive member {m.name!r}: {'/'.join(m.parts)} appears twice, "
+                f"as a {before} and as a {m.kind}"
+            )
         seen[m.parts] = m.kind
         if m.kind == "symlink":
             _check_link(m, links)
         elif m.kind == "hardlink" and seen.get(m.link_parts) != "file":
-            raise UnsafeArchive(f"refusing archive member {m.name!r}: hard link to {m.link!r}, "
-                                f"which is not a file earlier in the archive")
+            raise UnsafeArchive(
+                f"refusing archive member {m.name!r}: hard link to {m.link!r}, "
+                f"which is not a file earlier in the archive"
+            )
 
 
 def _check_link(m: _Member, links: set[tuple[str, ...]]) -> None:
@@ -188,8 +202,9 @@ def _check_link(m: _Member, links: set[tuple[str, ...]]) -> None:
             continue
         at.append(c)
         if tuple(at) in links:
-            raise UnsafeArchive(f"refusing archive member {m.name!r}: link to {m.link!r} goes through "
-                                f"the link {'/'.join(at)!r}")
+            raise UnsafeArchive(
+                f"refusing archive member {m.name!r}: link to {m.link!r} goes through the link {'/'.join(at)!r}"
+            )
 
 
 def _real_parent(dest: Path, parts: tuple[str, ...], name: str) -> Path:
@@ -253,8 +268,15 @@ def _extract(members: list[_Member], dest: Path) -> None:
                 _write_file(target, src, m.name)
 
 
-def download(name: str, to: str | os.PathLike | None = None, *, manifest: dict | None = None,
-             files: dict | None = None, check: bool = True, progress: bool = True) -> Path:
+def download(
+    name: str,
+    to: str | os.PathLike | None = None,
+    *,
+    manifest: dict | None = None,
+    files: dict | None = None,
+    check: bool = True,
+    progress: bool = True,
+) -> Path:
     """Download and extract dataset `name` into `to/<folder>`; returns that folder.
 
     Default `to`: $MIDIBERT_DATA, else <cache>/data. An existing folder is left alone (`midibert
@@ -300,5 +322,7 @@ def _check_files(name: str, archive: Path, tree: Path, files: dict, check: bool)
         print(f"{name}: accepted unverified ({res.summary()})")
         return
     archive.unlink(missing_ok=True)
-    raise ChecksumError(f"{name}: {archive.name} does not hold the published files ({res.summary()}); "
-                        f"deleted it (rerun with --no-verify to accept it anyway)")
+    raise ChecksumError(
+        f"{name}: {archive.name} does not hold the published files ({res.summary()}); "
+        f"deleted it (rerun with --no-verify to accept it anyway)"
+    )

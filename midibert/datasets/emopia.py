@@ -3,6 +3,7 @@
 Clips of one song share its YouTube id, so the default split keeps songs whole (seeded);
 splitting by clip would leak a song's other clips into evaluation.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,10 +27,18 @@ def read(root: Path, *, seed: int = 0) -> list[Piece]:
         if not m:
             continue  # not a clip (stray file); the listing stays reproducible either way
         quadrant, song, _ = m.groups()
-        pieces.append(Piece(id=path.stem, path=path, labels={"emotion": csv_label.get(path.stem, quadrant)},
-                            group=song, kind="performance"))
+        pieces.append(
+            Piece(
+                id=path.stem,
+                path=path,
+                labels={"emotion": csv_label.get(path.stem, quadrant)},
+                group=song,
+                kind="performance",
+            )
+        )
     return assign_splits(pieces, seed)
 
 
-INFO = register(DatasetInfo(name="emopia", folder="emopia", read=read, kind="performance",
-                            label_key="emotion", classes=QUADRANTS))
+INFO = register(
+    DatasetInfo(name="emopia", folder="emopia", read=read, kind="performance", label_key="emotion", classes=QUADRANTS)
+)

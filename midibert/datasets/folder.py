@@ -3,6 +3,7 @@
 CSV columns other than `path` become piece labels; optional `split` and `group` columns are
 honoured, so a user's own published split is kept.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

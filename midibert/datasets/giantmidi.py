@@ -1,5 +1,6 @@
 """GiantMIDI-Piano evaluation subset: 52 classical pieces, each as transcription, Disklavier
 performance and sequenced score; a tiny composer check (11 composers)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,11 @@ from midibert.datasets.base import DatasetInfo, Piece, assign_splits, read_csv, 
 
 TABLE = "midis_for_evaluation/groundtruth_maestro_giantmidi-piano.csv"
 # version -> (csv column, folder, kind)
-VERSIONS = {"giantmidi-piano": ("GiantMIDI-Piano", "giantmidi-piano", "performance"),
-            "maestro": ("Maestro", "maestro", "performance"),
-            "ground_truth": ("GroundTruth", "ground_truth", "score")}
+VERSIONS = {
+    "giantmidi-piano": ("GiantMIDI-Piano", "giantmidi-piano", "performance"),
+    "maestro": ("Maestro", "maestro", "performance"),
+    "ground_truth": ("GroundTruth", "ground_truth", "score"),
+}
 
 
 def read(root: Path, *, seed: int = 0, versions: tuple[str, ...] = ("giantmidi-piano",)) -> list[Piece]:
@@ -24,10 +27,14 @@ def read(root: Path, *, seed: int = 0, versions: tuple[str, ...] = ("giantmidi-p
         for v in versions:
             column, folder, kind = VERSIONS[v]
             path = root / "midis_for_evaluation" / folder / row[column]
-            pieces.append(Piece(id=f"{folder}/{row[column]}", path=path, labels={"composer": composer},
-                                group=row["Name"], kind=kind))
+            pieces.append(
+                Piece(
+                    id=f"{folder}/{row[column]}", path=path, labels={"composer": composer}, group=row["Name"], kind=kind
+                )
+            )
     return assign_splits(pieces, seed)
 
 
-INFO = register(DatasetInfo(name="giantmidi", folder="giantmidi_piano_eval", read=read, kind="performance",
-                            label_key="composer"))
+INFO = register(
+    DatasetInfo(name="giantmidi", folder="giantmidi_piano_eval", read=read, kind="performance", label_key="composer")
+)

@@ -1,4 +1,5 @@
 """Pianist8: 411 transcribed performances by 8 composer-pianists (the style task)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,21 @@ def read(root: Path, *, seed: int = 0) -> list[Piece]:
     pieces = []
     for path in midi_files(base):
         rel = path.relative_to(base).as_posix()
-        pieces.append(Piece(id=rel, path=path, labels={"composer": rel.split("/")[0]}, group=rel,
-                            kind="performance", split=split_of.get(rel)))
+        pieces.append(
+            Piece(
+                id=rel,
+                path=path,
+                labels={"composer": rel.split("/")[0]},
+                group=rel,
+                kind="performance",
+                split=split_of.get(rel),
+            )
+        )
     return pieces
 
 
-INFO = register(DatasetInfo(name="pianist8", folder="pianist8", read=read, kind="performance",
-                            label_key="composer", classes=COMPOSERS))
+INFO = register(
+    DatasetInfo(
+        name="pianist8", folder="pianist8", read=read, kind="performance", label_key="composer", classes=COMPOSERS
+    )
+)

@@ -4,6 +4,7 @@ MidiBERT-Piano kept the 865 songs in 4/4 and split them 693 / 86 / 86; it also r
 every song to its annotated beats, which `quantize_to_beats` reproduces so the played
 (unquantised) MIDI can be tokenized as a score.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,15 @@ BEATS_PER_BAR = 4  # all 865 qualified songs are in 4/4
 def read(root: Path, *, seed: int = 0, qualified_only: bool = True) -> list[Piece]:
     """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split."""
     split_of = {sid: s for s in SPLITS for sid in published_split(root, "pop909", s)}
-    ids = published_split(root, "pop909", "qualified_4_4_pieces") if qualified_only else \
-        sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
-    return [Piece(id=sid, path=root / "POP909" / sid / f"{sid}.mid", group=sid, kind="performance",
-                  split=split_of.get(sid)) for sid in ids]
+    ids = (
+        published_split(root, "pop909", "qualified_4_4_pieces")
+        if qualified_only
+        else sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
+    )
+    return [
+        Piece(id=sid, path=root / "POP909" / sid / f"{sid}.mid", group=sid, kind="performance", split=split_of.get(sid))
+        for sid in ids
+    ]
 
 
 def beat_times(midi_path: Path) -> np.ndarray:
@@ -65,8 +71,11 @@ def quantize_to_beats(score: symusic.Score, beats: np.ndarray, tpq: int = TPQ) -
             off = np.rint((to_beat(n["time"] + n["duration"]) + shift) * tpq)
             on = np.clip(on, 0, None)
             new.notes = symusic.Note.from_numpy(
-                time=on.astype(np.int32), duration=np.maximum(off - on, 1).astype(np.int32),
-                pitch=n["pitch"], velocity=n["velocity"])
+                time=on.astype(np.int32),
+                duration=np.maximum(off - on, 1).astype(np.int32),
+                pitch=n["pitch"],
+                velocity=n["velocity"],
+            )
         out.tracks.append(new)
     return out
 
@@ -78,5 +87,4 @@ def load(piece: Piece, kind: str):
     return quantize_to_beats(symusic.Score(str(piece.path)), beat_times(piece.path))
 
 
-INFO = register(DatasetInfo(name="pop909", folder="pop909", read=read, kind="performance",
-                            note_labels=True, load=load))
+INFO = register(DatasetInfo(name="pop909", folder="pop909", read=read, kind="performance", note_labels=True, load=load))

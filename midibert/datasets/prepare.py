@@ -11,6 +11,7 @@ Everything is written to a hidden temporary folder and renamed into place only w
 so an interrupted run never leaves something that looks like a valid cache; the next run
 removes what a killed one left. An existing folder is replaced only when it is a preparation.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,19 +32,38 @@ from midibert.fsutil import die_with_parent, publish_dir, remove_stale
 FORMAT = 1
 MANIFEST = "manifest.json"
 # array name -> dtype on disk; labels fit in int16 (IGNORE, -100, .. a few classes)
-DTYPES = {"ids": np.int32, "note_index": np.int32, "bar_start": np.bool_,
-          "melody3": np.int16, "melody2": np.int16, "velocity": np.int16}
+DTYPES = {
+    "ids": np.int32,
+    "note_index": np.int32,
+    "bar_start": np.bool_,
+    "melody3": np.int16,
+    "melody2": np.int16,
+    "velocity": np.int16,
+}
 NOTE_LABELS = ("melody3", "melody2", "velocity")
 
 
-def cache_key(name: str, root: Path, tokenizer: str, options: dict, seed: int, max_pieces: int | None,
-              max_tokens: int | None = None) -> str:
+def cache_key(
+    name: str,
+    root: Path,
+    tokenizer: str,
+    options: dict,
+    seed: int,
+    max_pieces: int | None,
+    max_tokens: int | None = None,
+) -> str:
     """Hash of everything that changes the prepared arrays except the source files themselves."""
     from midibert.tokenize import Tokenizer
 
-    what = {"format": FORMAT, "dataset": name, "root": str(root.resolve()), "seed": seed,
-            "tokenizer": Tokenizer.from_spec(tokenizer).config_hash(), "options": options,
-            "max_pieces": max_pieces}
+    what = {
+        "format": FORMAT,
+        "dataset": name,
+        "root": str(root.resolve()),
+        "seed": seed,
+        "tokenizer": Tokenizer.from_spec(tokenizer).config_hash(),
+        "options": options,
+        "max_pieces": max_pieces,
+    }
     if max_tokens is not None:  # only when set, so caches made before the limit existed stay valid
         what["max_tokens"] = max_tokens
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
@@ -67,8 +87,11 @@ def _init_worker(tokenizer: str, name: str, max_tokens: int | None, watch_parent
     from midibert.tokenize import Tokenizer
     from midibert.tokenize.base import MAX_TOKENS
 
-    _worker.update(tok=Tokenizer.from_spec(tokenizer), info=get_info(name),
-                   max_tokens=MAX_TOKENS if max_tokens is None else max_tokens)
+    _worker.update(
+        tok=Tokenizer.from_spec(tokenizer),
+        info=get_info(name),
+        max_tokens=MAX_TOKENS if max_tokens is None else max_tokens,
+    )
     if watch_parent:
         die_with_parent()
 
@@ -83,8 +106,12 @@ def _encode(piece: Piece) -> dict | str:
         enc = tok.encode(src, max_tokens=_worker["max_tokens"])
         if len(enc) == 0:
             return "no tokens"
-        arrays = {"ids": enc.ids, "note_index": enc.note_index, "bar_start": enc.bar_start,
-                  "n_notes": int((enc.note_index >= 0).sum())}
+        arrays = {
+            "ids": enc.ids,
+            "note_index": enc.note_index,
+            "bar_start": enc.bar_start,
+            "n_notes": int((enc.note_index >= 0).sum()),
+        }
         if info.note_labels:
             arrays.update(melody3=melody_labels(enc, 3), melody2=melody_labels(enc, 2), velocity=velocity_labels(enc))
         return arrays
@@ -109,8 +136,9 @@ class _SplitWriter:
         self.trailing = arrays["ids"].shape[1:]
         self.offsets.append(self.offsets[-1] + len(arrays["ids"]))
         self.n_notes += arrays["n_notes"]
-        self.pieces.append({"id": piece.id, "path": str(piece.path), "labels": piece.labels,
-                            "group": piece.group, "kind": piece.kind})
+        self.pieces.append(
+            {"id": piece.id, "path": str(piece.path), "labels": piece.labels, "group": piece.group, "kind": piece.kind}
+        )
 
     def finish(self) -> dict:
         total = self.offsets[-1]
@@ -147,8 +175,12 @@ def is_complete(folder: Path, key: str | None = None, sources: list | None = Non
         m = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    return m.get("complete") is True and m.get("format") == FORMAT and (key is None or m.get("key") == key) \
+    return (
+        m.get("complete") is True
+        and m.get("format") == FORMAT
+        and (key is None or m.get("key") == key)
         and (sources is None or m.get("sources") == sources)
+    )
 
 
 def _is_preparation(folder: Path) -> bool:
@@ -166,19 +198,32 @@ def check_out(final: Path, root: Path, chosen: bool = True) -> None:
     user `chosen` it) a folder inside the dataset."""
     f, r = final.resolve(), root.resolve()
     if r.is_relative_to(f) or (chosen and f.is_relative_to(r)):
-        raise ValueError(f"output folder {final} and dataset folder {root} overlap; write the preparation "
-                         f"elsewhere (the output folder is replaced as a whole)")
+        raise ValueError(
+            f"output folder {final} and dataset folder {root} overlap; write the preparation "
+            f"elsewhere (the output folder is replaced as a whole)"
+        )
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise ValueError(f"output folder {final} exists and is not a folder; refusing to replace it")
     if final.is_dir() and any(final.iterdir()) and not _is_preparation(final):
-        raise ValueError(f"output folder {final} is not empty and not a midibert preparation (its {MANIFEST} "
-                         f"would say so); refusing to replace it: choose another --out or empty it")
+        raise ValueError(
+            f"output folder {final} is not empty and not a midibert preparation (its {MANIFEST} "
+            f"would say so); refusing to replace it: choose another --out or empty it"
+        )
 
 
-def prepare(name: str, path: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-            tokenizer: str = "cp-score", workers: int | None = None, *, seed: int = 0,
-            max_pieces: int | None = None, max_tokens: int | None = None, progress: bool = True,
-            **options) -> Path:
+def prepare(
+    name: str,
+    path: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    tokenizer: str = "cp-score",
+    workers: int | None = None,
+    *,
+    seed: int = 0,
+    max_pieces: int | None = None,
+    max_tokens: int | None = None,
+    progress: bool = True,
+    **options,
+) -> Path:
     """Prepare dataset `name` (cached) and return the folder; `options` go to the reader.
 
     Reuses an existing preparation when tokenizer, options and every source file's size and
@@ -204,16 +249,32 @@ def prepare(name: str, path: str | os.PathLike | None = None, out: str | os.Path
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
         manifest = _write(tmp, info, pieces, tok, tokenizer, workers, progress, max_tokens)
-        manifest.update(key=key, dataset=name, data_dir=str(root), options=options, seed=seed,
-                        max_pieces=max_pieces, max_tokens=max_tokens, sources=sources)
+        manifest.update(
+            key=key,
+            dataset=name,
+            data_dir=str(root),
+            options=options,
+            seed=seed,
+            max_pieces=max_pieces,
+            max_tokens=max_tokens,
+            sources=sources,
+        )
         _publish(tmp, final, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
-def _write(tmp: Path, info: DatasetInfo, pieces: list[Piece], tok, spec: str, workers: int | None,
-           progress: bool, max_tokens: int | None) -> dict:
+def _write(
+    tmp: Path,
+    info: DatasetInfo,
+    pieces: list[Piece],
+    tok,
+    spec: str,
+    workers: int | None,
+    progress: bool,
+    max_tokens: int | None,
+) -> dict:
     """Encode every piece (in worker processes) and stream the results into `tmp`."""
     names = ("ids", "note_index", "bar_start") + (NOTE_LABELS if info.note_labels else ())
     writers = {s: _SplitWriter(tmp / s, names) for s in SPLITS}
@@ -240,10 +301,19 @@ def _write(tmp: Path, info: DatasetInfo, pieces: list[Piece], tok, spec: str, wo
             pool.shutdown(cancel_futures=True)
     counts = {s: w.finish() for s, w in writers.items()}
     tok.save(tmp)
-    return {"format": FORMAT, "complete": True, "tokenizer": tok.to_dict()["config"], "spec": tok.spec,
-            "config_hash": tok.config_hash(), "vocab_sizes": tok.vocab_sizes,
-            "note_labels": list(NOTE_LABELS) if info.note_labels else [], "label_key": info.label_key,
-            "counts": counts, "skipped": skipped, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "format": FORMAT,
+        "complete": True,
+        "tokenizer": tok.to_dict()["config"],
+        "spec": tok.spec,
+        "config_hash": tok.config_hash(),
+        "vocab_sizes": tok.vocab_sizes,
+        "note_labels": list(NOTE_LABELS) if info.note_labels else [],
+        "label_key": info.label_key,
+        "counts": counts,
+        "skipped": skipped,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def _publish(tmp: Path, final: Path, manifest: dict) -> None:
@@ -279,10 +349,13 @@ def load_split(folder: str | os.PathLike, split: str) -> PreparedSplit:
     manifest = json.loads((folder / MANIFEST).read_text())
     d = folder / split
     return PreparedSplit(
-        ids=np.load(d / "ids.npy", mmap_mode="r"), note_index=np.load(d / "note_index.npy", mmap_mode="r"),
-        bar_start=np.load(d / "bar_start.npy", mmap_mode="r"), offsets=np.load(d / "offsets.npy"),
+        ids=np.load(d / "ids.npy", mmap_mode="r"),
+        note_index=np.load(d / "note_index.npy", mmap_mode="r"),
+        bar_start=np.load(d / "bar_start.npy", mmap_mode="r"),
+        offsets=np.load(d / "offsets.npy"),
         labels={n: np.load(d / f"{n}.npy", mmap_mode="r") for n in manifest["note_labels"]},
-        pieces=json.loads((d / "pieces.json").read_text(encoding="utf-8")))
+        pieces=json.loads((d / "pieces.json").read_text(encoding="utf-8")),
+    )
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:

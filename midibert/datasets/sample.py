@@ -3,6 +3,7 @@
 Tracks are named MELODY / BRIDGE / PIANO as in POP909, so per-note labels come from the MIDI;
 `labels.csv` gives each piece its style, emotion quadrant and split.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,9 +20,28 @@ def read(root: Path, *, seed: int = 0, n_pieces: int = 200) -> list[Piece]:
     if len(rows) != n_pieces:
         generate_corpus(root, n_pieces=n_pieces, seed=seed)
         rows = read_csv(root / "labels.csv")
-    return [Piece(id=row["id"], path=root / row["path"], group=row["id"], kind="score", split=row["split"],
-                  labels={"style": row["style"], "emotion": row["emotion"]}) for row in rows]
+    return [
+        Piece(
+            id=row["id"],
+            path=root / row["path"],
+            group=row["id"],
+            kind="score",
+            split=row["split"],
+            labels={"style": row["style"], "emotion": row["emotion"]},
+        )
+        for row in rows
+    ]
 
 
-INFO = register(DatasetInfo(name="sample", folder="sample", read=read, kind="score", label_key="style",
-                            classes=tuple(STYLES), note_labels=True, generated=True))
+INFO = register(
+    DatasetInfo(
+        name="sample",
+        folder="sample",
+        read=read,
+        kind="score",
+        label_key="style",
+        classes=tuple(STYLES),
+        note_labels=True,
+        generated=True,
+    )
+)

@@ -1,4 +1,5 @@
 """VGMIDI (labelled part): 204 video-game piano phrases with binary valence and arousal."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,18 @@ def read(root: Path, *, seed: int = 0) -> list[Piece]:
     for row in read_csv(root / "vgmidi_labelled.csv"):
         va = (int(row["valence"]), int(row["arousal"]))
         path = root / row["midi"]
-        pieces.append(Piece(id=Path(row["midi"]).stem, path=path, group=row["game"], kind="score",
-                            labels={"emotion": QUADRANT[va], "valence": va[0], "arousal": va[1]}))
+        pieces.append(
+            Piece(
+                id=Path(row["midi"]).stem,
+                path=path,
+                group=row["game"],
+                kind="score",
+                labels={"emotion": QUADRANT[va], "valence": va[0], "arousal": va[1]},
+            )
+        )
     return assign_splits(pieces, seed)
 
 
-INFO = register(DatasetInfo(name="vgmidi", folder="vgmidi", read=read, kind="score",
-                            label_key="emotion", classes=QUADRANTS))
+INFO = register(
+    DatasetInfo(name="vgmidi", folder="vgmidi", read=read, kind="score", label_key="emotion", classes=QUADRANTS)
+)

@@ -4,6 +4,7 @@ Every family's vocabulary starts with the same special tokens, so PAD is 0 and M
 everywhere and model code never needs to ask which representation it is looking at. This module
 is their one home (and `labels.IGNORE` that of the label no loss counts).
 """
+
 from __future__ import annotations
 
 import json
@@ -82,12 +83,16 @@ class Tokenizer:
     def from_dict(d: dict) -> Tokenizer:
         version = d.get("format_version", 0)
         if version > FORMAT_VERSION:
-            raise ValueError(f"tokenizer format version {version} is newer than this midibert "
-                             f"understands ({FORMAT_VERSION}); upgrade midibert")
+            raise ValueError(
+                f"tokenizer format version {version} is newer than this midibert "
+                f"understands ({FORMAT_VERSION}); upgrade midibert"
+            )
         tok = Tokenizer.create(**TokenizerConfig.from_dict(d["config"]).to_dict())
         if "vocab" in d and d["vocab"] != tok.vocab:
-            raise ValueError("tokenizer vocabulary does not match its config (edited by hand, or "
-                             "written by an incompatible midibert)")
+            raise ValueError(
+                "tokenizer vocabulary does not match its config (edited by hand, or "
+                "written by an incompatible midibert)"
+            )
         return tok
 
     def to_dict(self) -> dict:
@@ -186,8 +191,9 @@ class Tokenizer:
         ids, note_index = self._encode(sel, fields, grid.bar_starts, meter, meter_changed)
         self._check_vocabulary(ids, describe(src))
         src_name = str(src) if isinstance(src, (str, os.PathLike)) else ""
-        return Encoding(ids=ids, note_index=note_index, notes=notes, bar_start=self.is_bar_start(ids),
-                        stats=stats, source=src_name)
+        return Encoding(
+            ids=ids, note_index=note_index, notes=notes, bar_start=self.is_bar_start(ids), stats=stats, source=src_name
+        )
 
     def _check_vocabulary(self, ids: np.ndarray, name: str) -> None:
         """Raise rather than hand on an id outside its family's vocabulary (it would poison a cache
@@ -197,8 +203,10 @@ class Tokenizer:
         if bad.any():
             row, *col = np.argwhere(bad)[0]
             family = self.families[col[0] if col else 0]
-            raise MidiError(f"{name}: token {row} gets {family} id {ids[(row, *col)]}, outside 0..{sizes[col[0] if col else 0] - 1}; "
-                            f"the file holds values the tokenizer cannot represent")
+            raise MidiError(
+                f"{name}: token {row} gets {family} id {ids[(row, *col)]}, outside 0..{sizes[col[0] if col else 0] - 1}; "
+                f"the file holds values the tokenizer cannot represent"
+            )
 
     def _encode(self, sel, fields, bar_starts, meter, meter_changed):
         """(ids, note_index): lay out the tokens; `fields` hold 0-based values per tokenized note,
@@ -222,8 +230,12 @@ class Tokenizer:
         return [[vocab[f][int(i)] for f, i in enumerate(row)] for row in rows]
 
     # ---- decode helpers -----------------------------------------------------------------
-    def _score(self, notes: list[tuple[int, int, int, int]], meters: list[tuple[int, int, int]],
-               tempos: list[tuple[int, float]]) -> symusic.Score:
+    def _score(
+        self,
+        notes: list[tuple[int, int, int, int]],
+        meters: list[tuple[int, int, int]],
+        tempos: list[tuple[int, float]],
+    ) -> symusic.Score:
         """Build a Score from (onset, duration, pitch, velocity) in grid steps, meter and tempo events."""
         res = self.config.resolution
         per_step = max(1, 480 // res)
@@ -236,8 +248,11 @@ class Tokenizer:
         if notes:
             a = np.asarray(notes, dtype=np.int64)
             track.notes = symusic.Note.from_numpy(
-                time=(a[:, 0] * per_step).astype(np.int32), duration=(a[:, 1] * per_step).astype(np.int32),
-                pitch=a[:, 2].astype(np.int8), velocity=a[:, 3].astype(np.int8))
+                time=(a[:, 0] * per_step).astype(np.int32),
+                duration=(a[:, 1] * per_step).astype(np.int32),
+                pitch=a[:, 2].astype(np.int8),
+                velocity=a[:, 3].astype(np.int8),
+            )
         score.tracks.append(track)
         return score
 

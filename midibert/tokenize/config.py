@@ -1,4 +1,5 @@
 """Tokenizer settings: one dataclass, serialised into tokenizer.json and hashed for caches."""
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ says whether a note opens a new bar ("Bar_New", or "Bar_New_3/4" where the meter
 continues the current one. A bar without notes still gets a token (Bar_New, other families
 NONE), so decoding puts every later note back at its onset.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,7 @@ class CPTokenizer(Tokenizer):
 
         first = np.ones(len(tok_bar), dtype=bool)
         first[1:] = tok_bar[1:] != tok_bar[:-1]
-        bar_ids = np.where(first, np.where(meter_changed[tok_bar], BAR_NEW + 1 + meter[tok_bar], BAR_NEW),
-                           BAR_CONTINUE)
+        bar_ids = np.where(first, np.where(meter_changed[tok_bar], BAR_NEW + 1 + meter[tok_bar], BAR_NEW), BAR_CONTINUE)
         columns = [bar_ids]
         families = ["position", "pitch", "duration"] + (["velocity", "tempo"] if self.config.performance else [])
         for name in families:

@@ -2,6 +2,7 @@
 
 Tokens that stand for no note get IGNORE, the value PyTorch's cross-entropy skips.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Everything representation-specific (CP, REMI) starts from what this module retur
 hard cases MidiBERT-Piano's users hit (odd ticks-per-quarter, 3/4 and changing meters, tempo
 changes, out-of-range pitches, zero-length notes, drum tracks) are handled once, here.
 """
+
 from __future__ import annotations
 
 import io
@@ -92,8 +93,10 @@ def read_score(src: MidiSource) -> symusic.Score:
             src.write(buf)
             score = symusic.Score.from_midi(buf.getvalue())
         else:
-            raise MidiError(f"{name}: unsupported source type; give a path, bytes, symusic.Score, "
-                            "miditoolkit.MidiFile or pretty_midi.PrettyMIDI")
+            raise MidiError(
+                f"{name}: unsupported source type; give a path, bytes, symusic.Score, "
+                "miditoolkit.MidiFile or pretty_midi.PrettyMIDI"
+            )
     except MidiError:
         raise
     except Exception as e:  # the parsers raise RuntimeError, IOError, struct errors ...
@@ -120,20 +123,27 @@ def _check_times(score: symusic.Score, start: np.ndarray, end: np.ndarray, name:
     meta = [e.time for e in (*score.tempos, *score.time_signatures)]
     bad = np.flatnonzero((start < 0) | (end < start) | (end > MAX_TICK))
     if len(bad) or (meta and min(meta) < 0):
-        where = f"note {bad[0]} starts at tick {start[bad[0]]}, ends at {end[bad[0]]}" if len(bad) else \
-            f"a tempo or meter at tick {min(meta)}"
-        raise MidiError(f"{name}: times do not fit 32-bit ticks ({where}): its delta times add up past "
-                        f"{MAX_TICK} ticks")
+        where = (
+            f"note {bad[0]} starts at tick {start[bad[0]]}, ends at {end[bad[0]]}"
+            if len(bad)
+            else f"a tempo or meter at tick {min(meta)}"
+        )
+        raise MidiError(
+            f"{name}: times do not fit 32-bit ticks ({where}): its delta times add up past {MAX_TICK} ticks"
+        )
 
 
 def _check_size(n_tokens: int, n_bars: int, n_notes: int, max_tokens: int, name: str) -> None:
     if n_tokens > max_tokens:
-        raise MidiError(f"{name}: too long to tokenize: up to {n_tokens:,} tokens ({n_notes:,} notes, "
-                        f"{n_bars:,} bars), over the limit of {max_tokens:,}")
+        raise MidiError(
+            f"{name}: too long to tokenize: up to {n_tokens:,} tokens ({n_notes:,} notes, "
+            f"{n_bars:,} bars), over the limit of {max_tokens:,}"
+        )
 
 
-def extract(src: MidiSource, cfg: TokenizerConfig, max_tokens: int | None = None,
-            cost: tuple[int, int] = (1, 1)) -> tuple[Notes, Grid, np.ndarray, dict]:
+def extract(
+    src: MidiSource, cfg: TokenizerConfig, max_tokens: int | None = None, cost: tuple[int, int] = (1, 1)
+) -> tuple[Notes, Grid, np.ndarray, dict]:
     """Merge the non-drum tracks of `src` into one quantized note stream.
 
     Returns the notes, the bar grid, the tempo (BPM) sounding at each note and counters of what
@@ -182,9 +192,19 @@ def extract(src: MidiSource, cfg: TokenizerConfig, max_tokens: int | None = None
 
     # Sort on the pitch the tokens will carry, so decoding and re-encoding give the same order.
     order = np.lexsort((track, duration, np.clip(pitch, lo, hi), onset))
-    notes = Notes(onset=onset[order], duration=duration[order], pitch=pitch[order],
-                  velocity=velocity[order], track=track[order], start=start[order], end=end[order],
-                  tokenized=tokenized[order], source_index=order, track_names=names, tpq=int(tpq))
+    notes = Notes(
+        onset=onset[order],
+        duration=duration[order],
+        pitch=pitch[order],
+        velocity=velocity[order],
+        track=track[order],
+        start=start[order],
+        end=end[order],
+        tokenized=tokenized[order],
+        source_index=order,
+        track_names=names,
+        tpq=int(tpq),
+    )
     if not notes.tokenized.any():
         raise MidiError(f"{name}: no note within pitch range {cfg.pitch_range}")
 
@@ -213,7 +233,9 @@ def bar_steps(meter: tuple[int, int], res: int) -> int:
     return 4 * res * num // den
 
 
-def bar_plan(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict) -> list[tuple[int, int, int, tuple[int, int]]]:
+def bar_plan(
+    score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict
+) -> list[tuple[int, int, int, tuple[int, int]]]:
     """Bar lines from the file's time signatures, covering every onset up to `last`, as runs of
     (first bar line, bar length, number of bars, meter): nothing allocated per bar yet.
 
@@ -224,8 +246,12 @@ def bar_plan(score: symusic.Score, cfg: TokenizerConfig, last: int, stats: dict)
     """
     res = cfg.resolution
     ok = set(supported_meters(cfg))
-    changes = sorted({(int(_to_grid(np.array([ts.time]), score.tpq, res)[0]), ts.numerator, ts.denominator)
-                      for ts in score.time_signatures})
+    changes = sorted(
+        {
+            (int(_to_grid(np.array([ts.time]), score.tpq, res)[0]), ts.numerator, ts.denominator)
+            for ts in score.time_signatures
+        }
+    )
     if not changes or changes[0][0] > 0:
         changes.insert(0, (0, 4, 4))
     stats["unsupported_meters"] = 0

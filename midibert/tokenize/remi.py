@@ -4,6 +4,7 @@ Per bar: Bar, then TimeSig_n/d where the meter changes; per onset: Position (and
 performances, where it changes); per note: Pitch, (Velocity,) Duration. The note tokens
 (Pitch, Velocity, Duration) point at their note through `note_index`.
 """
+
 from __future__ import annotations
 
 import numpy as np

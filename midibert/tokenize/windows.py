@@ -1,5 +1,6 @@
 """Split a long encoding into fixed-length model inputs, keeping the token -> note links, and
 merge what a model says about each window back into one row per note or per piece."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,11 +29,13 @@ class Windows:
         values = np.asarray(values)
         out = np.full((len(self), self.ids.shape[1], *values.shape[1:]), fill, dtype=values.dtype)
         for i, (s, n) in enumerate(zip(self.starts, self.lengths)):
-            out[i, :n] = values[s:s + n]
+            out[i, :n] = values[s : s + n]
         return out
 
 
-def window_starts(n_tokens: int, length: int, overlap: int = 0, bar_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def window_starts(
+    n_tokens: int, length: int, overlap: int = 0, bar_start: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Where windows begin and how long each is.
 
     With `bar_start` (bool per token) each window after the first begins at a bar line and
@@ -64,17 +67,27 @@ def window_starts(n_tokens: int, length: int, overlap: int = 0, bar_start: np.nd
     return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
 
 
-def make_windows(ids: np.ndarray, note_index: np.ndarray, length: int = 512, overlap: int = 0,
-                 bar_start: np.ndarray | None = None, pad_id: int = PAD) -> Windows:
+def make_windows(
+    ids: np.ndarray,
+    note_index: np.ndarray,
+    length: int = 512,
+    overlap: int = 0,
+    bar_start: np.ndarray | None = None,
+    pad_id: int = PAD,
+) -> Windows:
     """Windows of `length` tokens (last one padded), optionally overlapping or cut at bar lines."""
     ids = np.asarray(ids)
     starts, lengths = window_starts(len(ids), length, overlap, bar_start)
-    w = Windows(ids=np.full((len(starts), length, *ids.shape[1:]), pad_id, dtype=ids.dtype),
-                note_index=np.full((len(starts), length), -1, dtype=np.int64),
-                attention_mask=np.zeros((len(starts), length), dtype=bool), starts=starts, lengths=lengths)
+    w = Windows(
+        ids=np.full((len(starts), length, *ids.shape[1:]), pad_id, dtype=ids.dtype),
+        note_index=np.full((len(starts), length), -1, dtype=np.int64),
+        attention_mask=np.zeros((len(starts), length), dtype=bool),
+        starts=starts,
+        lengths=lengths,
+    )
     for i, (s, n) in enumerate(zip(starts, lengths)):
-        w.ids[i, :n] = ids[s:s + n]
-        w.note_index[i, :n] = note_index[s:s + n]
+        w.ids[i, :n] = ids[s : s + n]
+        w.note_index[i, :n] = note_index[s : s + n]
         w.attention_mask[i, :n] = True
     return w
 

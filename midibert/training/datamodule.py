@@ -11,6 +11,7 @@ run sees exactly the batches the uninterrupted run would have. `bucket_by_length
 windows of like length together (no padding compute, and full windows need no attention mask,
 so SDPA may take its flash kernel on GPUs).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,15 @@ class WindowDataset(Dataset):
     labels: a per-token array (token tasks), a per-piece array (sequence tasks) or None.
     """
 
-    def __init__(self, split: PreparedSplit, seq_len: int, overlap: int = 0, labels: np.ndarray | None = None,
-                 piece_labels: np.ndarray | None = None, pieces: Sequence[int] | None = None):
+    def __init__(
+        self,
+        split: PreparedSplit,
+        seq_len: int,
+        overlap: int = 0,
+        labels: np.ndarray | None = None,
+        piece_labels: np.ndarray | None = None,
+        pieces: Sequence[int] | None = None,
+    ):
         self.split, self.seq_len, self.labels, self.piece_labels = split, seq_len, labels, piece_labels
         rows = []
         for p in range(len(split)) if pieces is None else pieces:
@@ -55,11 +63,14 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         piece, start, n = (int(v) for v in self.rows[i])
-        item = {"input_ids": np.asarray(self.split.ids[start:start + n], dtype=np.int64),
-                "note_index": np.asarray(self.split.note_index[start:start + n], dtype=np.int64),
-                "bar_start": np.asarray(self.split.bar_start[start:start + n], dtype=bool), "piece": piece}
+        item = {
+            "input_ids": np.asarray(self.split.ids[start : start + n], dtype=np.int64),
+            "note_index": np.asarray(self.split.note_index[start : start + n], dtype=np.int64),
+            "bar_start": np.asarray(self.split.bar_start[start : start + n], dtype=bool),
+            "piece": piece,
+        }
         if self.labels is not None:
-            item["labels"] = np.asarray(self.labels[start:start + n], dtype=np.int64)
+            item["labels"] = np.asarray(self.labels[start : start + n], dtype=np.int64)
         elif self.piece_labels is not None:
             item["labels"] = int(self.piece_labels[piece])
         return item
@@ -76,16 +87,20 @@ def collate(items: list[dict]) -> dict:
     for b, it in enumerate(items):
         n = len(it["input_ids"])
         ids[b, :n], note[b, :n], mask[b, :n], bars[b, :n] = it["input_ids"], it["note_index"], True, it["bar_start"]
-    batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-             "note_index": torch.from_numpy(note), "bar_start": torch.from_numpy(bars),
-             "piece": torch.tensor([it["piece"] for it in items])}
+    batch = {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "note_index": torch.from_numpy(note),
+        "bar_start": torch.from_numpy(bars),
+        "piece": torch.tensor([it["piece"] for it in items]),
+    }
     if "labels" in items[0]:
         if np.ndim(items[0]["labels"]) == 0:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
         else:
             lab = np.full((len(items), L), IGNORE, dtype=np.int64)
             for b, it in enumerate(items):
-                lab[b, :len(it["labels"])] = it["labels"]
+                lab[b, : len(it["labels"])] = it["labels"]
             batch["labels"] = torch.from_numpy(lab)
     return batch
 
@@ -93,9 +108,19 @@ def collate(items: list[dict]) -> dict:
 class _Base(pl.LightningDataModule):
     """Preparation, tokenizer and loaders shared by every DataModule."""
 
-    def __init__(self, *, tokenizer: str = "cp-score", seq_len: int = 512, eval_overlap: int | None = None,
-                 batch_size: int = 16, num_workers: int = 0, seed: int = 0, prepare_workers: int | None = None,
-                 cache_dir: str | None = None, bucket_by_length: bool = False):
+    def __init__(
+        self,
+        *,
+        tokenizer: str = "cp-score",
+        seq_len: int = 512,
+        eval_overlap: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        prepare_workers: int | None = None,
+        cache_dir: str | None = None,
+        bucket_by_length: bool = False,
+    ):
         super().__init__()
         self.tokenizer = Tokenizer.from_spec(tokenizer)
         # evaluation windows overlap (a quarter by default) so every note sees context on both sides
@@ -118,8 +143,16 @@ class _Base(pl.LightningDataModule):
         return len(self.train_set) if self.train_set is not None else 0
 
     def _prepare(self, name: str, path: str | None, max_pieces: int | None, options: dict) -> str:
-        return prepare(name, path, tokenizer=self.tokenizer.spec, workers=self.prepare_workers, seed=self.seed,
-                       max_pieces=max_pieces, progress=True, **options)
+        return prepare(
+            name,
+            path,
+            tokenizer=self.tokenizer.spec,
+            workers=self.prepare_workers,
+            seed=self.seed,
+            max_pieces=max_pieces,
+            progress=True,
+            **options,
+        )
 
     def _step(self) -> int:
         trainer = self.trainer
@@ -132,12 +165,24 @@ class _Base(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         lengths = self.train_set.lengths if self.bucket_by_length else None
         sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed, step=self._step, lengths=lengths)
-        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=self._pin_memory())
+        return DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self._pin_memory(),
+        )
 
     def _eval_loader(self, ds: WindowDataset) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=collate,
-                          num_workers=self.num_workers, pin_memory=self._pin_memory())
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            pin_memory=self._pin_memory(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
@@ -188,8 +233,9 @@ class _Mix(Dataset):
         rng = np.random.default_rng(seed)
         for k, (ds, w) in enumerate(parts):
             whole, frac = int(w), w - int(w)
-            take = np.concatenate([np.tile(np.arange(len(ds)), whole),
-                                   np.sort(rng.permutation(len(ds))[:round(frac * len(ds))])])
+            take = np.concatenate(
+                [np.tile(np.arange(len(ds)), whole), np.sort(rng.permutation(len(ds))[: round(frac * len(ds))])]
+            )
             index.append(np.stack([np.full(len(take), k), take], axis=1))
         self.index = np.concatenate(index).astype(np.int64) if index else np.zeros((0, 2), dtype=np.int64)
 
@@ -215,8 +261,15 @@ class TokenClassificationDataModule(_Base):
 
     eval_level = "note"
 
-    def __init__(self, dataset: str = "pop909", label: str = "melody3", path: str | None = None,
-                 max_pieces: int | None = None, options: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        dataset: str = "pop909",
+        label: str = "melody3",
+        path: str | None = None,
+        max_pieces: int | None = None,
+        options: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.dataset, self.label, self.path = dataset, label, path
         self.max_pieces, self.options = max_pieces, dict(options or {})
@@ -263,8 +316,16 @@ class SequenceClassificationDataModule(_Base):
 
     eval_level = "piece"
 
-    def __init__(self, dataset: str = "pianist8", label_key: str | None = None, classes: list[str] | None = None,
-                 path: str | None = None, max_pieces: int | None = None, options: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        dataset: str = "pianist8",
+        label_key: str | None = None,
+        classes: list[str] | None = None,
+        path: str | None = None,
+        max_pieces: int | None = None,
+        options: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.dataset, self.path, self.max_pieces, self.options = dataset, path, max_pieces, dict(options or {})
         info = get_info(dataset)

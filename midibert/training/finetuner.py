@@ -1,5 +1,6 @@
 """Fine-tuning as a LightningModule: one class for token tasks (melody, velocity) and sequence
 tasks (style, emotion), whatever network computes the logits (BERT + head, or a BiLSTM)."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -19,8 +20,16 @@ class FineTuner(pl.LightningModule):
     every input, so a task never sees its own target (velocity on performance tokens).
     """
 
-    def __init__(self, net: torch.nn.Module, level: str, num_classes: int, optim: dict, seed: int = 0,
-                 class_weights: list[float] | None = None, hide_families: list[int] | None = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        level: str,
+        num_classes: int,
+        optim: dict,
+        seed: int = 0,
+        class_weights: list[float] | None = None,
+        hide_families: list[int] | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
@@ -34,8 +43,9 @@ class FineTuner(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)
         labels = batch["labels"]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                               weight=self.class_weights, ignore_index=IGNORE)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=self.class_weights, ignore_index=IGNORE
+        )
         keep = labels != IGNORE
         acc = (logits.argmax(-1)[keep] == labels[keep]).float().mean()
         bs = labels.shape[0]
@@ -54,8 +64,13 @@ class FineTuner(pl.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probs = self(batch).float().softmax(-1)
-        return {k: v.cpu() for k, v in {"probs": probs, **{k: batch[k] for k in ("labels", "note_index", "piece")
-                                                          if k in batch}}.items()}
+        return {
+            k: v.cpu()
+            for k, v in {
+                "probs": probs,
+                **{k: batch[k] for k in ("labels", "note_index", "piece") if k in batch},
+            }.items()
+        }
 
     def configure_optimizers(self):
         o = self.hparams.optim
@@ -64,5 +79,6 @@ class FineTuner(pl.LightningModule):
             groups = layerwise_lr_groups(self.net, o["lr"], decay, weight_decay=o["weight_decay"])
         else:
             groups = decay_groups(self.net.named_parameters(), o["weight_decay"])
-        return adamw_with_schedule(self, groups, lr=o["lr"], warmup_steps=o.get("warmup_steps", 0),
-                                   betas=o.get("betas", (0.9, 0.999)))
+        return adamw_with_schedule(
+            self, groups, lr=o["lr"], warmup_steps=o.get("warmup_steps", 0), betas=o.get("betas", (0.9, 0.999))
+        )

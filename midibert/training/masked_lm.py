@@ -1,5 +1,6 @@
 """Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy beside
 trivial baselines on the same masked positions, AdamW with warmup and cosine decay (`optim`)."""
+
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from midibert.training.masking import copy_baselines, mask_tokens
 from midibert.training.optim import adamw_with_schedule, decay_groups
 
 log = logging.getLogger("midibert")
+
 
 def model_config(encoder: dict, vocab_sizes: list[int]) -> BertConfig:
     """A BertConfig from a Hydra `encoder` group: a preset size plus any BertConfig field overridden."""
@@ -26,8 +28,9 @@ class MaskedLM(pl.LightningModule):
     resumed from a checkpoint takes exactly the steps the uninterrupted run would have taken.
     """
 
-    def __init__(self, encoder: dict, vocab_sizes: list[int], families: list[str], optim: dict, mask: dict,
-                 seed: int = 0):
+    def __init__(
+        self, encoder: dict, vocab_sizes: list[int], families: list[str], optim: dict, mask: dict, seed: int = 0
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.config = model_config(encoder, vocab_sizes)
@@ -36,9 +39,15 @@ class MaskedLM(pl.LightningModule):
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
         m = self.hparams.mask
-        return mask_tokens(batch["input_ids"], batch["attention_mask"], self.config.vocab_sizes,
-                           rate=m.get("rate", 0.15), mode=m.get("mode", "token"), generator=generator,
-                           bar_start=batch.get("bar_start"))
+        return mask_tokens(
+            batch["input_ids"],
+            batch["attention_mask"],
+            self.config.vocab_sizes,
+            rate=m.get("rate", 0.15),
+            mode=m.get("mode", "token"),
+            generator=generator,
+            bar_start=batch.get("bar_start"),
+        )
 
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
         inputs, targets, where = self._masked(batch, generator)
@@ -76,15 +85,25 @@ class MaskedLM(pl.LightningModule):
         n = c["n"].clamp(min=1)
         unigram = c["values"].max(-1).values  # the most frequent value among the masked targets
         for f, name in enumerate(self.families):
-            accs = {"model": c["model"][f] / n[f], "prev": c["prev"][f] / n[f], "next": c["next"][f] / n[f],
-                    "unigram": unigram[f] / n[f]}
+            accs = {
+                "model": c["model"][f] / n[f],
+                "prev": c["prev"][f] / n[f],
+                "next": c["next"][f] / n[f],
+                "unigram": unigram[f] / n[f],
+            }
             self.log(f"val/acc_{name}", accs["model"])
             for base in ("prev", "next", "unigram"):
                 self.log(f"val/base_{base}_{name}", accs[base])
             best = max(("prev", "next", "unigram"), key=lambda b: float(accs[b]))
             if accs["model"] < accs[best] and self.trainer.is_global_zero:
-                log.warning("step %d: masked %s accuracy %.1f %% is below the trivial %s baseline %.1f %%",
-                            self.global_step, name, 100 * float(accs["model"]), best, 100 * float(accs[best]))
+                log.warning(
+                    "step %d: masked %s accuracy %.1f %% is below the trivial %s baseline %.1f %%",
+                    self.global_step,
+                    name,
+                    100 * float(accs["model"]),
+                    best,
+                    100 * float(accs[best]),
+                )
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
@@ -99,5 +118,10 @@ class MaskedLM(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.hparams.optim
-        return adamw_with_schedule(self, decay_groups(self.net.named_parameters(), o["weight_decay"]), lr=o["lr"],
-                                   warmup_steps=o["warmup_steps"], betas=o.get("betas", (0.9, 0.98)))
+        return adamw_with_schedule(
+            self,
+            decay_groups(self.net.named_parameters(), o["weight_decay"]),
+            lr=o["lr"],
+            warmup_steps=o["warmup_steps"],
+            betas=o.get("betas", (0.9, 0.98)),
+        )

@@ -6,6 +6,7 @@ cannot copy a note's pitch from its own duration. Of the chosen positions 80% be
 
     masked, targets, where = mask_tokens(ids, attention_mask, tokenizer.vocab_sizes, generator=g)
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,17 @@ from midibert.tokenize.labels import IGNORE
 MODES = ("token", "span", "bar")
 
 
-def mask_tokens(input_ids: Tensor, attention_mask: Tensor | None, vocab_sizes: list[int], *,
-                rate: float = 0.15, mode: str = "token", generator: torch.Generator | None = None,
-                mean_span: float = 3.0, bar_start: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def mask_tokens(
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    vocab_sizes: list[int],
+    *,
+    rate: float = 0.15,
+    mode: str = "token",
+    generator: torch.Generator | None = None,
+    mean_span: float = 3.0,
+    bar_start: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Corrupt `rate` of the real positions of each sequence; returns (masked_input, targets, where).
 
     input_ids: (B, L, F) for CP or (B, L) for REMI. targets has the same shape, holding the
@@ -48,9 +57,9 @@ def mask_tokens(input_ids: Tensor, attention_mask: Tensor | None, vocab_sizes: l
     to_mask = where & (action < 0.8)
     to_random = where & (action >= 0.8) & (action < 0.9)
     low = len(SPECIALS)
-    random_ids = torch.stack([
-        torch.randint(low, v, ids3.shape[:2], generator=generator, device=ids3.device)
-        for v in vocab_sizes], dim=-1)
+    random_ids = torch.stack(
+        [torch.randint(low, v, ids3.shape[:2], generator=generator, device=ids3.device) for v in vocab_sizes], dim=-1
+    )
 
     masked = ids3.clone()
     masked[to_mask] = MASK
@@ -75,8 +84,9 @@ def _choose_tokens(real: Tensor, rate: float, generator: torch.Generator | None)
     return rank < _budget(real.sum(1), rate)[:, None]
 
 
-def _choose_runs(real: Tensor, rate: float, mean_span: float, bar_start: Tensor | None,
-                 generator: torch.Generator | None) -> Tensor:
+def _choose_runs(
+    real: Tensor, rate: float, mean_span: float, bar_start: Tensor | None, generator: torch.Generator | None
+) -> Tensor:
     """One row: whole runs of real positions (geometric spans, or bars) until `rate` is reached."""
     where = torch.zeros_like(real)
     idx = real.nonzero().squeeze(1)  # padding may sit anywhere; runs are over real positions only
@@ -97,11 +107,13 @@ def _choose_runs(real: Tensor, rate: float, mean_span: float, bar_start: Tensor 
         u = 1.0 - float(torch.rand((), generator=generator))  # in (0, 1], so log(u) is finite
         length = 1 + int(math.log(u) / math.log(stop)) if stop > 0 else 1
         start = int(torch.randint(n, (), generator=generator))
-        where[idx[start:start + min(length, budget - int(where.sum()))]] = True
+        where[idx[start : start + min(length, budget - int(where.sum()))]] = True
     return where
 
 
-def copy_baselines(input_ids: Tensor, where: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def copy_baselines(
+    input_ids: Tensor, where: Tensor, attention_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """Trivial predictors of the masked tokens, scored on the very positions `mask_tokens` chose.
 
     "prev" copies the nearest earlier token the model can see (real and not chosen), "next" the

@@ -33,8 +33,14 @@ def adamw(groups: list[dict], lr: float, betas=(0.9, 0.98), fused: bool | None =
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
 
 
-def adamw_with_schedule(module: pl.LightningModule, groups: list[dict], lr: float, warmup_steps: int,
-                        betas=(0.9, 0.98), min_lr_ratio: float = 0.0):
+def adamw_with_schedule(
+    module: pl.LightningModule,
+    groups: list[dict],
+    lr: float,
+    warmup_steps: int,
+    betas=(0.9, 0.98),
+    min_lr_ratio: float = 0.0,
+):
     """AdamW over parameter `groups`, linear warmup, then cosine decay to the trainer's max_steps;
     a trainer that stops on time alone (`max_time`, `max_steps=-1`) decays to its time budget
     instead, so a time-budgeted run ends at zero learning rate whatever its speed.

@@ -4,6 +4,7 @@ Resuming a killed run then continues with the very batches the uninterrupted run
 seen: the order of each pass is a seeded permutation, and the batches already consumed in
 the current pass are skipped, both derived from the restored global step.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -23,8 +24,15 @@ class StepSampler(Sampler[list[int]]):
     trainer must not wrap this sampler again (`use_distributed_sampler=False`).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True,
-                 step: Callable[[], int] | None = None, lengths: Sequence[int] | None = None):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        step: Callable[[], int] | None = None,
+        lengths: Sequence[int] | None = None,
+    ):
         if n < batch_size:
             raise ValueError(f"{n} training windows are fewer than one batch of {batch_size}")
         if lengths is not None and len(lengths) != n:
@@ -45,7 +53,7 @@ class StepSampler(Sampler[list[int]]):
         """(len(self), batch_size) indices of pass `pass_`, in the order they are taken."""
         g = torch.Generator().manual_seed(self.seed + pass_)
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        kept = order[:len(self) * self.batch_size]  # the n % batch_size left out are random ones
+        kept = order[: len(self) * self.batch_size]  # the n % batch_size left out are random ones
         if self.lengths is None:
             return kept.view(-1, self.batch_size)
         # longest first, ties in their random order; then the batches themselves are shuffled

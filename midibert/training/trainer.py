@@ -3,6 +3,7 @@ refusing a config of another entry point, and one-line error reports.
 
 Only the commands that train import this module (it pulls in torch and Lightning).
 """
+
 from __future__ import annotations
 
 import csv
@@ -106,9 +107,15 @@ class ProgressLog(pl.Callback):
         rate = (step - self.first_step) / max(now - self.start, 1e-9)
         loss = trainer.callback_metrics.get("train/loss")
         left = f", ~{(total - step) / rate / 60:.1f} min left" if total > 0 and rate > 0 else ""
-        log.info("%s step %d/%s%s, %.1f min%s", Path(trainer.default_root_dir).name, step,
-                 total if total > 0 else "?", f", loss {float(loss):.3f}" if loss is not None else "",
-                 (now - self.start) / 60, left)
+        log.info(
+            "%s step %d/%s%s, %.1f min%s",
+            Path(trainer.default_root_dir).name,
+            step,
+            total if total > 0 else "?",
+            f", loss {float(loss):.3f}" if loss is not None else "",
+            (now - self.start) / 60,
+            left,
+        )
 
 
 def quiet_library_warnings() -> None:
@@ -132,8 +139,13 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None, **overri
     if cfg.get("ckpt_path") and isinstance(logger, pl.loggers.CSVLogger):
         callbacks.append(KeepEarlierMetrics(logger))
     callbacks.append(FlushDenormals())
-    return hydra.utils.instantiate(cfg.trainer, callbacks=callbacks + (extra_callbacks or []),
-                                   logger=logger, default_root_dir=cfg.run_dir, **overrides)
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=callbacks + (extra_callbacks or []),
+        logger=logger,
+        default_root_dir=cfg.run_dir,
+        **overrides,
+    )
 
 
 class KeepEarlierMetrics(pl.Callback):
@@ -174,7 +186,7 @@ def resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
 _FOREIGN = {
     "pipeline": "is the main job's: run it with `python -m midibert.run experiment=...`",
     "model": "is fine-tuning's choice of bert / rnn / skyline / majority; pre-training trains a BERT "
-             "encoder, sized with encoder=bert-tiny|bert-small|bert-base|bert-base-paper",
+    "encoder, sized with encoder=bert-tiny|bert-small|bert-base|bert-base-paper",
     "task": "is fine-tuning's: run it with `python -m midibert.finetune task=...`",
     "data": "is pre-training's corpus; fine-tuning reads task.data (`python -m midibert.pretrain data=...`)",
     "mask": "is pre-training's masking; fine-tuning masks nothing",
@@ -210,8 +222,10 @@ def _report(e: Exception) -> NoReturn:
     if isinstance(e, user_errors()):
         print(f"midibert: error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
-    print(f"midibert: internal error: {type(e).__name__}: {one_line(e)} (set HYDRA_FULL_ERROR=1 for the traceback)",
-          file=sys.stderr)
+    print(
+        f"midibert: internal error: {type(e).__name__}: {one_line(e)} (set HYDRA_FULL_ERROR=1 for the traceback)",
+        file=sys.stderr,
+    )
     sys.exit(1)
 
 
@@ -220,6 +234,7 @@ def reports_errors(task: Callable[[DictConfig], None]) -> Callable[[DictConfig],
 
     Hydra would print a traceback, after a line of its own; SystemExit passes through Hydra.
     """
+
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> None:
         try:
