@@ -147,18 +147,19 @@ def split_sources(
     kind: str = "score",
     split: str = "test",
     limit: int | None = None,
-    seed: int = 0,
+    split_seed: int = 42,
     **options,
 ) -> tuple[list, list]:
     """(pieces, MIDI sources) of one split of a dataset, each loaded as fine-tuning read it for a
     tokenizer of `kind` (POP909 scores realigned to their beats), for a Classifier to predict.
 
-    `seed` must be the fine-tuning run's: datasets without a published split (EMOPIA, the sample
-    corpus) are split by it, and another seed would test on pieces the model trained on."""
+    `split_seed` must be the fine-tuning run's (results.json has it): datasets without a published
+    split (EMOPIA, the sample corpus) are split by it, and another would test on pieces the model
+    trained on."""
     from midibert.datasets import get_info, read
 
     info = get_info(dataset)
-    pieces = [p for p in read(dataset, path, seed=seed, **options) if p.split == split][:limit]
+    pieces = [p for p in read(dataset, path, seed=split_seed, **options) if p.split == split][:limit]
     if not pieces:
         raise ValueError(f"{dataset}: no pieces in the {split} split")
     return pieces, [info.load(p, kind) if info.load else p.path for p in pieces]

@@ -44,6 +44,7 @@ def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
         "levels": levels,
         "scale": scale,
         "seed": cfg.seed,
+        "split_seed": cfg.split_seed,
     }
 
 
@@ -116,7 +117,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     arch = cfg.model.arch
     bundle = load_bundle(cfg.pretrained) if cfg.get("pretrained") and arch == "bert" else None
     tokenizer = bundle.tokenizer.spec if bundle else cfg.task.tokenizer
-    dm = hydra.utils.instantiate(cfg.task.data, tokenizer=tokenizer, seed=cfg.seed)
+    dm = hydra.utils.instantiate(cfg.task.data, tokenizer=tokenizer, seed=cfg.seed, split_seed=cfg.split_seed)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer

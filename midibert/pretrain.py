@@ -38,7 +38,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     check_entry(cfg, "pretrain")
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
-    dm = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
+    dm = hydra.utils.instantiate(cfg.data, seed=cfg.seed, split_seed=cfg.split_seed)
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer

@@ -125,11 +125,16 @@ def _pretraining(ft: dict, run_dir: Path) -> dict | None:
     )
 
 
+def _split_seed(cfg: dict) -> int:
+    """The seed a run's dataset split was drawn with (runs older than `split_seed` used their seed)."""
+    return cfg.get("split_seed", cfg["seed"])
+
+
 def _same_test_split(baseline_run: Path, ft: dict) -> bool:
     """Whether a baseline run was tested on the pieces `ft` was: a published split always, a
-    seeded one only under the same seed."""
-    seed = OmegaConf.load(baseline_run / "config.yaml").get("seed")
-    return ft["task"]["data"]["dataset"] in SPLITS or seed == ft["seed"]
+    seeded one only under the same split seed."""
+    baseline = OmegaConf.to_container(OmegaConf.load(baseline_run / "config.yaml"))
+    return ft["task"]["data"]["dataset"] in SPLITS or _split_seed(baseline) == _split_seed(ft)
 
 
 def _pretraining_datasets(pre: dict | None) -> list[str]:
@@ -153,7 +158,9 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     reference = Classifier.from_pretrained(run_bundle, device="cpu", quantize=False)
     data = ft["task"]["data"]
     pieces, sources = split_sources(
-        data["dataset"], data["path"], kind=clf.tokenizer.config.kind, seed=ft["seed"], **(data.get("options") or {})
+        data["dataset"], data["path"], kind=clf.tokenizer.config.kind,
+        split_seed=_split_seed(ft),
+        **(data.get("options") or {}),
     )
     preds = clf.predict_batch(sources)
     m = score_predictions(preds, pieces, data.get("label_key"))
@@ -189,7 +196,7 @@ def _card(
     data, unit = ft["task"]["data"], "notes" if ft["task"]["level"] == "token" else "pieces"
     dataset = data["dataset"]
     split = SPLITS.get(
-        dataset, f"split by song, every clip of a song on one side, seeded with the fine-tuning seed {ft['seed']}"
+        dataset, f"split by song, every clip of a song on one side, drawn with split seed {_split_seed(ft)}"
     )
     train = results.get("scale", {})
     lines = [
@@ -380,7 +387,7 @@ def _stage(
             "n": measured["n"],
             "unit": "notes" if results["levels"].get("note") else "pieces",
             "split": f"{results['dataset']} test",
-            "seed": ft["seed"],
+            "split_seed": _split_seed(ft),
         },
         "agreement_fp32": measured["agreement"],
     }

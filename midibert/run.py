@@ -71,7 +71,7 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     p = cfg.pipeline
     stages = []
     if p.get("pretrain") is not None:
-        stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", *p.pretrain]))
+        stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", f"split_seed={cfg.split_seed}", *p.pretrain]))
     for task, task_overrides in p.tasks.items():
         if task_overrides is None:  # an experiment drops a task it inherited
             continue
@@ -86,12 +86,12 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                     (
                         name,
                         "finetune",
-                        [f"seed={seed}", f"task={task}", f"model={arch}", *trained, *task_overrides, *extra],
+                        [f"seed={seed}", f"split_seed={cfg.split_seed}", f"task={task}", f"model={arch}", *trained, *task_overrides, *extra],
                     )
                 )
         for arch in (p.get("baselines") or {}).get(task, []):
             stages.append(
-                (f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"task={task}", f"model={arch}", *task_overrides])
+                (f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"split_seed={cfg.split_seed}", f"task={task}", f"model={arch}", *task_overrides])
             )
     return stages
 

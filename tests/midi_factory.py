@@ -1,6 +1,8 @@
-"""Build small MIDI scores in memory for tests: notes, meters, tempos, tracks."""
+"""Build small MIDI scores in memory for tests: notes, meters, tempos, tracks; a dataset layout."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import symusic
@@ -31,6 +33,21 @@ def make_score(
             )
         score.tracks.append(track)
     return score
+
+
+def emopia_layout(root: Path, n_songs: int = 12, clips: int = 3) -> list[str]:
+    """An EMOPIA-shaped folder at `root` (midis/Q<q>_<song>_<clip>.mid, label.csv) of one-note
+    clips, quadrants cycling over the songs; returns the song ids."""
+    (root / "midis").mkdir(parents=True)
+    songs = [f"id_{i:02d}-x" for i in range(n_songs)]  # YouTube ids may contain "_" and "-"
+    for i, song in enumerate(songs):
+        for clip in range(clips):
+            make_score({"Piano": [(0, 480, 60 + clip, 80)]}).dump_midi(
+                str(root / "midis" / f"Q{i % 4 + 1}_{song}_{clip}.mid")
+            )
+    (root / "label.csv").write_text("ID,4Q,annotator\n" + f"Q1_{songs[0]}_0,1,a\n")
+    (root / "metadata_by_song.csv").write_text("songID,YouTubeID\n")
+    return songs
 
 
 def _vlq(n: int) -> bytes:

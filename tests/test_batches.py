@@ -13,6 +13,7 @@ from midibert.training.datamodule import (
     TokenClassificationDataModule,
 )
 from midibert.training.sampler import StepSampler
+from tests.midi_factory import emopia_layout
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,27 @@ def test_sequence_batches_carry_piece_labels(sample):
         assert b["labels"].shape == b["piece"].shape
         assert torch.equal(b["labels"], torch.as_tensor(dm.piece_labels["valid"])[b["piece"]])
     assert dm.train_class_counts().sum() == len(dm.splits["train"])
+
+
+def test_the_run_seed_leaves_the_split_alone(tmp_path):
+    """Repeated seeds are compared on one test set: only `split_seed` redraws a seeded split (EMOPIA's)."""
+    emopia_layout(tmp_path / "emopia")
+
+    def test_songs(**seeds):
+        dm = SequenceClassificationDataModule(
+            dataset="emopia",
+            path=str(tmp_path / "emopia"),
+            cache_dir=str(tmp_path / "cache"),
+            label_key="emotion",
+            classes=["Q1", "Q2", "Q3", "Q4"],
+            seq_len=16,
+            **seeds,
+        )
+        dm.setup()
+        return sorted(piece["group"] for piece in dm.splits["test"].pieces)
+
+    assert test_songs(seed=1) == test_songs(seed=2) == test_songs(seed=3, split_seed=42)
+    assert test_songs(seed=1, split_seed=7) != test_songs(seed=1)
 
 
 def test_pretrain_mix_weights(sample):

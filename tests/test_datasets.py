@@ -14,6 +14,7 @@ from midibert.datasets.asap import pairs
 from midibert.datasets.base import check_groups
 from midibert.datasets.pop909 import beat_times, quantize_to_beats
 from tests.conftest import SHARED_DATA, shared
+from tests.midi_factory import emopia_layout
 
 
 def _counts(pieces):
@@ -61,14 +62,7 @@ def _write_midi(path, pitch=60):
 
 
 def test_emopia_layout_song_disjoint_seeded(tmp_path):
-    midis = tmp_path / "emopia" / "midis"
-    midis.mkdir(parents=True)
-    songs = [f"id_{i:02d}-x" for i in range(12)]  # YouTube ids may contain "_" and "-"
-    for i, song in enumerate(songs):
-        for clip in range(3):
-            _write_midi(midis / f"Q{i % 4 + 1}_{song}_{clip}.mid")
-    (tmp_path / "emopia" / "label.csv").write_text("ID,4Q,annotator\n" + f"Q1_{songs[0]}_0,1,a\n")
-    (tmp_path / "emopia" / "metadata_by_song.csv").write_text("songID,YouTubeID\n")
+    songs = emopia_layout(tmp_path / "emopia")
     a, b = read("emopia", tmp_path, seed=1), read("emopia", tmp_path, seed=1)
     assert a == b and len(a) == 36 and all(_counts(a))
     check_groups(a)

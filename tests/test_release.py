@@ -92,7 +92,7 @@ def test_card_figures_are_reproducible(released):
     entry = packaged(models)["midibert-tiny-melody"]
     clf = Classifier.from_pretrained(models / entry["path"], device="cpu")
     pieces, sources = split_sources(
-        "sample", run_dir.parents[1] / "cache" / "sample", kind="score", seed=entry["test"]["seed"]
+        "sample", run_dir.parents[1] / "cache" / "sample", kind="score", split_seed=entry["test"]["split_seed"]
     )
     m = score_predictions(clf.predict_batch(sources), pieces)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])
@@ -222,7 +222,10 @@ def test_shipped_piece_model_reproduces_its_card(name, shipped):
     entry = SHIPPED[name]
     clf = Classifier.from_pretrained(name)
     pieces, sources = split_sources(
-        entry["dataset"], shared(entry["dataset"]), kind=clf.tokenizer.config.kind, seed=entry["test"]["seed"]
+        entry["dataset"],
+        shared(entry["dataset"]),
+        kind=clf.tokenizer.config.kind,
+        split_seed=entry["test"]["split_seed"],
     )
     m = score_predictions(clf.predict_batch(sources), pieces, get_info(entry["dataset"]).label_key)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])

@@ -47,9 +47,9 @@ def test_stages_scratch_column_and_seeds(tmp_path):
         tmp_path,
     )
     stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
-    assert stages["melody-scratch"][:3] == ["seed=42", "task=melody", "model=bert"]
+    assert stages["melody-scratch"][:4] == ["seed=42", "split_seed=42", "task=melody", "model=bert"]
     assert not any(o.startswith("pretrained=") for o in stages["melody-scratch"])
     assert f"pretrained={tmp_path / 'bundle'}" in stages["melody-bert"]
     assert {n for n in stages if n.startswith("style-bert")} == {f"style-bert-seed{s}" for s in (1, 2, 3)}
-    assert stages["style-rnn-seed2"][0] == "seed=2"
+    assert stages["style-rnn-seed2"][:2] == ["seed=2", "split_seed=42"]  # one test set for every seed
     assert "melody-skyline" in stages and next(iter(stages)) == "pretrain"

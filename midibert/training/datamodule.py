@@ -117,6 +117,7 @@ class _Base(pl.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        split_seed: int = 42,
         prepare_workers: int | None = None,
         cache_dir: str | None = None,
         bucket_by_length: bool = False,
@@ -127,6 +128,7 @@ class _Base(pl.LightningDataModule):
         self.eval_overlap = seq_len // 4 if eval_overlap is None else eval_overlap
         self.seq_len, self.batch_size = seq_len, batch_size
         self.num_workers, self.seed, self.prepare_workers = num_workers, seed, prepare_workers
+        self.split_seed = split_seed  # not `seed`: every run seed must see the same test pieces
         self.bucket_by_length = bucket_by_length
         if cache_dir:  # the preparation cache lives where the config says, never beside the data
             os.environ["MIDIBERT_CACHE"] = str(cache_dir)
@@ -148,7 +150,7 @@ class _Base(pl.LightningDataModule):
             path,
             tokenizer=self.tokenizer.spec,
             workers=self.prepare_workers,
-            seed=self.seed,
+            seed=self.split_seed,
             max_pieces=max_pieces,
             progress=True,
             **options,
