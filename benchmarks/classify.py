@@ -33,12 +33,26 @@ from midibert.tokenize import Tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
 VARIANTS = {  # the first is today's fp32 CPU path, which the others are compared with
+    # overlap: of each window, the share the next one repeats (Classifier's default: a quarter)
     "fp32, one window at a time": dict(quantize=False, batch_size=1),
     "fp32, 8 windows a batch": dict(quantize=False, batch_size=8),
     "int8 linear layers (x86 engine), one window at a time": dict(quantize="x86", batch_size=1),
     "int8 linear layers (oneDNN), one window at a time": dict(quantize="onednn", batch_size=1),
+    "int8 (oneDNN), 8 windows a batch": dict(quantize="onednn", batch_size=8),
+    "int8 (oneDNN), windows overlapping by an eighth": dict(quantize="onednn", batch_size=1, overlap=1 / 8),
+    "int8 (oneDNN), 8 windows a batch, overlapping by an eighth": dict(quantize="onednn", batch_size=8, overlap=1 / 8),
     "int8 (oneDNN), windows not overlapping": dict(quantize="onednn", batch_size=1, overlap=0),
 }
+
+
+def variant(model: str, options: dict) -> Classifier:
+    """`model` loaded to run as one variant; a fractional overlap is a share of its window."""
+    options = dict(options)
+    share = options.pop("overlap", None)
+    clf = Classifier.from_pretrained(model, device="cpu", **options)
+    if share is not None:
+        clf.overlap = int(clf.seq_len * share)
+    return clf
 
 
 def untrained(size: str, directory: Path) -> Path:
@@ -88,7 +102,7 @@ def main() -> None:
     print("| model | variant | songs/s | notes/s | x first | songs per CPU-s | x first (CPU) | accuracy % | agree % |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model in models:
-        clfs = {v: Classifier.from_pretrained(model, device="cpu", **VARIANTS[v]) for v in args.variants}
+        clfs = {v: variant(model, VARIANTS[v]) for v in args.variants}
         first = clfs[args.variants[0]]
         pieces, sources = split_sources("pop909", args.data, kind=first.tokenizer.config.kind, limit=args.limit)
         wall, cpu, preds = {}, {}, {}
