@@ -40,8 +40,9 @@ from midibert.tokenize.notes import MidiSource, describe
 from midibert.tokenize.windows import Windows, aggregate_notes, make_windows
 
 # Whether CPU inference runs the Linear layers in int8 by default (quantize=None). Not yet:
-# benchmarks/classify.py measured 1.78x less CPU time at equal accuracy, short of the 2x that
-# would justify a default differing from the fp32 the packaged models' cards were measured with.
+# benchmarks/classify.py measured 1.46x to 2.19x fp32's songs per CPU-second at equal accuracy, in
+# runs an hour apart on the shared 2-core machine (README) — the 2x that would justify a default
+# other than the fp32 the packaged models' cards were measured with is not established.
 INT8_ON_CPU = False
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
 
@@ -170,8 +171,8 @@ class Prediction:
 
 def int8_engine() -> str:
     """The quantized engine for int8 linear layers: oneDNN where the CPU has VNNI integer dot
-    products (benchmarks/classify.py on a VNNI Xeon: 1.78x less CPU time than fp32, against 1.36x
-    for torch's default x86 engine), else torch's default choice."""
+    products (benchmarks/classify.py on a VNNI Xeon: 1.5-1.9x less CPU time than fp32, against
+    1.3-1.6x for torch's default x86 engine), else torch's default choice."""
     vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()  # private: absent in some torch versions
     return (
         "onednn" if vnni and "onednn" in torch.backends.quantized.supported_engines else torch.backends.quantized.engine
@@ -228,8 +229,8 @@ class Classifier:
             raise ValueError(f"{bundle.path}: weights do not fit the model its config.json describes ({e})") from e
         self.net.to(self.device).eval()
         # quantize: None = the CPU default, True = int8 on the best engine, or an engine's name
-        if quantize is None:
-            quantize = self.device.type == "cpu" and INT8_ON_CPU
+        if quantize is None:  # a torch built without quantized kernels names its engine "none"
+            quantize = self.device.type == "cpu" and INT8_ON_CPU and int8_engine() != "none"
         self.engine = (int8_engine() if quantize is True else quantize) if quantize else None
         if self.engine:
             if self.engine not in torch.backends.quantized.supported_engines:
@@ -242,8 +243,8 @@ class Classifier:
             self.net = int8_linears(self.net, self.engine)
         self.seq_len = seq_len or self.task.get("seq_len") or min(512, bundle.model_config.max_len)
         self.overlap = self.seq_len // 4 if overlap is None else overlap
-        # one 512-token window already keeps CPU cores busy; stacking more only grows the working
-        # set (benchmarks/classify.py: bert-small 0.79x at 32 on 2 cores). GPUs need the batch.
+        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x, 32 lost (0.79x on
+        # 2 cores, the working set outgrowing the caches) in benchmarks/classify.py; GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
@@ -346,7 +347,10 @@ class Classifier:
             return []
         encs = [self.encode(s) for s in sources]
         wins = [self._windows(e) for e in encs]
-        probs = self._probs(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
+        if self.engine:  # int8 activations are scaled per batch: a piece's labels must not depend on its batch-mates
+            probs = np.concatenate([self._probs(w.ids, w.attention_mask) for w in wins])
+        else:
+            probs = self._probs(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
         bounds = np.cumsum([0] + [len(w) for w in wins])
         return [self._result(e, probs[a:b], w) for e, w, a, b in zip(encs, wins, bounds[:-1], bounds[1:])]
 

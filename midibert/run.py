@@ -86,12 +86,30 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                     (
                         name,
                         "finetune",
-                        [f"seed={seed}", f"split_seed={cfg.split_seed}", f"task={task}", f"model={arch}", *trained, *task_overrides, *extra],
+                        [
+                            f"seed={seed}",
+                            f"split_seed={cfg.split_seed}",
+                            f"task={task}",
+                            f"model={arch}",
+                            *trained,
+                            *task_overrides,
+                            *extra,
+                        ],
                     )
                 )
         for arch in (p.get("baselines") or {}).get(task, []):
             stages.append(
-                (f"{task}-{arch}", "finetune", [f"seed={cfg.seed}", f"split_seed={cfg.split_seed}", f"task={task}", f"model={arch}", *task_overrides])
+                (
+                    f"{task}-{arch}",
+                    "finetune",
+                    [
+                        f"seed={cfg.seed}",
+                        f"split_seed={cfg.split_seed}",
+                        f"task={task}",
+                        f"model={arch}",
+                        *task_overrides,
+                    ],
+                )
             )
     return stages
 

@@ -120,14 +120,23 @@ def test_every_source_type_gives_the_same_prediction(clf, pieces):
         assert len(clf.predict(src).labels) == len(by_path.labels)  # these parsers may re-time; counts hold
 
 
-def test_batch_equals_single_predictions(clf, melody_dir, pieces):
-    assert clf.batch_size == 1  # CPU default: one window at a time
-    batch = Classifier.from_pretrained(melody_dir, batch_size=32).predict_batch(pieces)  # trimmed, padded batches
-    assert clf.predict_batch([]) == []
-    for path, res in zip(pieces, batch):
-        one = clf.predict(path)
-        assert res.source == str(path) and res.labels == one.labels
-        np.testing.assert_allclose(res.probs, one.probs, atol=1e-5)
+def test_batch_equals_single_predictions(melody_dir, pieces):
+    """fp32: any batching gives the same probabilities. int8 scales activations per batch, so it
+    never batches one piece with another: a piece's labels don't depend on the pieces predicted
+    with it."""
+    one = Classifier.from_pretrained(melody_dir, device="cpu", quantize=False, batch_size=1)
+    batch = Classifier.from_pretrained(melody_dir, device="cpu", quantize=False, batch_size=32)
+    assert one.predict_batch([]) == []
+    for path, res in zip(pieces, batch.predict_batch(pieces)):  # trimmed, padded batches
+        single = one.predict(path)
+        assert res.source == str(path) and res.labels == single.labels
+        np.testing.assert_allclose(res.probs, single.probs, atol=1e-5)
+    assert Classifier.from_pretrained(melody_dir, device="cpu").batch_size == 1  # CPU default: a window at a time
+    int8 = Classifier.from_pretrained(melody_dir, device="cpu", quantize=True, batch_size=8)
+    for path, res in zip(pieces, int8.predict_batch(pieces[::-1])[::-1]):
+        single = int8.predict(path)
+        assert res.labels == single.labels
+        np.testing.assert_array_equal(res.probs, single.probs)
 
 
 def test_compact_weights_and_int8_compute_agree_with_fp32(tmp_path):
