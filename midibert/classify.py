@@ -229,8 +229,8 @@ class Classifier:
             raise ValueError(f"{bundle.path}: weights do not fit the model its config.json describes ({e})") from e
         self.net.to(self.device).eval()
         # quantize: None = the CPU default, True = int8 on the best engine, or an engine's name
-        if quantize is None:  # a torch built without quantized kernels names its engine "none"
-            quantize = self.device.type == "cpu" and INT8_ON_CPU and int8_engine() != "none"
+        if quantize is None:
+            quantize = self.device.type == "cpu" and INT8_ON_CPU
         self.engine = (int8_engine() if quantize is True else quantize) if quantize else None
         if self.engine:
             if self.engine not in torch.backends.quantized.supported_engines:

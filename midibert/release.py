@@ -150,9 +150,9 @@ def _level_metrics(results: dict) -> dict:
 
 
 def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
-    """The shipped model's test metrics through midibert.classify as users run it (the CPU
-    default: int8 linear layers), its agreement with the fp32 original computed in fp32, and the
-    agreement of its stored weights alone (computed in fp32), which decides whether they may ship."""
+    """The shipped model's test metrics through midibert.classify as users run it (its CPU
+    default path), its agreement with the fp32 original computed in fp32, and the agreement of its
+    stored weights alone (computed in fp32), which decides whether they may ship."""
     from midibert.classify import Classifier
     from midibert.evaluate import agreement, score_predictions, split_sources
 
