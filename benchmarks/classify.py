@@ -5,13 +5,16 @@
     python benchmarks/classify.py --untrained bert-small bert-base   # speed only, no trained model needed
 
 Songs are the POP909 test split (MidiBERT's ids), each loaded as fine-tuning read it (realigned
-to its beats). Every variant runs `Classifier.predict_batch` over all of them in the same
-process; the rounds alternate between variants, and each variant's fastest round is reported.
-Both the wall clock and this process's CPU time are measured: on a machine other jobs share,
-wall time says how long a user waited, CPU time (with --threads 1 free of threads waiting on
-each other) how much work each variant is. Timings include tokenization, which all variants pay
-alike. Accuracy is over the notes, against the songs' own tracks (melody) or velocities;
-"agree" is the share of notes labelled as the first variant labels them.
+to its beats). Every variant runs `Classifier.predict_batch` on each song in the same process,
+the variants taking turns song by song (in an order that rotates), so that a machine whose speed
+drifts — other tenants, clock changes — slows all variants alike; a round is one pass over the
+split. Speed-ups are the median over rounds of each round's ratio to the first variant, with the
+lowest and highest beside it so the noise is in the table. Both the wall clock and this
+process's CPU time are measured: wall time says how long a user waited, CPU time (with
+--threads 1 free of threads waiting on each other) how much work each variant is. Timings
+include tokenization, which all variants pay alike. Accuracy is over the notes, against the
+songs' own tracks (melody) or velocities; "agree" is the share of notes labelled as the first
+variant labels them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from statistics import median
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from midibert.bundle import save_bundle
 from midibert.classify import Classifier
@@ -55,6 +60,12 @@ def variant(model: str, options: dict) -> Classifier:
     return clf
 
 
+def ratios(base: list[float], other: list[float]) -> str:
+    """Median of the rounds' speed-ups over `base`, with the lowest and highest."""
+    x = [b / o for b, o in zip(base, other)]
+    return f"{median(x):.2f} ({min(x):.2f}-{max(x):.2f})" if len(x) > 1 else f"{x[0]:.2f}"
+
+
 def untrained(size: str, directory: Path) -> Path:
     """An untrained melody bundle of `size` (weights don't change speed), 512-token windows."""
     task = {
@@ -84,7 +95,7 @@ def main() -> None:
     p.add_argument("--untrained", nargs="+", default=[], metavar="SIZE", help="also untrained bundles of these presets")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--limit", type=int, default=None, help="only the first N test songs")
-    p.add_argument("--rounds", type=int, default=2, help="timed passes per variant, best kept")
+    p.add_argument("--rounds", type=int, default=3, help="passes over the split, the median reported")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args()
@@ -97,7 +108,7 @@ def main() -> None:
         p.error("no packaged melody / velocity model in this installation: give --models or --untrained")
     print(
         f"POP909 test split ({args.limit or 'all'} songs), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, best of {args.rounds} rounds\n"
+        f"{torch.get_num_threads()} threads, median of {args.rounds} rounds (lowest-highest)\n"
     )
     print("| model | variant | songs/s | notes/s | x first | songs per CPU-s | x first (CPU) | accuracy % | agree % |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -105,24 +116,29 @@ def main() -> None:
         clfs = {v: variant(model, VARIANTS[v]) for v in args.variants}
         first = clfs[args.variants[0]]
         pieces, sources = split_sources("pop909", args.data, kind=first.tokenizer.config.kind, limit=args.limit)
-        wall, cpu, preds = {}, {}, {}
+        wall = {v: [0.0] * args.rounds for v in args.variants}
+        cpu = {v: [0.0] * args.rounds for v in args.variants}
+        preds = {v: [None] * len(sources) for v in args.variants}
         for clf in clfs.values():
             clf.predict(sources[0])  # warm-up: first-call allocations and kernel selection are not throughput
-        for _ in range(args.rounds):
-            for v, clf in clfs.items():
-                t0, c0 = time.perf_counter(), time.process_time()
-                preds[v] = clf.predict_batch(sources)
-                wall[v] = min(wall.get(v, float("inf")), time.perf_counter() - t0)
-                cpu[v] = min(cpu.get(v, float("inf")), time.process_time() - c0)
+        for r in range(args.rounds):
+            for i, src in enumerate(tqdm(sources, desc=f"{Path(model).name} round {r + 1}/{args.rounds}", leave=False)):
+                turn = (i + r) % len(args.variants)
+                for v in args.variants[turn:] + args.variants[:turn]:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    (preds[v][i],) = clfs[v].predict_batch([src])
+                    wall[v][r] += time.perf_counter() - t0
+                    cpu[v][r] += time.process_time() - c0
         base = args.variants[0]
-        notes = sum(len(r.labels) for r in preds[base])
+        notes = sum(len(p.labels) for p in preds[base])
         name = Path(model).name if Path(model).is_dir() else model
         for v in args.variants:
             acc = score_predictions(preds[v], pieces)["accuracy"]
             same = agreement(preds[v], preds[base])
+            w, c = median(wall[v]), median(cpu[v])
             print(
-                f"| {name} | {v} | {len(sources) / wall[v]:.2f} | {notes / wall[v]:,.0f} | {wall[base] / wall[v]:.2f} | "
-                f"{len(sources) / cpu[v]:.2f} | {cpu[base] / cpu[v]:.2f} | {100 * acc:.2f} | {100 * same:.2f} |",
+                f"| {name} | {v} | {len(sources) / w:.2f} | {notes / w:,.0f} | {ratios(wall[base], wall[v])} | "
+                f"{len(sources) / c:.2f} | {ratios(cpu[base], cpu[v])} | {100 * acc:.2f} | {100 * same:.2f} |",
                 flush=True,
             )
     tmp.cleanup()

@@ -239,30 +239,42 @@ def init_weights(module: nn.Module) -> None:
 
 
 class MLMHead(nn.Module):
-    """One linear classifier per token family over the encoder's hidden states."""
+    """One classifier per token family over the encoder's hidden states.
 
-    def __init__(self, hidden: int, vocab_sizes: list[int]):
+    With `emb_size` (weight tying, Press & Wolf 2017), a family's logits are the hidden state
+    projected to `emb_size` and scored against that family's input embedding table, which
+    `forward` is given: a value the head rarely sees as a target (a song's own tempo) is then
+    predicted with what the encoder learned of it as an input, so copying it from context is
+    easy (docs/recipe.md, "Tempo").
+    """
+
+    def __init__(self, hidden: int, vocab_sizes: list[int], emb_size: int | None = None):
         super().__init__()
-        self.heads = nn.ModuleList(nn.Linear(hidden, v) for v in vocab_sizes)
+        self.heads = nn.ModuleList(nn.Linear(hidden, emb_size or v) for v in vocab_sizes)
+        self.bias = nn.ParameterList(nn.Parameter(torch.zeros(v)) for v in vocab_sizes) if emb_size else None
 
-    def forward(self, hidden_states: Tensor) -> list[Tensor]:
-        """(B, L, H) -> a (B, L, V_f) logits tensor per family."""
-        return [head(hidden_states) for head in self.heads]
+    def forward(self, hidden_states: Tensor, tables: nn.ModuleList | None = None) -> list[Tensor]:
+        """(B, L, H) -> a (B, L, V_f) logits tensor per family (`tables` when tied)."""
+        if self.bias is None:
+            return [head(hidden_states) for head in self.heads]
+        return [F.linear(head(hidden_states), t.weight, b) for head, t, b in zip(self.heads, tables, self.bias)]
 
 
 class MidiBertForMLM(nn.Module):
-    """Encoder + MLM head, with the loss MidiBERT pre-trains on."""
+    """Encoder + MLM head, with the loss MidiBERT pre-trains on; `tie_embeddings` ties each
+    family's output to its input embedding table (MLMHead)."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig, tie_embeddings: bool = False):
         super().__init__()
         self.cfg = cfg
         self.bert = MidiBert(cfg)
-        self.head = MLMHead(cfg.hidden, cfg.vocab_sizes)
+        self.head = MLMHead(cfg.hidden, cfg.vocab_sizes, cfg.emb_size if tie_embeddings else None)
         self.head.apply(init_weights)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> list[Tensor]:
         """A (B, L, V_f) logits tensor per family."""
-        return self.head(self.bert(input_ids, attention_mask))
+        tables = self.bert.embed.tables if self.head.bias is not None else None
+        return self.head(self.bert(input_ids, attention_mask), tables)
 
     def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
         """Cross-entropy over predicted positions (targets != IGNORE), summed over families with

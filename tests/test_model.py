@@ -82,14 +82,15 @@ def test_rotary_and_relative_take_any_length():
         assert model(*batch()).shape == (3, 12, 32)
 
 
-def test_mlm_loss_decreases_on_a_fixed_batch():
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_mlm_loss_decreases_on_a_fixed_batch(tie):
     torch.manual_seed(0)
-    model = MidiBertForMLM(tiny(dropout=0.0))
+    model = MidiBertForMLM(tiny(dropout=0.0), tie_embeddings=tie)
     ids, mask = batch(B=3, L=16)
     masked, targets, _ = mask_tokens(ids, mask, CP_VOCAB, rate=0.3, generator=torch.Generator().manual_seed(1))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(50):  # tied heads start slower: their logits are a product of two small matrices
         out = model.loss(model(masked, mask), targets)
         opt.zero_grad()
         out["loss"].backward()
@@ -98,6 +99,17 @@ def test_mlm_loss_decreases_on_a_fixed_batch():
     assert losses[-1] < 0.5 * losses[0]
     assert len(out["family_loss"]) == len(out["family_acc"]) == 4
     assert all(0.5 < a <= 1 for a in out["family_acc"])
+
+
+def test_tied_heads_score_against_the_input_tables():
+    model = MidiBertForMLM(tiny(), tie_embeddings=True)
+    ids, mask = batch()
+    hidden = model.bert(ids, mask)
+    for f, logits in enumerate(model(ids, mask)):
+        table = model.bert.embed.tables[f].weight
+        torch.testing.assert_close(logits, model.head.heads[f](hidden) @ table.T + model.head.bias[f])
+    # the tables are the encoder's, not copies: one parameter each, trained from both ends
+    assert not any(p.ndim == 2 and p.shape[0] in CP_VOCAB for p in model.head.parameters())
 
 
 def test_loss_weighting():

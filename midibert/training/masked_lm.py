@@ -34,7 +34,7 @@ class MaskedLM(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = model_config(encoder, vocab_sizes)
-        self.net = MidiBertForMLM(self.config)
+        self.net = MidiBertForMLM(self.config, tie_embeddings=mask.get("tie_embeddings", False))
         self.families = list(families)
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
