@@ -242,10 +242,10 @@ class MLMHead(nn.Module):
     """One classifier per token family over the encoder's hidden states.
 
     With `emb_size` (weight tying, Press & Wolf 2017), a family's logits are the hidden state
-    projected to `emb_size` and scored against that family's input embedding table, which
-    `forward` is given: a value the head rarely sees as a target (a song's own tempo) is then
-    predicted with what the encoder learned of it as an input, so copying it from context is
-    easy (docs/recipe.md, "Tempo").
+    projected to `emb_size` and scored against that family's input embedding table, scaled as
+    the input scales it (`forward` is given the encoder's Embeddings): a value the head rarely
+    sees as a target (a song's own tempo) is then predicted with what the encoder learned of it
+    as an input (docs/recipe.md, "Tempo").
     """
 
     def __init__(self, hidden: int, vocab_sizes: list[int], emb_size: int | None = None):
@@ -253,11 +253,14 @@ class MLMHead(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(hidden, emb_size or v) for v in vocab_sizes)
         self.bias = nn.ParameterList(nn.Parameter(torch.zeros(v)) for v in vocab_sizes) if emb_size else None
 
-    def forward(self, hidden_states: Tensor, tables: nn.ModuleList | None = None) -> list[Tensor]:
-        """(B, L, H) -> a (B, L, V_f) logits tensor per family (`tables` when tied)."""
+    def forward(self, hidden_states: Tensor, embed: Embeddings | None = None) -> list[Tensor]:
+        """(B, L, H) -> a (B, L, V_f) logits tensor per family (`embed` when tied)."""
         if self.bias is None:
             return [head(hidden_states) for head in self.heads]
-        return [F.linear(head(hidden_states), t.weight, b) for head, t, b in zip(self.heads, tables, self.bias)]
+        return [
+            F.linear(head(hidden_states), t.weight * embed.scale, b)
+            for head, t, b in zip(self.heads, embed.tables, self.bias)
+        ]
 
 
 class MidiBertForMLM(nn.Module):
@@ -273,8 +276,7 @@ class MidiBertForMLM(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> list[Tensor]:
         """A (B, L, V_f) logits tensor per family."""
-        tables = self.bert.embed.tables if self.head.bias is not None else None
-        return self.head(self.bert(input_ids, attention_mask), tables)
+        return self.head(self.bert(input_ids, attention_mask), self.bert.embed if self.head.bias is not None else None)
 
     def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
         """Cross-entropy over predicted positions (targets != IGNORE), summed over families with

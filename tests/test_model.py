@@ -107,7 +107,8 @@ def test_tied_heads_score_against_the_input_tables():
     hidden = model.bert(ids, mask)
     for f, logits in enumerate(model(ids, mask)):
         table = model.bert.embed.tables[f].weight
-        torch.testing.assert_close(logits, model.head.heads[f](hidden) @ table.T + model.head.bias[f])
+        expect = model.head.heads[f](hidden) @ (table * model.bert.embed.scale).T + model.head.bias[f]
+        torch.testing.assert_close(logits, expect)
     # the tables are the encoder's, not copies: one parameter each, trained from both ends
     assert not any(p.ndim == 2 and p.shape[0] in CP_VOCAB for p in model.head.parameters())
 
