@@ -11,9 +11,11 @@ emotion) of any MIDI file, of any length.
     mc.melody("song.mid")                  # the packaged melody model (`midibert models` lists them)
     mc.melody("song.mid", model="runs/.../melody-bert/bundle")
 
-Long pieces are cut into overlapping windows; a note's prediction averages the probabilities of
-all its tokens in all windows, so every note gets exactly one label; a piece's label averages
-its windows.
+Long pieces are cut into windows; a note's prediction averages the probabilities of all its
+tokens in all windows, so every note gets exactly one label; a piece's label averages its
+windows. On CPU the default is fast (int8 linear layers, windows that do not overlap); on CUDA,
+or with `quantize=False, overlap=seq_len // 4`, fp32 with overlapping windows as fine-tuning
+evaluates (`overlap`: the tokens each window repeats of the one before).
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
 from midibert.tokenize.windows import Windows, aggregate_notes, make_windows
 
-# Whether CPU inference runs the Linear layers in int8 by default (quantize=None). Not yet:
-# benchmarks/classify.py measured 1.46x to 2.19x fp32's songs per CPU-second at equal accuracy, in
-# runs an hour apart on the shared 2-core machine (README) — the 2x that would justify a default
-# other than the fp32 the packaged models' cards were measured with is not established.
-INT8_ON_CPU = False
+# CPU inference by default (quantize=None, overlap=None): Linear layers in dynamic int8, and a
+# note-level piece cut into windows that do not overlap. Together they do 2.0-2.2x fp32's work per
+# song with quarter-overlapping windows, at the same accuracy (within 0.1 point on POP909's test
+# notes; benchmarks/classify.py, README), while either alone falls short of 2x. On CUDA, fp32 with
+# overlapping windows: there speed comes from batching.
+INT8_ON_CPU = True
+OVERLAP_ON_CPU = 0
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
 
 
@@ -242,9 +246,12 @@ class Classifier:
                 raise ValueError(f"quantize runs int8 linear layers on CPU only, not on {self.device}")
             self.net = int8_linears(self.net, self.engine)
         self.seq_len = seq_len or self.task.get("seq_len") or min(512, bundle.model_config.max_len)
-        self.overlap = self.seq_len // 4 if overlap is None else overlap
-        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x, 32 lost (0.79x on
-        # 2 cores, the working set outgrowing the caches) in benchmarks/classify.py; GPUs need the batch
+        if overlap is None:  # a note at a window's edge is also seen from the next window
+            overlap = OVERLAP_ON_CPU if self.device.type == "cpu" else self.seq_len // 4
+        self.overlap = overlap
+        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.92x to
+        # 1.03x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
+        # benchmarks/classify.py; GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
 
