@@ -249,8 +249,8 @@ class Classifier:
         if overlap is None:  # a note at a window's edge is also seen from the next window
             overlap = OVERLAP_ON_CPU if self.device.type == "cpu" else self.seq_len // 4
         self.overlap = overlap
-        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.92x to
-        # 1.03x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
+        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.91x to
+        # 1.09x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
         # benchmarks/classify.py; GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
