@@ -289,7 +289,13 @@ def _card(
         "tempo the file claims, and lose accuracy.",
         "- Drum tracks are ignored. All other tracks, whatever their instrument, merge into one piano stream: "
         "multi-instrument (non-piano) MIDI is read as if one pianist played everything.",
-        "- Pieces of any length work: long ones are read in overlapping windows and averaged.",
+        "- Pieces of any length work: long ones are read in windows, "
+        + (
+            "whose predictions are averaged."
+            if measured.get("overlap") is None
+            else "each note labelled once (on CPU, by default, windows that do not overlap: a note at a window's "
+            "edge then sees context on one side only)."
+        ),
         "",
         "## Licence",
         "",
