@@ -275,8 +275,8 @@ def _card(
         lines.append(f"| {arch} baseline | {b['accuracy']:.2%} | {b['macro_f1']:.4f} | {b['n']:,} |")
     lines += [
         "",
-        f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does, "
-        f"read with overlapping windows "
+        f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does"
+        f"{'' if measured.get('overlap') is None else ', read with overlapping windows'} "
         f"({measured['weights_agreement']:.2%} with its stored weights computed in fp32). "
         f"Measured by `{export}` (the first row and the agreement) and by `{command}` (the others, in "
         f"`results.json`).",
