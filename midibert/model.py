@@ -250,12 +250,13 @@ class MLMHead(nn.Module):
 
     def __init__(self, hidden: int, vocab_sizes: list[int], emb_size: int | None = None):
         super().__init__()
+        self.tied = emb_size is not None
         self.heads = nn.ModuleList(nn.Linear(hidden, emb_size or v) for v in vocab_sizes)
-        self.bias = nn.ParameterList(nn.Parameter(torch.zeros(v)) for v in vocab_sizes) if emb_size else None
+        self.bias = nn.ParameterList(nn.Parameter(torch.zeros(v)) for v in vocab_sizes) if self.tied else None
 
     def forward(self, hidden_states: Tensor, embed: Embeddings | None = None) -> list[Tensor]:
         """(B, L, H) -> a (B, L, V_f) logits tensor per family (`embed` when tied)."""
-        if self.bias is None:
+        if not self.tied:
             return [head(hidden_states) for head in self.heads]
         return [
             F.linear(head(hidden_states), t.weight * embed.scale, b)
@@ -276,7 +277,7 @@ class MidiBertForMLM(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> list[Tensor]:
         """A (B, L, V_f) logits tensor per family."""
-        return self.head(self.bert(input_ids, attention_mask), self.bert.embed if self.head.bias is not None else None)
+        return self.head(self.bert(input_ids, attention_mask), self.bert.embed if self.head.tied else None)
 
     def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
         """Cross-entropy over predicted positions (targets != IGNORE), summed over families with

@@ -155,14 +155,12 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     stored weights alone (computed in fp32), which decides whether they may ship."""
     from midibert.classify import Classifier
     from midibert.evaluate import agreement, score_predictions, split_sources
-
-    def fp32(bundle: Path) -> Classifier:  # with overlapping windows, as fine-tuning evaluated it
-        ref = Classifier.from_pretrained(bundle, device="cpu", quantize=False)
-        ref.overlap = ref.seq_len // 4
-        return ref
+    from midibert.tokenize.windows import evaluation_overlap
 
     clf = Classifier.from_pretrained(shipped, device="cpu")
-    reference, stored = fp32(run_bundle), fp32(shipped)
+    # fp32 on overlapping windows, as fine-tuning evaluated the model
+    exact = dict(device="cpu", quantize=False, overlap=evaluation_overlap(clf.seq_len))
+    reference, stored = Classifier.from_pretrained(run_bundle, **exact), Classifier.from_pretrained(shipped, **exact)
     data = ft["task"]["data"]
     pieces, sources = split_sources(
         data["dataset"],

@@ -11,6 +11,12 @@ from midibert.tokenize.base import PAD
 from midibert.tokenize.labels import IGNORE
 
 
+def evaluation_overlap(length: int) -> int:
+    """How many tokens each evaluation window repeats of the one before: a quarter, so that a
+    note near one window's edge is also seen, with context on both sides, from the next."""
+    return length // 4
+
+
 @dataclass
 class Windows:
     """N windows of `length` tokens. starts[i]/lengths[i] locate window i in the encoding."""

@@ -26,7 +26,7 @@ from midibert.datasets.base import get_info
 from midibert.datasets.prepare import PreparedSplit, load_split, prepare
 from midibert.tokenize import IGNORE, PAD, Tokenizer
 from midibert.tokenize.labels import melody_classes
-from midibert.tokenize.windows import window_starts
+from midibert.tokenize.windows import evaluation_overlap, window_starts
 from midibert.training.sampler import StepSampler
 
 
@@ -124,8 +124,7 @@ class _Base(pl.LightningDataModule):
     ):
         super().__init__()
         self.tokenizer = Tokenizer.from_spec(tokenizer)
-        # evaluation windows overlap (a quarter by default) so every note sees context on both sides
-        self.eval_overlap = seq_len // 4 if eval_overlap is None else eval_overlap
+        self.eval_overlap = evaluation_overlap(seq_len) if eval_overlap is None else eval_overlap
         self.seq_len, self.batch_size = seq_len, batch_size
         self.num_workers, self.seed, self.prepare_workers = num_workers, seed, prepare_workers
         self.split_seed = split_seed  # not `seed`: every run seed must see the same test pieces
