@@ -279,10 +279,10 @@ class MidiBertForMLM(nn.Module):
         """A (B, L, V_f) logits tensor per family."""
         return self.head(self.bert(input_ids, attention_mask), self.bert.embed if self.head.tied else None)
 
-    def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "vocab") -> dict:
+    def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "equal") -> dict:
         """Cross-entropy over predicted positions (targets != IGNORE), summed over families with
-        weights: "vocab" in proportion to vocabulary size (as the paper does, so Pitch and Position
-        dominate) or "equal". Returns {"loss", "family_loss", "family_acc"}, the last two detached
+        weights: "equal", or "vocab" in proportion to vocabulary size (as the paper does, so Pitch
+        and Position dominate the small families). Returns {"loss", "family_loss", "family_acc"}, the last two detached
         lists in family order (NaN for a family with nothing to predict in this batch)."""
         if weighting not in ("vocab", "equal"):
             raise ValueError(f"weighting must be 'vocab' or 'equal', got {weighting!r}")

@@ -52,6 +52,7 @@ class MaskedLM(pl.LightningModule):
     def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
         inputs, targets, where = self._masked(batch, generator)
         logits = self.net(inputs, batch["attention_mask"])
+        # checkpoints from before the option existed were trained with the paper's weighting
         out = self.net.loss(logits, targets, weighting=self.hparams.mask.get("loss_weighting", "vocab"))
         bs = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=stage != "train")
