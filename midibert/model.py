@@ -282,8 +282,9 @@ class MidiBertForMLM(nn.Module):
     def loss(self, logits: list[Tensor], targets: Tensor, *, weighting: str = "equal") -> dict:
         """Cross-entropy over predicted positions (targets != IGNORE), summed over families with
         weights: "equal", or "vocab" in proportion to vocabulary size (as the paper does, so the
-        families with the most values dominate). Returns {"loss", "family_loss", "family_acc"}, the last two detached
-        lists in family order (NaN for a family with nothing to predict in this batch)."""
+        families with the most values dominate). Returns {"loss", "family_loss", "family_acc"},
+        the last two detached lists in family order (NaN for a family with nothing to predict in
+        this batch)."""
         if weighting not in ("vocab", "equal"):
             raise ValueError(f"weighting must be 'vocab' or 'equal', got {weighting!r}")
         if targets.dim() == 2:

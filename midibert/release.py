@@ -274,7 +274,7 @@ def _card(
     lines += [
         "",
         f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does"
-        f"{'' if measured.get('overlap') is None else ', read with overlapping windows'} "
+        f"{', read with overlapping windows' if unit == 'notes' else ''} "
         f"({measured['weights_agreement']:.2%} with its stored weights computed in fp32). "
         f"Measured by `{export}` (the first row and the agreement) and by `{command}` (the others, in "
         f"`results.json`).",
@@ -289,10 +289,10 @@ def _card(
         "multi-instrument (non-piano) MIDI is read as if one pianist played everything.",
         "- Pieces of any length work: long ones are read in windows, "
         + (
-            "whose predictions are averaged."
-            if measured.get("overlap") is None
-            else "each note labelled once (on CPU, by default, windows that do not overlap: a note at a window's "
+            "each note labelled once (on CPU, by default, windows that do not overlap: a note at a window's "
             "edge then sees context on one side only)."
+            if unit == "notes"
+            else "whose predictions are averaged."
         ),
         "",
         "## Licence",
