@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 from pathlib import Path
 
@@ -104,11 +103,19 @@ def _preset(cfg: BertConfig) -> str:
 
 
 def _command(run_dir: Path) -> str:
-    """The main-job command that made `run_dir`, from Hydra's record of its overrides."""
-    overrides = run_dir / ".hydra" / "overrides.yaml"
-    if not overrides.is_file():
-        return f"(not recorded: {overrides} is missing)"
-    return "python -m midibert.run " + " ".join(shlex.quote(o) for o in OmegaConf.load(overrides))
+    """The main-job commands that made `run_dir`, as Markdown: every invocation that ran a stage
+    (run.py's record), else Hydra's record of the last one's overrides (runs made before it)."""
+    from midibert.run import COMMANDS_FILE, command_line  # the main job's module pulls in Lightning
+
+    record = run_dir / COMMANDS_FILE
+    commands = [c for c in record.read_text(encoding="utf-8").splitlines() if c.strip()] if record.is_file() else []
+    if not commands:
+        overrides = run_dir / ".hydra" / "overrides.yaml"
+        if not overrides.is_file():
+            return f"(not recorded: {overrides} is missing)"
+        commands = [command_line(OmegaConf.load(overrides))]
+    first, *resumed = commands
+    return f"`{first}`" + "".join(f", resumed by `{c}`" for c in resumed)
 
 
 def _pretraining(ft: dict, run_dir: Path) -> dict | None:
@@ -245,14 +252,14 @@ def _card(
             f"- Pre-training: {pre['trainer']['max_steps']} steps of {pre['data']['batch_size']} x "
             f"{pre['data']['seq_len']} {pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, "
             f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
-            f"mask {pre['mask']['mode']}."
+            f"mask {pre['mask']['mode']}, families weighted {pre['mask'].get('loss_weighting', 'vocab')} in the loss."
         )
     lines += [
         f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
         f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
         f"{train.get('train_windows', '?')} training windows.",
         f"- Shipped weights: {weights} (stored compactly, computed in fp32{_cpu_path(measured)}).",
-        f"- Made by: `{command}`"
+        f"- Made by: {command}"
         + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")
         + f", then `{export}`.",
         "",
@@ -276,7 +283,7 @@ def _card(
         f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does"
         f"{', read with overlapping windows' if unit == 'notes' else ''} "
         f"({measured['weights_agreement']:.2%} with its stored weights computed in fp32). "
-        f"Measured by `{export}` (the first row and the agreement) and by `{command}` (the others, in "
+        f"Measured by `{export}` (the first row and the agreement) and by {command} (the others, in "
         f"`results.json`).",
         "",
         "## Limits",

@@ -12,6 +12,7 @@ so a killed main job resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -23,8 +24,20 @@ from midibert.training import CONF_DIR, reports_errors, run_hydra
 log = logging.getLogger("midibert")
 
 
-def run_pipeline(cfg: DictConfig) -> Path:
-    """Every stage of `cfg.pipeline`; returns the path of the joined report."""
+COMMANDS_FILE = "commands.txt"
+
+
+def command_line(overrides) -> str:
+    """The shell command that runs the main job with these Hydra overrides."""
+    return " ".join(["python -m midibert.run", *(shlex.quote(str(o)) for o in overrides)])
+
+
+def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
+    """Every stage of `cfg.pipeline`; returns the path of the joined report.
+
+    `command`, the invocation, is added to the run's commands.txt when it runs any stage: a run
+    resumed with other overrides keeps the record of every command that made it (Hydra's
+    .hydra/overrides.yaml holds only the last one)."""
     from midibert.report import load_runs, table
 
     p = cfg.pipeline
@@ -42,6 +55,10 @@ def run_pipeline(cfg: DictConfig) -> Path:
             log.info("== %s: done before, reused", name)
         else:
             todo.append((name, entry, [*common, *overrides, f"run_dir={root / name}"]))
+    if command and todo:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / COMMANDS_FILE, "a", encoding="utf-8") as f:
+            f.write(command + "\n")
     started = time.monotonic()
     jobs = int(p.get("jobs") or 1)
     for k, (name, entry, overrides) in enumerate(todo, 1):
@@ -175,7 +192,9 @@ def _plots(root: Path) -> None:
 @hydra.main(config_path=CONF_DIR, config_name="run", version_base="1.3")
 @reports_errors
 def main(cfg: DictConfig) -> None:
-    run_pipeline(cfg)
+    from hydra.core.hydra_config import HydraConfig
+
+    run_pipeline(cfg, command_line(HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

@@ -229,3 +229,14 @@ def test_shipped_piece_model_reproduces_its_card(name, shipped):
     )
     m = score_predictions(clf.predict_batch(sources), pieces, get_info(entry["dataset"]).label_key)
     assert (round(m["accuracy"], 6), m["n"]) == (entry["test"]["accuracy"], entry["test"]["n"])
+
+
+def test_card_names_every_command_that_made_the_run(tmp_path):
+    """A main job resumed with other overrides: Hydra keeps only the last; the card cites both."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- experiment=demo\n- seed=7\n")
+    assert release._command(tmp_path) == "`python -m midibert.run experiment=demo seed=7`"  # runs before the record
+    (tmp_path / "commands.txt").write_text("python -m midibert.run experiment=demo\npython -m midibert.run 'a b'\n")
+    assert release._command(tmp_path) == (
+        "`python -m midibert.run experiment=demo`, resumed by `python -m midibert.run 'a b'`"
+    )

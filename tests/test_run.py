@@ -22,7 +22,7 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
 
     cfg = config("run", ["experiment=demo", *TINY, "pipeline.models=[bert]"], tmp_path)  # the RNN: test_finetune
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # the stages compose their own configs
-        report = run_pipeline(cfg)
+        report = run_pipeline(cfg, command="python -m midibert.run experiment=demo")
     text = report.read_text()
     for task in ("melody", "velocity", "style", "emotion"):
         for model in ("bert", "majority"):
@@ -34,8 +34,10 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
     # a second run reuses every finished stage instead of training again
     before = json.loads((report.parent / "style-bert" / "results.json").read_text())
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        run_pipeline(cfg)
+        run_pipeline(cfg, command="python -m midibert.run experiment=demo seed=7")
     assert json.loads((report.parent / "style-bert" / "results.json").read_text()) == before
+    # only invocations that ran a stage are the run's record (release cards cite it)
+    assert (report.parent / "commands.txt").read_text() == "python -m midibert.run experiment=demo\n"
 
 
 def test_stages_scratch_column_and_seeds(tmp_path):
