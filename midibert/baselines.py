@@ -1,5 +1,7 @@
 """Baselines the paper compares MidiBERT with: BiLSTMs trained from scratch and the skyline melody
-rule. (The majority-class baseline is one line, in `midibert.finetune.rule_baseline`.)
+rule; and, for the piece-level tasks, a logistic regression on note statistics, the trivial model
+a network must beat before its size is blamed. (The majority-class baseline is one line, in
+`midibert.finetune.rule_baseline`.)
 
 The BiLSTMs take the BertConfig of the model they are compared with, so they read tokens
 through the same `Embeddings` (vocabularies, emb_size per family), and are called like the heads,
@@ -15,6 +17,7 @@ from torch import Tensor, nn
 
 from midibert.heads import AttentionPool, mlp
 from midibert.model import BertConfig, Embeddings, padding_mask
+from midibert.tokenize.notes import Notes
 
 
 class BiLSTM(nn.Module):
@@ -108,3 +111,32 @@ def skyline_melody(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
     top = np.full(group.max() + 1, np.iinfo(np.int64).min)
     np.maximum.at(top, group, pitch.astype(np.int64))
     return (pitch == top[group]).astype(np.int64)
+
+
+def note_statistics(notes: Notes, resolution: int, *, velocity: bool) -> np.ndarray:
+    """A piece as a row of summary statistics of its tokenized notes, timed in quarter notes:
+    notes and onsets per quarter, notes per onset, pitch centre and spread, durations, the
+    pitch-class profile rotated to start at its most used class (a transposition leaves it as it
+    is), and velocity only where the tokens carry it (`velocity`), so the baseline reads no more
+    than the networks it is compared with."""
+    keep = np.asarray(notes.tokenized, dtype=bool)
+    pitch, onset = notes.pitch[keep].astype(float), notes.onset[keep] / resolution
+    duration = notes.duration[keep] / resolution
+    span = max(float((onset + duration).max() - onset.min()), 1 / resolution)
+    onsets = len(np.unique(onset))
+    profile = np.bincount(pitch.astype(int) % 12, minlength=12) / pitch.size
+    row = [
+        pitch.size / span,
+        onsets / span,
+        pitch.size / onsets,
+        pitch.mean(),
+        pitch.std(),
+        np.percentile(pitch, 90) - np.percentile(pitch, 10),
+        duration.mean(),
+        np.median(duration),
+        *np.roll(profile, -int(profile.argmax())),
+    ]
+    if velocity:
+        v = notes.velocity[keep].astype(float)
+        row += [v.mean(), v.std()]
+    return np.asarray(row, dtype=float)

@@ -282,8 +282,9 @@ class Classifier:
         return "note" if self.task["level"] == "token" else "piece"
 
     def _windows(self, enc: Encoding) -> Windows:
-        overlap = self.overlap if self.level == "note" else 0
-        return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=overlap)
+        if self.level == "note":
+            return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=self.overlap)
+        return make_windows(enc.ids, enc.note_index, length=self.seq_len, end_aligned=True)
 
     def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Replace the hidden families by MASK, as fine-tuning did, so the task never sees its target."""

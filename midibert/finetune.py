@@ -2,7 +2,7 @@
 
     python -m midibert.finetune task=melody model=bert pretrained=runs/pretrain/score/bundle
     python -m midibert.finetune task=style model=rnn
-    python -m midibert.finetune task=melody model=skyline      # rule baselines: skyline, majority
+    python -m midibert.finetune task=melody model=skyline      # baselines: skyline, majority, features
 
 Trains with early stopping on validation accuracy, restores the best checkpoint, predicts the
 test split, writes results.json / results.md / confusion matrices, and saves the model as a
@@ -80,8 +80,9 @@ def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
 
 
 def rule_baseline(cfg: DictConfig, dm) -> dict:
-    """Skyline (highest sounding pitch is melody) or majority class, on the test split's notes / pieces."""
-    from midibert.baselines import skyline_melody
+    """Skyline (highest sounding pitch is melody), majority class, or (piece tasks) a logistic
+    regression on note statistics fitted to the train split, on the test split's notes / pieces."""
+    from midibert.baselines import note_statistics, skyline_melody
     from midibert.evaluate import metrics
 
     names = list(cfg.task.class_names)
@@ -89,6 +90,26 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
         majority = int(np.argmax(dm.train_class_counts()))
         y = dm.test_targets()  # one label per note (token tasks) or per piece
         return {dm.eval_level: metrics(y, np.full_like(y, majority), names)}
+    if cfg.model.arch == "features":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if dm.eval_level != "piece":
+            raise ValueError(f"the note-statistics baseline is for piece-level tasks, not {cfg.task.name!r}")
+        tok = dm.tokenizer
+        x = {
+            split: np.stack(
+                [
+                    note_statistics(e.notes, tok.config.resolution, velocity="Velocity" in tok.families)
+                    for e in dm.encodings(split)
+                ]
+            )
+            for split in ("train", "test")
+        }
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.model.get("C", 1.0), max_iter=5000))
+        clf.fit(x["train"], dm.piece_labels["train"])
+        return {"piece": metrics(dm.test_targets(), clf.predict(x["test"]), names)}
     if cfg.task.name not in ("melody", "melody2"):
         raise ValueError(f"the skyline baseline is for melody tasks, not {cfg.task.name!r}")
     y_true, y_pred = [], []
@@ -122,7 +143,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     dm.setup("fit")
     tok = dm.tokenizer
 
-    if arch in ("skyline", "majority"):
+    if arch in ("skyline", "majority", "features"):
         write_results(run_dir, _results(cfg, rule_baseline(cfg, dm), dm, {"rule": arch}))
         return run_dir
 

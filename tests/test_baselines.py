@@ -1,4 +1,4 @@
-"""Baselines: BiLSTM shapes and padding invariance, skyline melody."""
+"""Baselines: BiLSTM shapes and padding invariance, skyline melody, note statistics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, skyline_melody
+from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, note_statistics, skyline_melody
 from midibert.model import BertConfig, Embeddings
+from midibert.tokenize import Tokenizer
+from tests.midi_factory import make_score
 from tests.test_model import CP_VOCAB, REMI_VOCAB, batch
 
 
@@ -63,3 +65,17 @@ def test_skyline_melody():
     shuffled = np.random.default_rng(0).permutation(len(pitch))
     assert skyline_melody(pitch[shuffled], onset[shuffled]).tolist() == skyline_melody(pitch, onset)[shuffled].tolist()
     assert skyline_melody(np.array([]), np.array([])).tolist() == []
+
+
+def test_note_statistics_read_only_what_the_tokens_carry():
+    tok = Tokenizer.create("cp", kind="score")
+    pitches = [60, 64, 67, 60, 62, 60, 65, 60] * 2  # C the most used pitch class
+    notes = [(i * 240, 240, p, 40 + i) for i, p in enumerate(pitches)]
+    enc = tok.encode(make_score({"PIANO": notes}))
+    up = tok.encode(make_score({"PIANO": [(s, d, p + 5, v) for s, d, p, v in notes]}))
+    res = tok.config.resolution
+    row, moved = (note_statistics(e.notes, res, velocity=False) for e in (enc, up))
+    assert row[0] == pytest.approx(2.0) and row[2] == 1  # eighth notes: 2 per quarter, one per onset
+    assert row[3] + 5 == pytest.approx(moved[3])
+    assert np.allclose(row[8:], moved[8:]) and row[8] == 8 / 16  # the profile starts at its tonic, whatever the key
+    assert len(note_statistics(enc.notes, res, velocity=True)) == len(row) + 2

@@ -56,6 +56,10 @@ def test_sequence_batches_carry_piece_labels(sample):
         assert b["labels"].shape == b["piece"].shape
         assert torch.equal(b["labels"], torch.as_tensor(dm.piece_labels["valid"])[b["piece"]])
     assert dm.train_class_counts().sum() == len(dm.splits["train"])
+    for ds in (dm.train_set, dm.val_set, dm.test_set):  # no short remainder carries a piece's label
+        piece_len = np.diff(ds.split.offsets)[ds.rows[:, 0]]
+        assert (ds.lengths == np.minimum(piece_len, dm.seq_len)).all()
+    assert (np.diff(dm.train_set.split.offsets) > dm.seq_len).any()
 
 
 def test_the_run_seed_leaves_the_split_alone(tmp_path):

@@ -64,6 +64,11 @@ def test_rule_baselines(workdir):
     maj = run(workdir, "velocity", "majority")
     per_class = maj["levels"]["note"]["per_class"]
     assert sum(1 for c in per_class.values() if c["recall"] > 0) == 1  # one class for every note
+    # note statistics separate the sample corpus's styles (tempo, density, register), as a network must
+    feats, maj = (run(workdir, "style", arch, *SAMPLE_STYLE) for arch in ("features", "majority"))
+    assert feats["levels"]["piece"]["accuracy"] > maj["levels"]["piece"]["accuracy"] + 0.2
+    with pytest.raises(ValueError, match="piece-level tasks"):
+        run(workdir, "melody", "features")
 
 
 def test_velocity_never_sees_velocity():

@@ -7,7 +7,7 @@ import pytest
 
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, melody_classes, melody_labels, velocity_classes, velocity_labels
-from midibert.tokenize.windows import make_windows
+from midibert.tokenize.windows import make_windows, window_starts
 from tests.midi_factory import make_score
 
 
@@ -63,3 +63,21 @@ def test_windows_cut_at_bar_lines(songs):
 def test_window_arguments_checked():
     with pytest.raises(ValueError):
         make_windows(np.zeros(10), np.zeros(10), length=4, overlap=4)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"), [(600, [(0, 256), (256, 256), (344, 256)]), (512, [(0, 256), (256, 256)]), (100, [(0, 100)])]
+)
+def test_end_aligned_windows_leave_no_short_remainder(n, expected):
+    starts, lengths = window_starts(n, 256, end_aligned=True)
+    assert list(zip(starts.tolist(), lengths.tolist())) == expected
+    assert window_starts(600, 256)[1].tolist() == [256, 256, 88]  # the default keeps the remainder
+
+
+def test_end_aligned_windows_cover_a_piece_cut_at_bar_lines(songs):
+    enc = Tokenizer.create("cp", kind="score").encode(songs[0])
+    w = make_windows(enc.ids, enc.note_index, length=256, bar_start=enc.bar_start, end_aligned=True)
+    assert len(enc) > 256 and w.lengths[-1] == 256 and w.starts[-1] + 256 == len(enc)
+    assert all(enc.bar_start[s] for s in w.starts[:-1])
+    covered = np.unique(w.note_index[w.attention_mask])
+    assert np.array_equal(covered[covered >= 0], np.unique(enc.note_index[enc.note_index >= 0]))

@@ -40,13 +40,31 @@ class Windows:
 
 
 def window_starts(
-    n_tokens: int, length: int, overlap: int = 0, bar_start: np.ndarray | None = None
+    n_tokens: int,
+    length: int,
+    overlap: int = 0,
+    bar_start: np.ndarray | None = None,
+    *,
+    end_aligned: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where windows begin and how long each is.
 
     With `bar_start` (bool per token) each window after the first begins at a bar line and
     ends before the bar line that would not fit, unless a single bar is longer than a window.
+    With `end_aligned`, a piece longer than a window has no short last window: the last one is
+    moved back to end where the piece ends, overlapping the one before. Piece-level tasks want
+    this: a last window of a few notes would carry the whole piece's label in training and
+    weigh as much as a full window in the piece's mean prediction.
     """
+    starts, lengths = _window_starts(n_tokens, length, overlap, bar_start)
+    if end_aligned and n_tokens > length and lengths[-1] < length:
+        starts[-1], lengths[-1] = n_tokens - length, length
+    return starts, lengths
+
+
+def _window_starts(
+    n_tokens: int, length: int, overlap: int, bar_start: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     if length < 1 or not 0 <= overlap < length:
         raise ValueError(f"need length >= 1 and 0 <= overlap < length, got {length}, {overlap}")
     if n_tokens == 0:
@@ -80,10 +98,13 @@ def make_windows(
     overlap: int = 0,
     bar_start: np.ndarray | None = None,
     pad_id: int = PAD,
+    *,
+    end_aligned: bool = False,
 ) -> Windows:
-    """Windows of `length` tokens (last one padded), optionally overlapping or cut at bar lines."""
+    """Windows of `length` tokens (last one padded), optionally overlapping, cut at bar lines or
+    end-aligned (`window_starts`)."""
     ids = np.asarray(ids)
-    starts, lengths = window_starts(len(ids), length, overlap, bar_start)
+    starts, lengths = window_starts(len(ids), length, overlap, bar_start, end_aligned=end_aligned)
     w = Windows(
         ids=np.full((len(starts), length, *ids.shape[1:]), pad_id, dtype=ids.dtype),
         note_index=np.full((len(starts), length), -1, dtype=np.int64),

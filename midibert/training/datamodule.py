@@ -34,6 +34,7 @@ class WindowDataset(Dataset):
     """Windows of `seq_len` tokens over every piece of a prepared split.
 
     labels: a per-token array (token tasks), a per-piece array (sequence tasks) or None.
+    end_aligned: no short last window in a piece longer than `seq_len` (`window_starts`).
     """
 
     def __init__(
@@ -44,12 +45,13 @@ class WindowDataset(Dataset):
         labels: np.ndarray | None = None,
         piece_labels: np.ndarray | None = None,
         pieces: Sequence[int] | None = None,
+        end_aligned: bool = False,
     ):
         self.split, self.seq_len, self.labels, self.piece_labels = split, seq_len, labels, piece_labels
         rows = []
         for p in range(len(split)) if pieces is None else pieces:
             s = split.piece(p)
-            starts, lengths = window_starts(s.stop - s.start, seq_len, overlap)
+            starts, lengths = window_starts(s.stop - s.start, seq_len, overlap, end_aligned=end_aligned)
             rows += [(p, s.start + a, n) for a, n in zip(starts, lengths)]
         self.rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
@@ -341,9 +343,10 @@ class SequenceClassificationDataModule(_Base):
         if not self.classes:
             self.classes = sorted({p["labels"][self.label_key] for sp in self.splits.values() for p in sp.pieces})
         self.piece_labels = {s: self._labels(sp) for s, sp in self.splits.items()}
-        self.train_set = WindowDataset(self.splits["train"], self.seq_len, 0, piece_labels=self.piece_labels["train"])
-        self.val_set = WindowDataset(self.splits["valid"], self.seq_len, 0, piece_labels=self.piece_labels["valid"])
-        self.test_set = WindowDataset(self.splits["test"], self.seq_len, 0, piece_labels=self.piece_labels["test"])
+        self.train_set, self.val_set, self.test_set = (
+            WindowDataset(self.splits[k], self.seq_len, piece_labels=self.piece_labels[k], end_aligned=True)
+            for k in ("train", "valid", "test")
+        )
 
     def _labels(self, split: PreparedSplit) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}
@@ -354,6 +357,11 @@ class SequenceClassificationDataModule(_Base):
 
     def train_class_counts(self) -> np.ndarray:
         return np.bincount(self.piece_labels["train"], minlength=len(self.classes))
+
+    def encodings(self, split: str):
+        """The Encoding of every piece of a split, in its order (for the note-statistics baseline)."""
+        for piece in self.splits[split].pieces:
+            yield self.tokenizer.encode(piece["path"])
 
     def test_targets(self) -> np.ndarray:
         return self.piece_labels["test"]

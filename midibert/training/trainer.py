@@ -185,7 +185,7 @@ def resume_path(ckpt_path: str | None, run_dir: str) -> str | None:
 # fine-tuning architecture given to pre-training ...) would otherwise run something else silently.
 _FOREIGN = {
     "pipeline": "is the main job's: run it with `python -m midibert.run experiment=...`",
-    "model": "is fine-tuning's choice of bert / rnn / skyline / majority; pre-training trains a BERT "
+    "model": "is fine-tuning's choice of bert / rnn / skyline / majority / features; pre-training trains a BERT "
     "encoder, sized with encoder=bert-tiny|bert-small|bert-base|bert-base-paper",
     "task": "is fine-tuning's: run it with `python -m midibert.finetune task=...`",
     "data": "is pre-training's corpus; fine-tuning reads task.data (`python -m midibert.pretrain data=...`)",
