@@ -115,6 +115,7 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                     )
                 )
         for arch in (p.get("baselines") or {}).get(task, []):
+            # the fine-tuning overrides too: a baseline reads the same tokens (features: velocity or not)
             stages.append(
                 (
                     f"{task}-{arch}",
@@ -124,6 +125,7 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                         f"split_seed={cfg.split_seed}",
                         f"task={task}",
                         f"model={arch}",
+                        *p.finetune,
                         *task_overrides,
                     ],
                 )

@@ -55,3 +55,6 @@ def test_stages_scratch_column_and_seeds(tmp_path):
     assert {n for n in stages if n.startswith("style-bert")} == {f"style-bert-seed{s}" for s in (1, 2, 3)}
     assert stages["style-rnn-seed2"][:2] == ["seed=2", "split_seed=42"]  # one test set for every seed
     assert "melody-skyline" in stages and next(iter(stages)) == "pretrain"
+    performance = config("run", ["experiment=cpu_reference_performance"], tmp_path)
+    stages = {name: overrides for name, entry, overrides in _stages(performance, tmp_path / "bundle")}
+    assert "task.tokenizer=cp-performance" in stages["emotion-features"]  # baselines read the models' tokens
