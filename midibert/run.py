@@ -115,7 +115,9 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                     )
                 )
         for arch in (p.get("baselines") or {}).get(task, []):
-            # the fine-tuning overrides too: a baseline reads the same tokens (features: velocity or not)
+            # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
+            # or not); its model and trainer overrides are the networks' alone
+            reads = [o for o in p.finetune if o.startswith("task.")]
             stages.append(
                 (
                     f"{task}-{arch}",
@@ -125,7 +127,7 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
                         f"split_seed={cfg.split_seed}",
                         f"task={task}",
                         f"model={arch}",
-                        *p.finetune,
+                        *reads,
                         *task_overrides,
                     ],
                 )
