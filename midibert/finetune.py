@@ -97,16 +97,14 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
 
         if dm.eval_level != "piece":
             raise ValueError(f"the note-statistics baseline is for piece-level tasks, not {cfg.task.name!r}")
-        tok = dm.tokenizer
-        x = {
-            split: np.stack(
-                [
-                    note_statistics(e.notes, tok.config.resolution, velocity="Velocity" in tok.families)
-                    for e in dm.encodings(split)
-                ]
+        tok = dm.tokenizer.config  # performance tokens carry velocity, score tokens do not
+
+        def statistics(split: str) -> np.ndarray:
+            return np.stack(
+                [note_statistics(e.notes, tok.resolution, velocity=tok.performance) for e in dm.encodings(split)]
             )
-            for split in ("train", "test")
-        }
+
+        x = {split: statistics(split) for split in ("train", "test")}
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.model.get("C", 1.0), max_iter=5000))
         clf.fit(x["train"], dm.piece_labels["train"])
         return {"piece": metrics(dm.test_targets(), clf.predict(x["test"]), names)}

@@ -196,6 +196,12 @@ class _Base(pl.LightningDataModule):
     def train_class_counts(self) -> np.ndarray:
         raise NotImplementedError
 
+    def encodings(self, split: str):
+        """The Encoding of every piece of a split, in its order, read again from its source (the
+        rule baselines need the notes, which the prepared tokens do not keep)."""
+        for piece in self.splits[split].pieces:
+            yield self.tokenizer.encode(piece["path"])
+
     def class_weights(self) -> list[float]:
         """Inverse class frequency, normalised to mean 1 (for imbalanced labels such as velocity)."""
         counts = self.train_class_counts().astype(float)
@@ -309,8 +315,7 @@ class TokenClassificationDataModule(_Base):
         """(Encoding, true 3- or 2-class melody label per note) of every test piece, for rule baselines."""
         classes = 2 if self.label == "melody2" else 3
         info = get_info(self.dataset)
-        for piece in self.splits["test"].pieces:
-            enc = self.tokenizer.encode(piece["path"])
+        for enc in self.encodings("test"):
             yield enc, melody_classes(enc.notes.track_name, classes) if info.note_labels else None
 
 
@@ -357,11 +362,6 @@ class SequenceClassificationDataModule(_Base):
 
     def train_class_counts(self) -> np.ndarray:
         return np.bincount(self.piece_labels["train"], minlength=len(self.classes))
-
-    def encodings(self, split: str):
-        """The Encoding of every piece of a split, in its order (for the note-statistics baseline)."""
-        for piece in self.splits[split].pieces:
-            yield self.tokenizer.encode(piece["path"])
 
     def test_targets(self) -> np.ndarray:
         return self.piece_labels["test"]
