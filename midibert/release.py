@@ -28,6 +28,7 @@ from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from midibert.fsutil import publish_dir, write_atomic
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
+from midibert.report import SEED_SUFFIX
 
 MIN_AGREEMENT = 0.995  # of test notes, compact weights vs fp32
 TASKS = {  # what each task's model says, for the card
@@ -378,7 +379,7 @@ def _stage(
     mb = (staged / WEIGHTS_FILE).stat().st_size / 1e6
     size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
     baselines = {
-        p.name.split("-", 1)[1]: json.loads((p / "results.json").read_text())
+        SEED_SUFFIX.sub("", p.name.split("-", 1)[1]): json.loads((p / "results.json").read_text())
         for p in run_dir.glob(f"{task}-*")
         if (p / "results.json").is_file()
         and not (p / "bundle").is_dir()  # rule baselines have no bundle

@@ -40,7 +40,7 @@ _COLUMNS = (
     "scale",
     "paper %",
 )
-_SEED = re.compile(r"-seed\d+$")
+SEED_SUFFIX = re.compile(r"-seed\d+$")
 
 
 def load_runs(paths: Sequence[str | os.PathLike]) -> list[dict]:
@@ -64,7 +64,14 @@ def _groups(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(runs, key=lambda r: (r["task"], r["model"], r.get("run_dir", ""))):
         d = Path(r["run_dir"])
-        key = (str(d.parent), _SEED.sub("", d.name), r["task"], r["model"], r.get("dataset", "?"), r["representation"])
+        key = (
+            str(d.parent),
+            SEED_SUFFIX.sub("", d.name),
+            r["task"],
+            r["model"],
+            r.get("dataset", "?"),
+            r["representation"],
+        )
         groups.setdefault(key, []).append(r)
     return groups
 
@@ -84,6 +91,12 @@ def _fmt(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+def _seeds(group: list[dict]) -> str:
+    """How many runs a row joins, and on how many test splits where that is more than one."""
+    splits = {r.get("split_seed") for r in group}
+    return f"{len(group)}" + (f" ({len(splits)} splits)" if len(splits) > 1 else "")
 
 
 def table(runs: Sequence[dict]) -> str:
@@ -114,7 +127,7 @@ def table(runs: Sequence[dict]) -> str:
             level,
             _fmt(_stat(group, "accuracy")),
             _fmt(_stat(group, "macro_f1")),
-            str(len(group)),
+            _seeds(group),
             *gains,
             _fmt(_stat(group, "accuracy", "window")),
             scale or "—",

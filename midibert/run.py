@@ -48,13 +48,16 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
         f"paths.data_root={cfg.paths.data_root}",
         *p.get("common", []),
     ]
-    bundle = root / "pretrain" / "bundle"
+    stages = [
+        (name, entry, [*common, *overrides]) for name, entry, overrides in _stages(cfg, root / "pretrain" / "bundle")
+    ]
+    _check_splits(cfg, stages)
     todo = []
-    for name, entry, overrides in _stages(cfg, bundle):
+    for name, entry, overrides in stages:
         if (root / name / ("bundle" if entry == "pretrain" else "results.json")).exists():
             log.info("== %s: done before, reused", name)
         else:
-            todo.append((name, entry, [*common, *overrides, f"run_dir={root / name}"]))
+            todo.append((name, entry, [*overrides, f"run_dir={root / name}"]))
     if command and todo:
         root.mkdir(parents=True, exist_ok=True)
         with open(root / COMMANDS_FILE, "a", encoding="utf-8") as f:
@@ -83,7 +86,9 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     Models: "bert" starts from the pre-trained bundle, "scratch" is the same BERT from random
     weights under the same budget (so the pre-training gain is measured in the run), "rnn" the
     BiLSTM. Tasks listed in `pipeline.seeds` run once per seed there (piece-level test sets are
-    small and noisy), each as `<task>-<model>-seed<n>`.
+    small and noisy), each as `<task>-<model>-seed<n>`; those also in `pipeline.split_with_seed`
+    draw their split with the seed too (`split_seed=<n>`), and their rule baselines run once per
+    split, so every model is compared on the same test pieces.
     """
     p = cfg.pipeline
     stages = []
@@ -93,19 +98,24 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
         if task_overrides is None:  # an experiment drops a task it inherited
             continue
         seeds = list((p.get("seeds") or {}).get(task) or [])
+        resplit = task in (p.get("split_with_seed") or [])
+        if resplit and not seeds:
+            raise ValueError(f"pipeline.split_with_seed lists {task}, to which pipeline.seeds gives no seeds")
+        runs = [(seed, seed if resplit else cfg.split_seed, f"-seed{seed}") for seed in seeds] or [
+            (cfg.seed, cfg.split_seed, "")
+        ]
         for model in p.models:
             arch = "bert" if model == "scratch" else model
             extra = [f"pretrained={bundle}"] if model == "bert" and p.get("pretrain") is not None else []
-            for seed in seeds or [cfg.seed]:
-                name = f"{task}-{model}" + (f"-seed{seed}" if seeds else "")
+            for seed, split_seed, suffix in runs:
                 trained = p.finetune if arch in ("bert", "rnn") else []
                 stages.append(
                     (
-                        name,
+                        f"{task}-{model}{suffix}",
                         "finetune",
                         [
                             f"seed={seed}",
-                            f"split_seed={cfg.split_seed}",
+                            f"split_seed={split_seed}",
                             f"task={task}",
                             f"model={arch}",
                             *trained,
@@ -118,21 +128,42 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
             # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
             # or not); its model and trainer overrides are the networks' alone
             reads = [o for o in p.finetune if o.startswith("task.")]
-            stages.append(
-                (
-                    f"{task}-{arch}",
-                    "finetune",
-                    [
-                        f"seed={cfg.seed}",
-                        f"split_seed={cfg.split_seed}",
-                        f"task={task}",
-                        f"model={arch}",
-                        *reads,
-                        *task_overrides,
-                    ],
+            # deterministic given its split: once, or once per split the networks are tested on
+            for seed, split_seed, suffix in runs if resplit else [(cfg.seed, cfg.split_seed, "")]:
+                stages.append(
+                    (
+                        f"{task}-{arch}{suffix}",
+                        "finetune",
+                        [
+                            f"seed={seed}",
+                            f"split_seed={split_seed}",
+                            f"task={task}",
+                            f"model={arch}",
+                            *reads,
+                            *task_overrides,
+                        ],
+                    )
                 )
-            )
     return stages
+
+
+def _check_splits(cfg: DictConfig, stages: list[tuple[str, str, list[str]]]) -> None:
+    """Refuse a task whose split varies with the seed when pre-training reads its dataset: the
+    encoder would have learned from one split's training pieces, which another split tests on."""
+    resplit = cfg.pipeline.get("split_with_seed") or []
+    pretraining = [overrides for _, entry, overrides in stages if entry == "pretrain"]
+    if not resplit or not pretraining:
+        return
+    corpus = {d.name for d in hydra.compose("pretrain", pretraining[0]).data.datasets}
+    for task in resplit:
+        overrides = next((o for name, entry, o in stages if entry == "finetune" and name.startswith(f"{task}-")), None)
+        dataset = overrides and hydra.compose("finetune", overrides).task.data.dataset
+        if dataset in corpus:
+            raise ValueError(
+                f"pipeline.split_with_seed: {task}'s dataset {dataset} is in the pre-training corpus, which "
+                f"holds the training pieces of split {cfg.split_seed} only; other splits would test on "
+                f"pieces the encoder learned from. Leave {task} out of split_with_seed"
+            )
 
 
 def _run_stage(entry: str, cfg: DictConfig, threads: int | None, started: float) -> str:

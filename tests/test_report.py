@@ -16,7 +16,16 @@ def _level(accuracy: float, macro_f1: float) -> dict:
     return {"n": 10, "accuracy": accuracy, "macro_f1": macro_f1, "per_class": {}, "confusion": []}
 
 
-def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: float, dataset: str = "d") -> Path:
+def _run(
+    root: Path,
+    name: str,
+    task: str,
+    model: str,
+    primary: str,
+    accuracy: float,
+    dataset: str = "d",
+    split_seed: int = 42,
+) -> Path:
     """A run dir holding a results.json as evaluate.write_results writes it (plots left out: not read here)."""
     run = root / name
     run.mkdir(parents=True)
@@ -29,6 +38,7 @@ def _run(root: Path, name: str, task: str, model: str, primary: str, accuracy: f
         "levels": {"window": _level(0.5, 0.4), primary: _level(accuracy, 0.8)},
         "scale": {"layers": 2, "steps": 100},
         "seed": 0,
+        "split_seed": split_seed,
     }
     (run / "results.json").write_text(json.dumps(results))
     return run
@@ -75,6 +85,13 @@ def test_seeds_give_mean_and_std_and_bert_rows_carry_their_gains(tmp_path):
     assert bert[6] == "60.00 ± 10.00" and bert[8] == "3"
     assert bert[9] == "+20.00" and bert[10] == "+5.00"  # vs scratch, vs BiLSTM
     assert rows["style-scratch"][9] == "—"
+
+
+def test_a_row_says_when_its_seeds_were_tested_on_different_splits(tmp_path):
+    for seed in (1, 2):
+        _run(tmp_path, f"emotion-bert-seed{seed}", "emotion", "bert", "piece", 0.5, "emopia", split_seed=seed)
+    row = report.table(report.load_runs([tmp_path])).splitlines()[2].split(" | ")
+    assert row[8] == "2 (2 splits)"
 
 
 def test_search_finds_every_run_and_baselines_have_no_paper_figure(runs):

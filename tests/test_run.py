@@ -57,4 +57,31 @@ def test_stages_scratch_column_and_seeds(tmp_path):
     assert "melody-skyline" in stages and next(iter(stages)) == "pretrain"
     performance = config("run", ["experiment=cpu_reference_performance"], tmp_path)
     stages = {name: overrides for name, entry, overrides in _stages(performance, tmp_path / "bundle")}
-    assert "task.tokenizer=cp-performance" in stages["emotion-features"]  # baselines read the models' tokens
+    assert "task.tokenizer=cp-performance" in stages["emotion-features-seed1"]  # baselines read the models' tokens
+
+
+def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
+    import pytest
+    from hydra import initialize_config_dir
+
+    from midibert.run import _check_splits, _stages
+    from midibert.training import CONF_DIR
+
+    cfg = config("run", ["experiment=cpu_reference"], tmp_path)  # seeds 1-3, emotion split with each
+    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
+    for model in ("bert", "scratch", "rnn", "features", "majority"):
+        for seed in (1, 2, 3):
+            assert stages[f"emotion-{model}-seed{seed}"][:2] == [f"seed={seed}", f"split_seed={seed}"]
+    assert "emotion-features" not in stages
+    assert stages["style-bert-seed2"][:2] == ["seed=2", "split_seed=42"]  # Pianist8's published split
+    assert stages["style-features"][:2] == ["seed=42", "split_seed=42"]
+    with pytest.raises(ValueError, match="melody, to which pipeline.seeds gives no seeds"):
+        _stages(config("run", ["experiment=cpu_reference", "pipeline.split_with_seed=[melody]"], tmp_path), tmp_path)
+    # the demo pre-trains on its sample corpus' training split: other splits would test on what it learned
+    demo = config(
+        "run", ["experiment=demo", "pipeline.seeds={emotion:[1,2]}", "pipeline.split_with_seed=[emotion]"], tmp_path
+    )
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        with pytest.raises(ValueError, match="emotion's dataset sample is in the pre-training corpus"):
+            _check_splits(demo, _stages(demo, tmp_path / "bundle"))
+        _check_splits(cfg, _stages(cfg, tmp_path / "bundle"))  # EMOPIA is not in cpu_reference's corpus
