@@ -168,6 +168,8 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         seed=cfg.seed,
         class_weights=weights,
         hide_families=hide,
+        transpose=cfg.task.get("transpose", 0),
+        pitch_ids=tok.pitch_ids(),
     )
     trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))

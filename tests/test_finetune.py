@@ -38,7 +38,12 @@ def run(workdir, task: str, model: str, *extra: str) -> dict:
 
 @pytest.mark.parametrize(
     "task,extra,level",
-    [("melody", [], "note"), ("velocity", [], "note"), ("style", SAMPLE_STYLE, "piece"), ("emotion", [], "piece")],
+    [
+        ("melody", [], "note"),
+        ("velocity", [], "note"),
+        ("style", SAMPLE_STYLE, "piece"),
+        ("emotion", ["task.transpose=2"], "piece"),
+    ],
 )
 def test_each_task_fine_tunes_and_writes_complete_results(workdir, encoder, task, extra, level):
     res = run(workdir, task, "bert", f"pretrained={encoder}", *extra)

@@ -148,6 +148,11 @@ class Tokenizer:
             names["Tempo"] = [f"Tempo_{t}" for t in range(c.tempo_min, c.tempo_max + 1, c.tempo_step)]
         return names
 
+    def pitch_ids(self) -> tuple[int | None, int, int]:
+        """Where pitches are in the ids: (family column, or None for a single stream; id of the
+        lowest pitch; number of pitches), consecutive ids a semitone apart."""
+        raise NotImplementedError
+
     # ---- value bins (shared by CP and REMI, so both carry the same information) ---------
     def velocity_bin(self, velocity: np.ndarray) -> np.ndarray:
         c = self.config

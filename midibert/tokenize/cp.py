@@ -25,6 +25,9 @@ class CPTokenizer(Tokenizer):
         bar = ["Bar_Continue", "Bar_New"] + [f"Bar_New_{n}/{d}" for n, d in self.meters]
         return {"Bar": [*SPECIALS, *bar], **{f: [*SPECIALS, *v] for f, v in self.value_names().items()}}
 
+    def pitch_ids(self) -> tuple[int | None, int, int]:
+        return self.families.index("Pitch"), N_SPECIAL, len(self.value_names()["Pitch"])
+
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
         """Bar family Bar_New or Bar_New_{meter}; ids is (T, F)."""
         return np.asarray(ids)[:, 0] >= BAR_NEW

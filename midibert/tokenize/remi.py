@@ -36,6 +36,9 @@ class REMITokenizer(Tokenizer):
     def vocab(self) -> dict[str, list[str]]:
         return {"Token": list(self._names)}
 
+    def pitch_ids(self) -> tuple[int | None, int, int]:
+        return None, self.offset["Pitch"], len(self.value_names()["Pitch"])
+
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
         """The Bar token; ids is (T,)."""
         return np.asarray(ids) == self.offset["Bar"]

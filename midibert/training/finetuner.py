@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from midibert.heads import layerwise_lr_groups
 from midibert.network import hide_families
 from midibert.tokenize.labels import IGNORE
+from midibert.training.augment import transpose
 from midibert.training.optim import adamw_with_schedule, decay_groups
 
 
@@ -18,6 +19,8 @@ class FineTuner(pl.LightningModule):
 
     hide_families: indices of the token families `network.hide_families` replaces by MASK in
     every input, so a task never sees its own target (velocity on performance tokens).
+    transpose: move each training window by up to this many semitones (`augment.transpose`),
+    where the tokens' pitches are `pitch_ids` (`Tokenizer.pitch_ids`); 0 leaves them as they are.
     """
 
     def __init__(
@@ -29,6 +32,8 @@ class FineTuner(pl.LightningModule):
         seed: int = 0,
         class_weights: list[float] | None = None,
         hide_families: list[int] | None = None,
+        transpose: int = 0,
+        pitch_ids: tuple[int | None, int, int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -57,6 +62,11 @@ class FineTuner(pl.LightningModule):
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)  # exact resume, as in MaskedLM
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.hparams.transpose:
+            batch = {
+                **batch,
+                "input_ids": transpose(batch["input_ids"], self.hparams.pitch_ids, self.hparams.transpose),
+            }
         return self._step(batch, "train")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
