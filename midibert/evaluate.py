@@ -28,9 +28,14 @@ from midibert.fsutil import atomic_path, write_atomic
 from midibert.tokenize.labels import IGNORE
 from midibert.tokenize.windows import aggregate_notes, aggregate_pieces, note_labels
 
+# Russell's quadrants as EMOPIA and VGMIDI name them: (high arousal, positive valence)
+QUADRANTS = {"Q1": (True, True), "Q2": (True, False), "Q3": (False, False), "Q4": (False, True)}
+
 
 def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows true)."""
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows true);
+    for emotion quadrants also "axes": accuracy on arousal and on valence alone, which tells a
+    model that misses one axis from one that misses both."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if not len(y_true):
         raise ValueError("no labelled examples to score")
@@ -45,7 +50,13 @@ def metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[
             for k, name in enumerate(class_names)
         },
         "confusion": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
+    } | ({"axes": _axes(y_true, y_pred, class_names)} if sorted(class_names) == sorted(QUADRANTS) else {})
+
+
+def _axes(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> dict:
+    table = np.array([QUADRANTS[name] for name in class_names])  # class id -> (arousal, valence)
+    right = table[y_true] == table[y_pred]
+    return {"arousal": float(right[:, 0].mean()), "valence": float(right[:, 1].mean())}
 
 
 def evaluate_token_task(
@@ -97,6 +108,11 @@ def _markdown(results: dict) -> str:
     ]
     lines += [
         f"| {level} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} |" for level, m in results["levels"].items()
+    ]
+    lines += [
+        f"\n{level}: arousal {m['axes']['arousal']:.2%}, valence {m['axes']['valence']:.2%}"
+        for level, m in results["levels"].items()
+        if "axes" in m
     ]
     for level, m in results["levels"].items():
         lines += [

@@ -25,6 +25,14 @@ def test_metrics_by_hand():
     assert m["confusion"] == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
 
 
+def test_emotion_quadrants_are_scored_on_each_axis():
+    names = ["Q1", "Q2", "Q3", "Q4"]  # Q1 high arousal, positive valence; then anticlockwise
+    # Q1 -> Q2 keeps arousal, loses valence; Q3 -> Q1 loses both; Q4 -> Q3 keeps arousal only
+    m = evaluate.metrics([0, 0, 2, 3], [0, 1, 0, 2], names)
+    assert m["accuracy"] == 0.25 and m["axes"] == {"arousal": 0.75, "valence": 0.25}
+    assert "axes" not in evaluate.metrics([0, 1], [0, 1], ["a", "b"])
+
+
 def test_metrics_refuses_nothing():
     with pytest.raises(ValueError, match="no labelled"):
         evaluate.metrics([], [], ["a", "b"])
