@@ -75,6 +75,9 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
     assert "emotion-features" not in stages
     assert stages["style-bert-seed2"][:2] == ["seed=2", "split_seed=42"]  # Pianist8's published split
     assert stages["style-features"][:2] == ["seed=42", "split_seed=42"]
+    release = config("run", ["experiment=release"], tmp_path)  # the packaged models: seed 1 on split 1, as above
+    stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path / "bundle")}
+    assert stages["emotion-bert-seed1"][:2] == ["seed=1", "split_seed=1"] and "emotion-features-seed1" in stages
     with pytest.raises(ValueError, match="melody, to which pipeline.seeds gives no seeds"):
         _stages(config("run", ["experiment=cpu_reference", "pipeline.split_with_seed=[melody]"], tmp_path), tmp_path)
     # the demo pre-trains on its sample corpus' training split: other splits would test on what it learned
