@@ -97,11 +97,11 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
 
         if dm.eval_level != "piece":
             raise ValueError(f"the note-statistics baseline is for piece-level tasks, not {cfg.task.name!r}")
-        tok = dm.tokenizer.config  # performance tokens carry velocity, score tokens do not
+        tokens = dm.tokenizer.config  # performance tokens carry velocity, score tokens do not
 
         def statistics(split: str) -> np.ndarray:
             return np.stack(
-                [note_statistics(e.notes, tok.resolution, velocity=tok.performance) for e in dm.encodings(split)]
+                [note_statistics(e.notes, tokens.resolution, velocity=tokens.performance) for e in dm.encodings(split)]
             )
 
         x = {split: statistics(split) for split in ("train", "test")}

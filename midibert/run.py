@@ -101,50 +101,34 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
         resplit = task in (p.get("split_with_seed") or [])
         if resplit and not seeds:
             raise ValueError(f"pipeline.split_with_seed lists {task}, to which pipeline.seeds gives no seeds")
-        runs = [(seed, seed if resplit else cfg.split_seed, f"-seed{seed}") for seed in seeds] or [
-            (cfg.seed, cfg.split_seed, "")
-        ]
+        once = [(cfg.seed, cfg.split_seed, "")]
+        runs = [(seed, seed if resplit else cfg.split_seed, f"-seed{seed}") for seed in seeds] or once
         for model in p.models:
             arch = "bert" if model == "scratch" else model
             extra = [f"pretrained={bundle}"] if model == "bert" and p.get("pretrain") is not None else []
-            for seed, split_seed, suffix in runs:
-                trained = p.finetune if arch in ("bert", "rnn") else []
-                stages.append(
-                    (
-                        f"{task}-{model}{suffix}",
-                        "finetune",
-                        [
-                            f"seed={seed}",
-                            f"split_seed={split_seed}",
-                            f"task={task}",
-                            f"model={arch}",
-                            *trained,
-                            *task_overrides,
-                            *extra,
-                        ],
-                    )
+            trained = p.finetune if arch in ("bert", "rnn") else []
+            stages += [
+                _finetune_stage(
+                    f"{task}-{model}{suffix}", seed, split_seed, task, arch, [*trained, *task_overrides, *extra]
                 )
+                for seed, split_seed, suffix in runs
+            ]
+        # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
+        # or not); its model and trainer overrides are the networks' alone
+        reads = [o for o in p.finetune if o.startswith("task.")]
         for arch in (p.get("baselines") or {}).get(task, []):
-            # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
-            # or not); its model and trainer overrides are the networks' alone
-            reads = [o for o in p.finetune if o.startswith("task.")]
             # deterministic given its split: once, or once per split the networks are tested on
-            for seed, split_seed, suffix in runs if resplit else [(cfg.seed, cfg.split_seed, "")]:
-                stages.append(
-                    (
-                        f"{task}-{arch}{suffix}",
-                        "finetune",
-                        [
-                            f"seed={seed}",
-                            f"split_seed={split_seed}",
-                            f"task={task}",
-                            f"model={arch}",
-                            *reads,
-                            *task_overrides,
-                        ],
-                    )
-                )
+            stages += [
+                _finetune_stage(f"{task}-{arch}{suffix}", seed, split_seed, task, arch, [*reads, *task_overrides])
+                for seed, split_seed, suffix in (runs if resplit else once)
+            ]
     return stages
+
+
+def _finetune_stage(
+    name: str, seed: int, split_seed: int, task: str, arch: str, overrides: list[str]
+) -> tuple[str, str, list[str]]:
+    return name, "finetune", [f"seed={seed}", f"split_seed={split_seed}", f"task={task}", f"model={arch}", *overrides]
 
 
 def _check_splits(cfg: DictConfig, stages: list[tuple[str, str, list[str]]]) -> None:

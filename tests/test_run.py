@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from midibert.run import run_pipeline
 from tests.hydra_configs import config
 
@@ -61,7 +63,6 @@ def test_stages_scratch_column_and_seeds(tmp_path):
 
 
 def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
-    import pytest
     from hydra import initialize_config_dir
 
     from midibert.run import _check_splits, _stages
