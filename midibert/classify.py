@@ -34,9 +34,9 @@ import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
 from midibert.fsutil import atomic_path
-from midibert.network import build_network
+from midibert.network import build_network, network_input
 from midibert.pretrained import default_model, resolve, task_matches
-from midibert.tokenize import MASK, Encoding
+from midibert.tokenize import Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
 from midibert.tokenize.windows import Windows, aggregate_notes, evaluation_overlap, make_windows
@@ -254,6 +254,7 @@ class Classifier:
         # benchmarks/classify.py; GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
         self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
+        self.key_to_c = self.tokenizer.pitch_ids() if self.task.get("key_to_c") else None
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike, *, task: str | None = None, **kwargs) -> Classifier:
@@ -286,19 +287,11 @@ class Classifier:
             return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=self.overlap)
         return make_windows(enc.ids, enc.note_index, length=self.seq_len, end_aligned=True)
 
-    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Replace the hidden families by MASK, as fine-tuning did, so the task never sees its target."""
-        if not self.hide:
-            return ids
-        ids = ids.copy()
-        ids[..., self.hide] = np.where(mask[..., None], MASK, ids[..., self.hide])
-        return ids
-
     @torch.inference_mode()
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Class probabilities of a batch of windows: (B, L, C) per token or (B, C) per window."""
-        x = torch.as_tensor(self._hidden(ids, mask), dtype=torch.long, device=self.device)
         m = torch.as_tensor(mask, device=self.device)
+        x = network_input(torch.as_tensor(ids, dtype=torch.long, device=self.device), m, self.hide, self.key_to_c)
         with quantized_engine(self.engine) if self.engine else nullcontext():
             return self.net(x, m).float().softmax(-1).cpu().numpy()
 

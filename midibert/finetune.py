@@ -154,6 +154,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         "head": OmegaConf.to_container(cfg.model.head, resolve=True),
         "seq_len": dm.seq_len,
         "hide_families": [f for f in cfg.task.hide_families if f in tok.families],
+        "key_to_c": bool(cfg.task.get("key_to_c", False)),
     }
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
@@ -169,7 +170,8 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         class_weights=weights,
         hide_families=hide,
         transpose=cfg.task.get("transpose", 0),
-        pitch_ids=tok.pitch_ids(),
+        pitch_ids=tuple(tok.pitch_ids()),
+        key_to_c=task["key_to_c"],
     )
     trainer = build_trainer(cfg, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))

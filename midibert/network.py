@@ -1,9 +1,10 @@
 """The network a fine-tuning task describes: a MidiBert encoder with a head, or a BiLSTM baseline,
-and the token families the task hides from its input.
+and what it reads: the token families the task hides from its input, and whether it reads every
+window moved into C.
 
 Training (`midibert.finetune`) and inference (`midibert.classify`) both build it from the same
 `task` dict a bundle stores, so a bundle loads into exactly the network that was trained, and
-both hide families with `hide_families`. Plain PyTorch: nothing here imports Lightning.
+both prepare its input with `network_input`. Plain PyTorch: nothing here imports Lightning.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
 from midibert.heads import SequenceClassifier, TokenClassifier
 from midibert.model import BertConfig, MidiBert
 from midibert.tokenize.base import MASK
+from midibert.transpose import normalize_key
 
 
 def hidden_families(task: dict, families: list[str]) -> list[int]:
@@ -29,6 +31,17 @@ def hide_families(input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden:
     ids = input_ids.clone()
     ids[..., hidden] = torch.where(attention_mask.bool()[..., None], MASK, ids[..., hidden])
     return ids
+
+
+def network_input(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: list[int], key_to_c: tuple | None = None
+) -> torch.Tensor:
+    """What a task's network reads: each window moved so its most used pitch class is C where the
+    task says so (`key_to_c`: the tokenizer's `pitch_ids`; `transpose.normalize_key`), and the
+    `hidden` families masked (`hide_families`)."""
+    if key_to_c is not None:
+        input_ids = normalize_key(input_ids, attention_mask, key_to_c)
+    return hide_families(input_ids, attention_mask, hidden)
 
 
 def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:

@@ -39,6 +39,7 @@ def make_bundle(
     train_on: Path | None = None,
     label_fn=None,
     hide: tuple[str, ...] = (),
+    key_to_c: bool = False,
     preset: str = "bert-tiny",
     weights: str = "fp32",
     lr: float = 3e-3,
@@ -56,6 +57,7 @@ def make_bundle(
         "head": {},
         "seq_len": 64,
         "hide_families": list(hide),
+        "key_to_c": key_to_c,
     }
     cfg = BertConfig.preset(preset, vocab_sizes=tok.vocab_sizes)
     net = build_network(task, cfg)
@@ -223,6 +225,27 @@ def test_hidden_family_does_not_change_predictions(tmp_path, pieces):
         for n in t.notes:
             n.velocity = 127
     np.testing.assert_allclose(clf.predict(louder).probs, clf.predict(score).probs, atol=1e-6)
+
+
+def test_a_model_reading_pieces_in_c_ignores_their_key(tmp_path):
+    """A bundle fine-tuned with `task.key_to_c` hears a tune in G and the same tune in C alike; one
+    fine-tuned without it does not."""
+
+    def tune(shift: int) -> symusic.Score:
+        score = symusic.Score(480)
+        track = symusic.Track("Piano", 0, False)
+        for i, p in enumerate([67, 71, 74, 67, 62, 66, 67, 79]):  # G major, G most used
+            track.notes.append(symusic.Note(i * 240, 240, p + shift, 80))
+        score.tracks.append(track)
+        return score
+
+    for key_to_c in (True, False):
+        bundle = make_bundle(
+            tmp_path / str(key_to_c), "emotion", "sequence", dict(enumerate("Q1 Q2 Q3 Q4".split())), key_to_c=key_to_c
+        )
+        clf = Classifier.from_pretrained(bundle)
+        in_g, in_c = (clf.predict(tune(s)).probs for s in (0, 5))
+        assert np.allclose(in_g, in_c, atol=1e-6) == key_to_c
 
 
 def test_style_gives_one_label_per_piece(tmp_path, pieces):

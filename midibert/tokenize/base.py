@@ -148,9 +148,9 @@ class Tokenizer:
             names["Tempo"] = [f"Tempo_{t}" for t in range(c.tempo_min, c.tempo_max + 1, c.tempo_step)]
         return names
 
-    def pitch_ids(self) -> tuple[int | None, int, int]:
+    def pitch_ids(self) -> tuple[int | None, int, int, int]:
         """Where pitches are in the ids: (family column, or None for a single stream; id of the
-        lowest pitch; number of pitches), consecutive ids a semitone apart."""
+        lowest pitch; number of pitches; MIDI pitch of the lowest), consecutive ids a semitone apart."""
         raise NotImplementedError
 
     # ---- value bins (shared by CP and REMI, so both carry the same information) ---------

@@ -25,8 +25,8 @@ class CPTokenizer(Tokenizer):
         bar = ["Bar_Continue", "Bar_New"] + [f"Bar_New_{n}/{d}" for n, d in self.meters]
         return {"Bar": [*SPECIALS, *bar], **{f: [*SPECIALS, *v] for f, v in self.value_names().items()}}
 
-    def pitch_ids(self) -> tuple[int | None, int, int]:
-        return self.families.index("Pitch"), N_SPECIAL, len(self.value_names()["Pitch"])
+    def pitch_ids(self) -> tuple[int | None, int, int, int]:
+        return self.families.index("Pitch"), N_SPECIAL, len(self.value_names()["Pitch"]), self.config.pitch_range[0]
 
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
         """Bar family Bar_New or Bar_New_{meter}; ids is (T, F)."""

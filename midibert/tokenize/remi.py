@@ -36,8 +36,8 @@ class REMITokenizer(Tokenizer):
     def vocab(self) -> dict[str, list[str]]:
         return {"Token": list(self._names)}
 
-    def pitch_ids(self) -> tuple[int | None, int, int]:
-        return None, self.offset["Pitch"], len(self.value_names()["Pitch"])
+    def pitch_ids(self) -> tuple[int | None, int, int, int]:
+        return None, self.offset["Pitch"], len(self.value_names()["Pitch"]), self.config.pitch_range[0]
 
     def is_bar_start(self, ids: np.ndarray) -> np.ndarray:
         """The Bar token; ids is (T,)."""

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from midibert.heads import layerwise_lr_groups
-from midibert.network import hide_families
+from midibert.network import network_input
 from midibert.tokenize.labels import IGNORE
-from midibert.training.augment import transpose
 from midibert.training.optim import adamw_with_schedule, decay_groups
+from midibert.transpose import transpose
 
 
 class FineTuner(pl.LightningModule):
@@ -19,8 +19,10 @@ class FineTuner(pl.LightningModule):
 
     hide_families: indices of the token families `network.hide_families` replaces by MASK in
     every input, so a task never sees its own target (velocity on performance tokens).
-    transpose: move each training window by up to this many semitones (`augment.transpose`),
+    transpose: move each training window by up to this many semitones (`transpose.transpose`),
     where the tokens' pitches are `pitch_ids` (`Tokenizer.pitch_ids`); 0 leaves them as they are.
+    key_to_c: move every window, in training and in prediction, so its most used pitch class is C
+    (`network.network_input`).
     """
 
     def __init__(
@@ -33,7 +35,8 @@ class FineTuner(pl.LightningModule):
         class_weights: list[float] | None = None,
         hide_families: list[int] | None = None,
         transpose: int = 0,
-        pitch_ids: tuple[int | None, int, int] | None = None,
+        pitch_ids: tuple[int | None, int, int, int] | None = None,
+        key_to_c: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -42,8 +45,9 @@ class FineTuner(pl.LightningModule):
         self.register_buffer("class_weights", weights, persistent=False)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        ids = hide_families(batch["input_ids"], batch["attention_mask"], self.hparams.hide_families or [])
-        return self.net(ids, batch["attention_mask"])
+        h, mask = self.hparams, batch["attention_mask"]
+        ids = network_input(batch["input_ids"], mask, h.hide_families or [], h.pitch_ids if h.key_to_c else None)
+        return self.net(ids, mask)
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)
