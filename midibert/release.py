@@ -258,7 +258,13 @@ def _card(
     lines += [
         f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
         f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
-        f"{train.get('train_windows', '?')} training windows.",
+        f"{train.get('train_windows', '?')} training windows"
+        + (
+            "; every window moved so that its most used pitch class is C, as `midibert.classify` reads a file "
+            "too (the key itself is not seen)."
+            if ft["task"].get("key_to_c")
+            else "."
+        ),
         f"- Shipped weights: {weights} (stored compactly, computed in fp32{_cpu_path(measured)}).",
         f"- Made by: {command}"
         + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")

@@ -83,6 +83,9 @@ def test_export_writes_bundles_cards_and_index(released):
         level = results["levels"].get("note") or results["levels"]["piece"]
         assert f"{level['accuracy']:.2%}" in card  # the fp32 figure from fine-tuning beside it
     assert "skyline baseline" in (models / "midibert-tiny-melody" / "MODEL_CARD.md").read_text()
+    in_c = "most used pitch class is C"  # emotion reads windows in C, and its card says so
+    assert in_c in (models / "midibert-tiny-emotion" / "MODEL_CARD.md").read_text()
+    assert in_c not in (models / "midibert-tiny-melody" / "MODEL_CARD.md").read_text()
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
 
