@@ -130,6 +130,11 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     from midibert.training.masked_lm import model_config
 
     check_entry(cfg, "finetune")
+    if cfg.task.get("key_to_c") and cfg.task.get("transpose"):
+        raise ValueError(
+            f"task.transpose={cfg.task.transpose} does nothing when task.key_to_c moves every window to C "
+            "(emotion's default): set task.key_to_c=false to transpose"
+        )
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
     run_dir = Path(cfg.run_dir)
@@ -170,7 +175,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         class_weights=weights,
         hide_families=hide,
         transpose=cfg.task.get("transpose", 0),
-        pitch_ids=tuple(tok.pitch_ids()),
+        pitch_ids=tok.pitch_ids(),
         key_to_c=task["key_to_c"],
     )
     trainer = build_trainer(cfg, callbacks)

@@ -41,8 +41,8 @@ def run(workdir, task: str, model: str, *extra: str) -> dict:
     [
         ("melody", [], "note"),
         ("velocity", [], "note"),
-        ("style", SAMPLE_STYLE, "piece"),
-        ("emotion", ["task.transpose=2"], "piece"),
+        ("style", [*SAMPLE_STYLE, "task.transpose=2"], "piece"),
+        ("emotion", [], "piece"),
     ],
 )
 def test_each_task_fine_tunes_and_writes_complete_results(workdir, encoder, task, extra, level):
@@ -55,6 +55,7 @@ def test_each_task_fine_tunes_and_writes_complete_results(workdir, encoder, task
         assert (res["dir"] / name).is_file()
     bundle = load_bundle(res["dir"] / "bundle")
     assert bundle.task["name"] == task and len(bundle.id2label) == len(res["class_names"])
+    assert bundle.task["key_to_c"] == (task == "emotion")  # so classify reads emotion's input in C too
 
 
 @pytest.mark.parametrize("task,extra", [("melody", SMALL_RNN), ("emotion", SMALL_RNN)])
@@ -72,6 +73,8 @@ def test_rule_baselines(workdir):
     # note statistics separate the sample corpus's styles (tempo, density, register), as a network must
     feats, maj = (run(workdir, "style", arch, *SAMPLE_STYLE) for arch in ("features", "majority"))
     assert feats["levels"]["piece"]["accuracy"] > maj["levels"]["piece"]["accuracy"] + 0.2
+    with pytest.raises(ValueError, match="set task.key_to_c=false to transpose"):
+        run(workdir, "emotion", "rnn", "task.transpose=2")
     with pytest.raises(ValueError, match="piece-level tasks"):
         run(workdir, "melody", "features")
 
