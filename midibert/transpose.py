@@ -40,12 +40,12 @@ def transpose(ids: torch.Tensor, pitch_ids, max_semitones: int) -> torch.Tensor:
     semitones drawn uniformly from those within `max_semitones` that keep the window on the
     keyboard. Draws come from torch's global generator, which the fine-tuner seeds from the step:
     a resumed run transposes exactly as the uninterrupted one."""
+    column, _, count, _ = pitch_ids
     x, _, is_pitch, low, high = _pitches(ids, pitch_ids)
-    count = pitch_ids[2]
     down = torch.clamp(-low, min=-max_semitones)  # a window without pitches: -max .. max, moving nothing
     up = torch.clamp(count - 1 - high, max=max_semitones)
     shift = down + (torch.rand(len(x), device=x.device) * (up - down + 1)).long()
-    return _shifted(ids, pitch_ids[0], x, is_pitch, shift)
+    return _shifted(ids, column, x, is_pitch, shift)
 
 
 def normalize_key(ids: torch.Tensor, mask: torch.Tensor, pitch_ids) -> torch.Tensor:
