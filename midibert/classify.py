@@ -34,7 +34,7 @@ import torch
 
 from midibert.bundle import Bundle, load_bundle, save_bundle
 from midibert.fsutil import atomic_path
-from midibert.network import build_network, network_input
+from midibert.network import build_network, hidden_families, network_input
 from midibert.pretrained import default_model, resolve, task_matches
 from midibert.tokenize import Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
@@ -253,7 +253,7 @@ class Classifier:
         # 1.09x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
         # benchmarks/classify.py; GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
-        self.hide = [self.tokenizer.families.index(f) for f in self.task.get("hide_families", [])]
+        self.hide = hidden_families(self.task, self.tokenizer.families)
         self.key_to_c = self.tokenizer.pitch_ids() if self.task.get("key_to_c") else None
 
     @classmethod

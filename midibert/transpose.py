@@ -57,10 +57,8 @@ def normalize_key(ids: torch.Tensor, mask: torch.Tensor, pitch_ids) -> torch.Ten
     column, _, count, lowest = pitch_ids
     x, value, is_pitch, low, high = _pitches(ids, pitch_ids, mask)
     classes = torch.where(is_pitch, (value + lowest) % 12, 12)  # 12: not a pitch
-    histogram = torch.zeros(len(x), 13, dtype=torch.long, device=x.device).scatter_add_(
-        1, classes, torch.ones_like(classes)
-    )
-    up = (-histogram[:, :12].argmax(1)) % 12  # ties go to the lowest class, so the shift is deterministic
+    histogram = torch.nn.functional.one_hot(classes, 13).sum(1)[:, :12]
+    up = (-histogram.argmax(1)) % 12  # ties go to the lowest class, so the shift is deterministic
     down = up - 12
     fits_up, fits_down = high + up < count, low + down >= 0
     shift = torch.where(fits_down & ((up > 6) | ~fits_up), down, up)

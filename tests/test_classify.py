@@ -24,6 +24,7 @@ from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
 from midibert.tokenize.windows import make_windows
 from tests.conftest import ROOT, SHIPPED_SONGS, shared
+from tests.midi_factory import make_score
 
 MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
 VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
@@ -232,12 +233,8 @@ def test_a_model_reading_pieces_in_c_ignores_their_key(tmp_path):
     fine-tuned without it does not."""
 
     def tune(shift: int) -> symusic.Score:
-        score = symusic.Score(480)
-        track = symusic.Track("Piano", 0, False)
-        for i, p in enumerate([67, 71, 74, 67, 62, 66, 67, 79]):  # G major, G most used
-            track.notes.append(symusic.Note(i * 240, 240, p + shift, 80))
-        score.tracks.append(track)
-        return score
+        g_major = [67, 71, 74, 67, 62, 66, 67, 79]  # G most used
+        return make_score({"Piano": [(i * 240, 240, p + shift, 80) for i, p in enumerate(g_major)]})
 
     for key_to_c in (True, False):
         bundle = make_bundle(
@@ -356,7 +353,7 @@ def test_cli_one_bad_file_never_stops_the_others(tmp_path, capsys, monkeypatch):
     """Tick overflow (at 480 and 24 ticks per quarter) and an unexpected exception on one file:
     each is one line naming the file, and the good file after them is still classified."""
     from midibert.cli import main
-    from tests.midi_factory import make_score, overflow_midi
+    from tests.midi_factory import overflow_midi
 
     model = make_bundle(tmp_path / "melody", "melody", "token", MELODY)
     files = []
