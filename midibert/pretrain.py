@@ -49,6 +49,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         mask=OmegaConf.to_container(cfg.mask, resolve=True),
         seed=cfg.seed,
+        sources=dm.source_names,
     )
     log.info("encoder: %s, %.1fM parameters", cfg.encoder.preset, sum(p.numel() for p in module.parameters()) / 1e6)
     trainer = build_trainer(cfg, callbacks)

@@ -156,10 +156,12 @@ def _read_metrics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _panel(metric: str) -> str:
     """The panel a metric is drawn in: its name after the last "/", except that a family's masked
-    accuracy and its trivial baselines (acc_Pitch, base_prev_Pitch, ...) share one panel."""
-    name = metric.rsplit("/", 1)[-1]
+    accuracy and its trivial baselines (acc_Pitch, base_prev_Pitch, ...) share one panel, and
+    their scores per corpus (val/pop909/acc_Pitch, ...) another."""
+    parts = metric.split("/")
+    name = parts[-1]
     if name.startswith(("acc_", "base_")):
-        return f"masked {name.rsplit('_', 1)[-1]} accuracy"
+        return f"masked {name.rsplit('_', 1)[-1]} accuracy" + (" by corpus" if len(parts) > 2 else "")
     return name
 
 

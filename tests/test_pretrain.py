@@ -7,10 +7,14 @@ import csv
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import torch
 from safetensors.numpy import load_file
 
 from midibert.bundle import load_bundle
 from midibert.pretrain import pretrain
+from midibert.tokenize import Tokenizer
+from midibert.training.datamodule import PretrainDataModule
+from midibert.training.masked_lm import MaskedLM
 from tests.conftest import shared
 from tests.hydra_configs import EXPERIMENTS, config
 
@@ -61,6 +65,41 @@ def test_smoke_runs_end_to_end(tmp_path):
     assert bundle.task is None and bundle.tokenizer.spec == "cp-score"
     rows = metrics(tmp_path / "runs" / "pretrain" / "smoke")
     assert any(r.get("train/loss") for r in rows) and any(r.get("val/loss") for r in rows)
+    # one corpus, so its own scores are the overall ones
+    last = [r for r in rows if r.get("val/sample/acc_Pitch")][-1]
+    assert last["val/sample/acc_Pitch"] == last["val/acc_Pitch"]
+    assert last["val/sample/base_prev_Pitch"] == last["val/base_prev_Pitch"]
+
+
+def test_validation_scores_each_corpus_apart():
+    """Per-corpus counts partition the overall ones exactly, copy baselines included."""
+    tok = Tokenizer.from_spec("cp-score")
+    module = MaskedLM(
+        encoder={"preset": "bert-tiny"},
+        vocab_sizes=tok.vocab_sizes,
+        families=tok.families,
+        optim={},
+        mask={},
+        sources=["pop909", "asap"],
+    )
+    g = torch.Generator().manual_seed(0)
+    ids = torch.stack([torch.randint(4, v, (6, 40), generator=g) for v in tok.vocab_sizes], -1)
+    ids[:, :, 0] = torch.randint(4, 6, (6, 40), generator=g)  # few Bar values, so copying sometimes hits
+    attention = torch.ones(6, 40, dtype=torch.bool)
+    attention[1, 30:] = False
+    batch = {"input_ids": ids, "attention_mask": attention, "source": torch.tensor([0, 1, 1, 0, 1, 0])}
+    inputs, targets, where = module._masked(batch, g)
+    module.on_validation_epoch_start()
+    module._count(batch, module.net(inputs, attention), targets, where)
+    c = module._counts
+    assert torch.equal(c["by_source"].sum(0), torch.stack([c["model"], c["prev"], c["n"]]))
+    assert c["by_source"][0, 2, 0] == where[batch["source"] == 0].sum()
+    assert c["prev"][0] > 0
+
+
+def test_corpora_are_named_once_each():
+    dm = PretrainDataModule(datasets=[{"name": "asap"}, {"name": "pop909"}, {"name": "asap"}])
+    assert dm.source_names == ["asap", "pop909", "asap#2"]
 
 
 def test_loss_falls_on_real_midi(tmp_path):

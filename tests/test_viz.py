@@ -79,3 +79,5 @@ def test_masked_accuracy_shares_a_panel_with_its_baselines():
     )
     assert _panel("val/base_unigram_Position") != _panel("val/acc_Pitch")
     assert _panel("val/loss") == _panel("train/loss") == "loss"
+    by_corpus = _panel("val/pop909/acc_Pitch")
+    assert by_corpus == _panel("val/asap/base_prev_Pitch") == "masked Pitch accuracy by corpus"

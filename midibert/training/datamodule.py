@@ -2,7 +2,8 @@
 
 Batches are dicts: `input_ids` (B, L, F) for CP or (B, L) for REMI, `attention_mask` (B, L)
 True on real tokens, `note_index` (B, L) (-1 off notes), `bar_start` (B, L) True where a bar
-begins (as prepared, for bar masking), `piece` (B,), and `labels`: (B, L) with IGNORE where there
+begins (as prepared, for bar masking), `piece` (B,), `source` (B,) the corpus a pre-training
+window came from (an index into `PretrainDataModule.source_names`), and `labels`: (B, L) with IGNORE where there
 is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
 to their longest window, so short pieces do not pay for 512 positions.
 
@@ -96,6 +97,8 @@ def collate(items: list[dict]) -> dict:
         "bar_start": torch.from_numpy(bars),
         "piece": torch.tensor([it["piece"] for it in items]),
     }
+    if "source" in items[0]:
+        batch["source"] = torch.tensor([it["source"] for it in items])
     if "labels" in items[0]:
         if np.ndim(items[0]["labels"]) == 0:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
@@ -232,6 +235,16 @@ class PretrainDataModule(_Base):
         self.train_set = _Mix(parts["train"], self.seed)
         self.val_set = _Mix(parts["valid"], self.seed)
 
+    @property
+    def source_names(self) -> list[str]:
+        """One name per corpus of the mix, in the order of the batches' `source` (a dataset listed
+        twice, say with other options, is numbered: "asap", "asap#2")."""
+        names: list[str] = []
+        for d in self.datasets:
+            n = sum(other.split("#")[0] == d["name"] for other in names)
+            names.append(d["name"] if n == 0 else f"{d['name']}#{n + 1}")
+        return names
+
 
 class _Mix(Dataset):
     """Windows of several datasets, each repeated or sub-sampled by its weight (deterministically)."""
@@ -262,7 +275,7 @@ class _Mix(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         k, j = self.index[i]
-        return self.parts[int(k)][int(j)]
+        return {**self.parts[int(k)][int(j)], "source": int(k)}
 
 
 class TokenClassificationDataModule(_Base):

@@ -1,5 +1,6 @@
 """Masked-LM pre-training as a LightningModule: masking, per-family loss and accuracy beside
-trivial baselines on the same masked positions, AdamW with warmup and cosine decay (`optim`)."""
+trivial baselines on the same masked positions (overall and per corpus of the mix), AdamW with
+warmup and cosine decay (`optim`)."""
 
 from __future__ import annotations
 
@@ -26,16 +27,27 @@ class MaskedLM(pl.LightningModule):
 
     Every step's randomness (masking and dropout) is seeded from (seed, global step), so a run
     resumed from a checkpoint takes exactly the steps the uninterrupted run would have taken.
+    `sources` names the corpora of the mix (the batches' `source` indexes it): validation then
+    also scores each corpus apart, since one average over transcriptions and quantized scores
+    hides where a family is hard.
     """
 
     def __init__(
-        self, encoder: dict, vocab_sizes: list[int], families: list[str], optim: dict, mask: dict, seed: int = 0
+        self,
+        encoder: dict,
+        vocab_sizes: list[int],
+        families: list[str],
+        optim: dict,
+        mask: dict,
+        seed: int = 0,
+        sources: list[str] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.config = model_config(encoder, vocab_sizes)
         self.net = MidiBertForMLM(self.config, tie_embeddings=mask.get("tie_embeddings", False))
         self.families = list(families)
+        self.sources = list(sources or [])
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
         m = self.hparams.mask
@@ -67,11 +79,20 @@ class MaskedLM(pl.LightningModule):
     def _count(self, batch: dict, logits: list[torch.Tensor], targets: torch.Tensor, where: torch.Tensor) -> None:
         """Exact per-family hit counts of the model and of the trivial baselines over a validation pass."""
         t3 = targets if targets.dim() == 3 else targets.unsqueeze(-1)
-        model_hits = torch.stack([(lg.argmax(-1) == t3[..., f])[where].sum() for f, lg in enumerate(logits)])
+        right = torch.stack([lg.argmax(-1) == t3[..., f] for f, lg in enumerate(logits)], -1)  # (B, L, F)
         prev, nxt, n = copy_baselines(batch["input_ids"], where, batch["attention_mask"])
         size = max(self.config.vocab_sizes)  # one row per family, padded to the largest vocabulary
         values = torch.stack([torch.bincount(t3[..., f][where], minlength=size) for f in range(t3.shape[-1])])
-        for key, val in (("model", model_hits), ("prev", prev), ("next", nxt), ("n", n), ("values", values)):
+        counts = {"model": right[where].sum(0), "prev": prev, "next": nxt, "n": n, "values": values}
+        if self.sources and "source" in batch:
+            per = []
+            for k in range(len(self.sources)):
+                # rows of other corpora drop out of `where`; a row's own neighbours are unchanged
+                mine = where & (batch["source"] == k)[:, None]
+                p, _, m = copy_baselines(batch["input_ids"], mine, batch["attention_mask"])
+                per.append(torch.stack([right[mine].sum(0), p, m]))
+            counts["by_source"] = torch.stack(per)  # (sources, model/prev/n, F)
+        for key, val in counts.items():
             self._counts[key] = self._counts.get(key, 0) + val
 
     def on_validation_epoch_start(self) -> None:
@@ -104,6 +125,29 @@ class MaskedLM(pl.LightningModule):
                     100 * float(accs["model"]),
                     best,
                     100 * float(accs[best]),
+                )
+        if "by_source" in c:
+            self._log_sources(c["by_source"])
+
+    def _log_sources(self, counts: torch.Tensor) -> None:
+        """val/<corpus>/acc_<family> and val/<corpus>/base_prev_<family>, and one log line per corpus."""
+        for k, source in enumerate(self.sources):
+            hits, prev, n = counts[k]
+            if not n.any():
+                continue
+            for f, name in enumerate(self.families):
+                self.log(f"val/{source}/acc_{name}", hits[f] / n[f])
+                self.log(f"val/{source}/base_prev_{name}", prev[f] / n[f])
+            if self.trainer.is_global_zero:
+                log.info(
+                    "step %d: masked accuracy on %s (copy previous), %d tokens: %s",
+                    self.global_step,
+                    source,
+                    int(n[0]),
+                    ", ".join(
+                        f"{name} {100 * float(hits[f] / n[f]):.1f} ({100 * float(prev[f] / n[f]):.1f})"
+                        for f, name in enumerate(self.families)
+                    ),
                 )
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
