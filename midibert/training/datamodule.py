@@ -3,8 +3,8 @@
 Batches are dicts: `input_ids` (B, L, F) for CP or (B, L) for REMI, `attention_mask` (B, L)
 True on real tokens, `note_index` (B, L) (-1 off notes), `bar_start` (B, L) True where a bar
 begins (as prepared, for bar masking), `piece` (B,), `source` (B,) the corpus a pre-training
-window came from (an index into `PretrainDataModule.source_names`), and `labels`: (B, L) with IGNORE where there
-is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
+window came from (an index into `PretrainDataModule.source_names`), and `labels`: (B, L) with
+IGNORE where there is nothing to predict (token tasks) or (B,) (sequence tasks). Batches are cut
 to their longest window, so short pieces do not pay for 512 positions.
 
 Training order comes from `StepSampler`: a function of seed and optimizer step, so a resumed
