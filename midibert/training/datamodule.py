@@ -16,6 +16,7 @@ so SDPA may take its flash kernel on GPUs).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -239,10 +240,11 @@ class PretrainDataModule(_Base):
     def source_names(self) -> list[str]:
         """One name per corpus of the mix, in the order of the batches' `source` (a dataset listed
         twice, say with other options, is numbered: "asap", "asap#2")."""
-        names: list[str] = []
+        seen: Counter[str] = Counter()
+        names = []
         for d in self.datasets:
-            n = sum(other.split("#")[0] == d["name"] for other in names)
-            names.append(d["name"] if n == 0 else f"{d['name']}#{n + 1}")
+            seen[d["name"]] += 1
+            names.append(d["name"] if seen[d["name"]] == 1 else f"{d['name']}#{seen[d['name']]}")
         return names
 
 
