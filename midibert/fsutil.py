@@ -108,16 +108,17 @@ def ordinary_permissions(path: Path) -> None:
             p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
 
 
-def die_with_parent() -> None:
-    """Call in a pool worker: exit as soon as the process that started it is gone.
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: exit as soon as `parent`, the process that started the pool, is gone.
 
     Nothing tells a pool worker that a SIGKILL took its parent: it would finish its tasks and
     wait for more, for minutes. Orphans are re-parented at once, so a changed parent means exit.
+    The pid comes from the parent rather than from `os.getppid()` here: a parent killed while
+    this worker was still starting would otherwise be missed, its successor taken for it.
     """
-    ppid = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == ppid:
+        while os.getppid() == parent:
             time.sleep(0.5)
         os._exit(1)
 

@@ -158,9 +158,6 @@ def _run_stage(entry: str, cfg: DictConfig, threads: int | None, started: float)
     if threads is not None:
         import torch
 
-        from midibert.fsutil import die_with_parent
-
-        die_with_parent()  # a killed main job must not leave its stages training on
         torch.set_num_threads(threads)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
         for noisy in ("pytorch_lightning", "lightning_fabric"):
@@ -181,7 +178,11 @@ def _run_parallel(stages: list[tuple[str, str, list[str]]], jobs: int, started: 
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log.info("== %d stages, %d at a time, %d thread(s) each", len(stages), jobs, threads)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from midibert.fsutil import die_with_parent
+
+    # a killed main job must not leave its stages training on
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {
             pool.submit(_run_stage, entry, hydra.compose(entry, overrides), threads, started): name
             for name, entry, overrides in stages

@@ -48,3 +48,26 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_worker_whose_parent_died_before_it_started_watching_exits():
+    import subprocess
+    import sys
+
+    # the child is told its parent was a pid it was never a child of: that is what it sees when
+    # the real parent was killed before the pool initializer ran (it has been re-parented already)
+    gone = os.getpid() + 1
+    code = f"import time; from midibert.fsutil import die_with_parent; die_with_parent({gone}); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        assert proc.wait(timeout=20) == 1
+    finally:
+        proc.kill()
+
+
+def test_a_worker_keeps_running_while_its_parent_lives():
+    import subprocess
+    import sys
+
+    code = "import os, time; from midibert.fsutil import die_with_parent; die_with_parent(os.getppid()); time.sleep(2)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0

@@ -83,7 +83,9 @@ def source_listing(pieces: list[Piece], root: Path) -> list[list]:
 _worker: dict = {}
 
 
-def _init_worker(tokenizer: str, name: str, max_tokens: int | None, watch_parent: bool = False) -> None:
+def _init_worker(tokenizer: str, name: str, max_tokens: int | None, parent: int | None = None) -> None:
+    if parent is not None:
+        die_with_parent(parent)
     from midibert.tokenize import Tokenizer
     from midibert.tokenize.base import MAX_TOKENS
 
@@ -92,8 +94,6 @@ def _init_worker(tokenizer: str, name: str, max_tokens: int | None, watch_parent
         info=get_info(name),
         max_tokens=MAX_TOKENS if max_tokens is None else max_tokens,
     )
-    if watch_parent:
-        die_with_parent()
 
 
 def _encode(piece: Piece) -> dict | str:
@@ -286,7 +286,9 @@ def _write(
         results = map(_encode, pieces)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(spec, info.name, max_tokens, True))
+        pool = ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(spec, info.name, max_tokens, os.getpid())
+        )
         results = pool.map(_encode, pieces, chunksize=max(1, min(16, len(pieces) // (workers * 8))))
     try:
         for piece, res in zip(pieces, results):
