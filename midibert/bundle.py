@@ -25,6 +25,10 @@ from midibert.tokenize import Tokenizer, TokenizerConfig
 
 FORMAT_VERSION = 2  # 2: compact weights (fp16 / int8 + scales); fp32 bundles still say 1 so older readers take them
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+# A pre-trained encoder's bundle also keeps the masked-LM head it was trained with, so that
+# pre-training can go on from it (`init_from`) without learning a head from nothing; readers of
+# the encoder never open it.
+HEAD_FILE = "mlm_head.safetensors"
 CARD_FILE = "MODEL_CARD.md"
 WEIGHT_FORMATS = ("fp32", "fp16", "int8")
 # An int8 matrix's per-row scales are stored beside it under this suffix: module attribute names
@@ -90,9 +94,11 @@ def save_bundle(
     id2label: dict[int, str] | None = None,
     *,
     weights: str = "fp32",
+    mlm_head: torch.nn.Module | None = None,
 ) -> Path:
     """Write `module`'s weights (or a state dict) with its configs, stored as `weights` (see
-    `compact_state`); the directory appears only once complete.
+    `compact_state`), and a pre-trained encoder's `mlm_head` beside them (HEAD_FILE, fp32); the
+    directory appears only once complete.
 
     An existing bundle there is replaced; any other non-empty directory is refused, never deleted.
     """
@@ -114,6 +120,8 @@ def save_bundle(
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
+    if mlm_head is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in mlm_head.state_dict().items()}, str(tmp / HEAD_FILE))
     ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     publish_dir(tmp, directory)
     return directory
@@ -167,3 +175,14 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
             f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})"
         )
     return Bundle(directory, model_config, tokenizer, state, task, id2label)
+
+
+def load_mlm_head(directory: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+    """The masked-LM head saved beside a pre-trained encoder, or None where the bundle has none."""
+    path = Path(directory) / HEAD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e

@@ -172,6 +172,52 @@ def test_resume_gives_the_same_weights(tmp_path):
     assert any(not np.array_equal(whole[k], short[k]) for k in whole)
 
 
+class _WeightsAtStart(pl.Callback):
+    def on_train_start(self, trainer, module):
+        self.encoder = {k: v.clone() for k, v in module.net.bert.state_dict().items()}
+        self.head = {k: v.clone() for k, v in module.net.head.state_dict().items()}
+
+
+def test_pretraining_goes_on_from_a_bundle_with_its_head(tmp_path):
+    import json
+    import shutil
+
+    from midibert.bundle import HEAD_FILE, load_mlm_head
+
+    first = pretrain(config("pretrain", ["experiment=smoke"], tmp_path / "a"))
+    saved, head = load_bundle(first).state_dict, load_mlm_head(first)
+    assert head and all(k.startswith("heads.") for k in head)
+    # the bundle's encoder size wins over the config's (bert-small here)
+    args = ["experiment=smoke", "encoder=bert-small", f"init_from={first}"]
+    seen = _WeightsAtStart()
+    second = load_bundle(pretrain(config("pretrain", args, tmp_path / "b"), callbacks=[seen]))
+    for got, want in ((seen.encoder, saved), (seen.head, head)):
+        assert got.keys() == want.keys()
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    assert second.model_config == load_bundle(first).model_config
+    assert any(not torch.equal(second.state_dict[k], saved[k]) for k in saved)  # and it trained on
+
+    with pytest.raises(ValueError, match=f"{HEAD_FILE} does not fit .*tie_embeddings=True"):
+        pretrain(config("pretrain", [*args, "mask.tie_embeddings=true"], tmp_path / "c"))
+
+    old = tmp_path / "old"  # a bundle from before heads were kept: the head starts afresh
+    shutil.copytree(first, old)
+    (old / HEAD_FILE).unlink()
+    seen = _WeightsAtStart()
+    pretrain(config("pretrain", ["experiment=smoke", f"init_from={old}"], tmp_path / "d"), callbacks=[seen])
+    assert all(torch.equal(seen.encoder[k], saved[k]) for k in saved)
+    assert not torch.equal(seen.head["heads.0.weight"], head["heads.0.weight"])
+
+    task = tmp_path / "task"  # a fine-tuned model is not something to pre-train on from
+    shutil.copytree(first, task)
+    meta = json.loads((task / "config.json").read_text())
+    meta.update(task={"name": "melody", "num_classes": 2}, id2label={"0": "a", "1": "b"})
+    (task / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="fine-tuned melody model, not a pre-trained encoder"):
+        pretrain(config("pretrain", ["experiment=smoke", f"init_from={task}"], tmp_path / "e"))
+
+
 def test_distributed_data_parallel_on_cpu(tmp_path):
     """Two gloo processes through Lightning's DDP, launched as a user would from the shell."""
     import os

@@ -17,8 +17,11 @@ log = logging.getLogger("midibert")
 
 
 def model_config(encoder: dict, vocab_sizes: list[int]) -> BertConfig:
-    """A BertConfig from a Hydra `encoder` group: a preset size plus any BertConfig field overridden."""
-    fields = dict(encoder)
+    """A BertConfig from a Hydra `encoder` group (a preset size plus any BertConfig field
+    overridden) or from a bundle's config (every field, no preset)."""
+    fields = {k: v for k, v in encoder.items() if k != "vocab_sizes"}
+    if "preset" not in fields:
+        return BertConfig(vocab_sizes=list(vocab_sizes), **fields)
     return BertConfig.preset(fields.pop("preset"), vocab_sizes=list(vocab_sizes), **fields)
 
 
