@@ -42,6 +42,10 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     save_config(cfg, cfg.run_dir)
     start = _start_from(cfg.init_from) if cfg.get("init_from") else None
     tokenizer = {"tokenizer": start.tokenizer.spec} if start else {}
+    if start and cfg.data.tokenizer != start.tokenizer.spec:
+        log.warning(
+            "init_from: tokens are %s, the bundle's, not data.tokenizer=%s", start.tokenizer.spec, cfg.data.tokenizer
+        )
     dm = hydra.utils.instantiate(cfg.data, seed=cfg.seed, split_seed=cfg.split_seed, **tokenizer)
     dm.prepare_data()
     dm.setup("fit")
