@@ -1,4 +1,5 @@
-"""A saved model: a directory with config.json, tokenizer.json and model.safetensors.
+"""A saved model: a directory with config.json, tokenizer.json and model.safetensors (and, for a
+pre-trained encoder, its masked-LM head in mlm_head.safetensors).
 
 Loading never unpickles anything (weights are safetensors, the rest JSON) and refuses a bundle
 whose tokenizer does not fit its model, or one written by a newer midibert. Weights may be
