@@ -91,7 +91,7 @@ def test_hydra_line_composes(line, tmp_path):
         words[i : i + 2] = [f"hydra.searchpath=[file://{tmp_path / words[i + 1]}]"]
     stage = words[2].split(".")[1]
     overrides = [w for w in words[3:] if w != "-m"]
-    if "-m" in words:  # a sweep: each value of a comma list must compose
+    if "-m" in words[3:]:  # a sweep (the -m after the module): each value of a comma list must compose
         overrides = [o.split(",")[0] if "=" in o else o for o in overrides]
         overrides = [o for o in overrides if not o.startswith("hydra/launcher")]  # needs the optional plugin
     config(stage, overrides, tmp_path)
