@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +29,10 @@ from midibert.training import (
     save_config,
     seed_everything,
 )
+
+if TYPE_CHECKING:  # both import torch, which the CLI loads only in the commands that train
+    from midibert.bundle import Bundle
+    from midibert.training.masked_lm import MaskedLM
 
 log = logging.getLogger("midibert")
 
@@ -73,7 +78,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     return bundle
 
 
-def _start_from(path: str):
+def _start_from(path: str) -> Bundle:
     """The pre-trained bundle `init_from` names (a fine-tuned task model is refused: its encoder has
     been trained away from masked LM, and its head is a classifier)."""
     from midibert.bundle import load_bundle
@@ -87,7 +92,7 @@ def _start_from(path: str):
     return start
 
 
-def _load_start(module, start, path: str) -> None:
+def _load_start(module: MaskedLM, start: Bundle, path: str) -> None:
     """Copy the bundle's encoder, and its masked-LM head where it has one, into `module`: pre-training
     goes on from there on this run's data (its tokenizer and encoder size are the bundle's)."""
     from midibert.bundle import HEAD_FILE, load_mlm_head
