@@ -104,7 +104,7 @@ def save_bundle(
     An existing bundle there is replaced; any other non-empty directory is refused, never deleted.
     """
     state = module.state_dict() if isinstance(module, torch.nn.Module) else module
-    state = compact_state({k: v.detach().cpu().contiguous() for k, v in state.items()}, weights)
+    state = compact_state(_on_cpu(state), weights)
     directory = Path(directory)
     if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
         raise ValueError(f"{directory}: not empty and not a midibert bundle (no {CONFIG_FILE}); refusing to replace it")
@@ -122,7 +122,7 @@ def save_bundle(
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
     if mlm_head is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in mlm_head.state_dict().items()}, str(tmp / HEAD_FILE))
+        save_file(_on_cpu(mlm_head.state_dict()), str(tmp / HEAD_FILE))
     ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     publish_dir(tmp, directory)
     return directory
@@ -159,13 +159,9 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
             f"{directory}: model vocabulary sizes {list(model_config.vocab_sizes)} do not match the "
             f"tokenizer's {tokenizer.vocab_sizes}"
         )
+    stored = _read_weights(directory / WEIGHTS_FILE)
     try:
-        state = expand_state(load_file(str(directory / WEIGHTS_FILE)))
-    except SafetensorError as e:  # truncated, or not safetensors at all (a pickle renamed, ...)
-        raise ValueError(
-            f"{directory / WEIGHTS_FILE}: not a readable safetensors file ({e}); "
-            f"the bundle is damaged or was not written by midibert"
-        ) from e
+        state = expand_state(stored)
     except ValueError as e:  # int8 scales without their matrix
         raise ValueError(f"{directory / WEIGHTS_FILE}: {e}") from e
     id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
@@ -181,9 +177,17 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
 def load_mlm_head(directory: str | os.PathLike) -> dict[str, torch.Tensor] | None:
     """The masked-LM head saved beside a pre-trained encoder, or None where the bundle has none."""
     path = Path(directory) / HEAD_FILE
-    if not path.is_file():
-        return None
+    return _read_weights(path) if path.is_file() else None
+
+
+def _on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
-    except SafetensorError as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    except SafetensorError as e:  # truncated, or not safetensors at all (a pickle renamed, ...)
+        raise ValueError(
+            f"{path}: not a readable safetensors file ({e}); the bundle is damaged or was not written by midibert"
+        ) from e
