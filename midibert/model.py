@@ -19,13 +19,13 @@ dropout 0.1 (`position="learned", pre_norm=False, dropout=0.1, attn_dropout=0.1`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from midibert.tokenize.base import MASK, PAD
+from midibert.tokenize.base import MASK, PAD, SPECIALS
 from midibert.tokenize.labels import IGNORE
 
 POSITIONS = ("learned", "rotary", "relative")
@@ -304,3 +304,43 @@ class MidiBertForMLM(nn.Module):
             fam_loss.append(loss.detach())
             fam_acc.append((lg[picked].argmax(-1) == t[picked]).float().mean())
         return {"loss": total, "family_loss": fam_loss, "family_acc": fam_acc}
+
+
+class ReplacedTokenDetector(nn.Module):
+    """ELECTRA (Clark et al. 2020) over CP tokens: a small masked-LM generator fills the masked
+    positions with values sampled from its predictions, and the encoder learns, at every real
+    token and for every family, whether the value is the original or the generator's.
+
+    The encoder learns from all the tokens of a window rather than from the 15 % masked, which is
+    what makes ELECTRA learn more per step of compute than masked LM. The generator is the encoder's
+    shape at `generator_scale` of its width and shares its embedding tables (as ELECTRA does); only
+    `bert`, the detector's encoder, is kept for fine-tuning.
+    """
+
+    def __init__(self, cfg: BertConfig, generator_scale: float = 0.25, tie_embeddings: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.bert = MidiBert(cfg)
+        self.detect = nn.Linear(cfg.hidden, len(cfg.vocab_sizes))
+        heads = max(1, round(cfg.heads * generator_scale))
+        hidden = max(1, round(cfg.hidden * generator_scale / heads)) * heads
+        small = replace(cfg, hidden=hidden, heads=heads, ffn=max(1, round(cfg.ffn * generator_scale)))
+        self.generator = MidiBertForMLM(small, tie_embeddings=tie_embeddings)
+        self.generator.bert.embed.tables = self.bert.embed.tables
+        self.detect.apply(init_weights)
+
+    def sample(
+        self, logits: list[Tensor], input_ids: Tensor, where: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """`input_ids` with every family at the `where` positions drawn from the generator's
+        `logits` (never a special id: those are never targets)."""
+        out = input_ids.clone() if input_ids.dim() == 3 else input_ids.unsqueeze(-1).clone()
+        for f, lg in enumerate(logits):
+            probs = lg[where].detach().float()
+            probs[:, : len(SPECIALS)] = float("-inf")
+            out[..., f][where] = torch.multinomial(probs.softmax(-1), 1, generator=generator).squeeze(-1)
+        return out if input_ids.dim() == 3 else out.squeeze(-1)
+
+    def forward(self, corrupted: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, L, F) logits that each family's value at each token was replaced."""
+        return self.detect(self.bert(corrupted, attention_mask))

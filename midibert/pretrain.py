@@ -4,6 +4,7 @@
     python -m midibert.pretrain experiment=score_bert trainer=gpu
     python -m midibert.pretrain experiment=cpu_small ckpt_path=last     # resume a killed run
     python -m midibert.pretrain init_from=runs/pretrain/cpu_small/bundle data.datasets=[...]  # go on, on other data
+    python -m midibert.pretrain objective=electra     # replaced-token detection instead of masked LM
 
 Writes checkpoints, logs and, at the end, a bundle (config.json, tokenizer.json,
 model.safetensors, and the masked-LM head in mlm_head.safetensors) of the encoder that
@@ -36,13 +37,19 @@ if TYPE_CHECKING:  # both import torch, which the CLI loads only in the commands
 
 log = logging.getLogger("midibert")
 
+OBJECTIVES = ("mlm", "electra")
+
 
 def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     """Run one pre-training job (extra Lightning `callbacks` optional); returns the bundle directory."""
     from midibert.bundle import save_bundle
-    from midibert.training.masked_lm import MaskedLM
 
     check_entry(cfg, "pretrain")
+    objective = cfg.get("objective", "mlm")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "electra" and cfg.get("init_from"):
+        raise ValueError("init_from goes on with masked LM only (objective=mlm): a bundle keeps no ELECTRA generator")
     seed_everything(cfg.seed)
     save_config(cfg, cfg.run_dir)
     start = _start_from(cfg.init_from) if cfg.get("init_from") else None
@@ -56,7 +63,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     dm.setup("fit")
     tok = dm.tokenizer
     encoder = start.model_config.to_dict() if start else OmegaConf.to_container(cfg.encoder, resolve=True)
-    module = MaskedLM(
+    module = _module_class(objective)(
         encoder=encoder,
         vocab_sizes=tok.vocab_sizes,
         families=tok.families,
@@ -64,6 +71,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
         mask=OmegaConf.to_container(cfg.mask, resolve=True),
         seed=cfg.seed,
         sources=dm.source_names,
+        **({"electra": OmegaConf.to_container(cfg.electra, resolve=True)} if objective == "electra" else {}),
     )
     if start:
         _load_start(module, start, cfg.init_from)
@@ -73,9 +81,19 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(cfg.get("ckpt_path"), cfg.run_dir))
     bundle = Path(cfg.run_dir) / "bundle"
     if trainer.is_global_zero:
-        save_bundle(bundle, module.net.bert, module.config, tok, task=None, mlm_head=module.net.head)
+        save_bundle(bundle, module.encoder, module.config, tok, task=None, mlm_head=module.mlm_head)
         log.info("pre-trained encoder saved to %s", bundle)
     return bundle
+
+
+def _module_class(objective: str) -> type[MaskedLM]:
+    if objective == "electra":
+        from midibert.training.electra import Electra
+
+        return Electra
+    from midibert.training.masked_lm import MaskedLM
+
+    return MaskedLM
 
 
 def _start_from(path: str) -> Bundle:

@@ -181,3 +181,23 @@ def test_full_windows_skip_the_mask_with_the_same_outputs(position, monkeypatch)
     assert len(masks) == model.cfg.layers and all(mask is None for mask in masks)
     monkeypatch.setattr(m.F, "scaled_dot_product_attention", always_masked)
     torch.testing.assert_close(model(ids, full), shortcut, atol=1e-6, rtol=1e-6)
+
+
+def test_electra_generator_shares_the_tables_and_samples_only_masked_positions():
+    from midibert.model import ReplacedTokenDetector
+    from midibert.tokenize.base import SPECIALS
+
+    cfg = BertConfig.preset("bert-small", vocab_sizes=CP_VOCAB, layers=1)
+    net = ReplacedTokenDetector(cfg, generator_scale=0.25)
+    assert (net.generator.cfg.hidden, net.generator.cfg.heads, net.generator.cfg.ffn) == (64, 1, 256)
+    assert all(a is b for a, b in zip(net.generator.bert.embed.tables, net.bert.embed.tables))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.stack([torch.randint(len(SPECIALS), v, (2, 12), generator=g) for v in CP_VOCAB], -1)
+    where = torch.zeros(2, 12, dtype=torch.bool)
+    where[0, 3] = where[1, 7] = True
+    # logits that favour the special ids: they must still never be drawn
+    logits = [torch.zeros(2, 12, v).index_fill_(-1, torch.arange(len(SPECIALS)), 50.0) for v in CP_VOCAB]
+    out = net.sample(logits, ids, where, g)
+    assert torch.equal(out[~where], ids[~where])
+    assert (out[where] >= len(SPECIALS)).all()
+    assert net(out).shape == (2, 12, len(CP_VOCAB))

@@ -139,9 +139,11 @@ class _KillAt(pl.Callback):
             raise _Killed
 
 
-def test_resume_gives_the_same_weights(tmp_path):
+@pytest.mark.parametrize("objective", ["mlm", "electra"])
+def test_resume_gives_the_same_weights(objective, tmp_path):
     args = [
         "experiment=smoke",
+        f"objective={objective}",
         "trainer.max_steps=8",
         "trainer.val_check_interval=4",
         "callbacks.checkpoint.every_n_train_steps=4",
@@ -269,3 +271,50 @@ def test_tiny_pretraining_on_pop909_beats_copying_the_previous_position(tmp_path
     with open(f"{cfg.run_dir}/logs/metrics.csv") as f:
         last = [r for r in csv.DictReader(f) if r.get("val/acc_Position")][-1]
     assert float(last["val/acc_Position"]) > float(last["val/base_prev_Position"]) > 0.2, last
+
+
+def test_electra_keeps_the_detectors_encoder_and_scores_it_against_guessing(tmp_path):
+    mlm = load_bundle(pretrain(config("pretrain", ["experiment=smoke"], tmp_path / "a")))
+    run = tmp_path / "b" / "runs" / "pretrain" / "smoke"
+    electra = load_bundle(pretrain(config("pretrain", ["experiment=smoke", "objective=electra"], tmp_path / "b")))
+    # fine-tuning reads the same encoder either way; the generator is not kept, nor a head
+    assert electra.model_config == mlm.model_config
+    assert electra.state_dict.keys() == mlm.state_dict.keys()
+    assert not (run / "bundle" / "mlm_head.safetensors").exists()
+    last = [r for r in metrics(run) if r.get("val/detect_acc_Pitch")][-1]
+    # the trivial detector says "original" everywhere: right exactly where nothing was replaced
+    assert 0.7 < float(last["val/detect_base_Pitch"]) < 1.0
+    assert last["val/acc_Pitch"] and any(r.get("train/detection_loss") for r in metrics(run))
+    with pytest.raises(ValueError, match="init_from goes on with masked LM only"):
+        pretrain(config("pretrain", ["experiment=smoke", "objective=electra", f"init_from={run}/bundle"], tmp_path))
+    with pytest.raises(ValueError, match="objective must be one of"):
+        pretrain(config("pretrain", ["experiment=smoke", "objective=gpt"], tmp_path))
+
+
+def test_electra_labels_a_sample_equal_to_the_original_as_original():
+    from midibert.training.electra import Electra
+
+    tok = Tokenizer.from_spec("cp-score")
+    module = Electra(
+        encoder={"preset": "bert-tiny"}, vocab_sizes=tok.vocab_sizes, families=tok.families, optim={}, mask={}
+    )
+    g = torch.Generator().manual_seed(0)
+    ids = torch.stack([torch.randint(4, v, (2, 30), generator=g) for v in tok.vocab_sizes], -1)
+    batch = {"input_ids": ids, "attention_mask": torch.ones(2, 30, dtype=torch.bool)}
+    masked = module._masked(batch, g)
+    where = masked[2]
+
+    def oracle(inputs, attention):  # a generator certain of every original value
+        return [torch.nn.functional.one_hot(ids[..., f], v).float() * 1e4 for f, v in enumerate(tok.vocab_sizes)]
+
+    module.net.generator.forward = oracle
+    out, _ = module._losses(batch, masked, g)
+    c = out["counts"]
+    assert torch.equal(c["detect_kept"], c["detect_n"]) and int(c["detect_n"][0]) == 60
+
+    module.net.generator.forward = lambda inputs, attention: [  # one certain of a wrong value
+        torch.nn.functional.one_hot((ids[..., f] - 4 + 1) % (v - 4) + 4, v).float() * 1e4
+        for f, v in enumerate(tok.vocab_sizes)
+    ]
+    out, _ = module._losses(batch, masked, g)
+    assert torch.equal(out["counts"]["detect_kept"], torch.full((4,), 60 - int(where.sum())))

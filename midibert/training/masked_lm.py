@@ -48,9 +48,22 @@ class MaskedLM(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = model_config(encoder, vocab_sizes)
-        self.net = MidiBertForMLM(self.config, tie_embeddings=mask.get("tie_embeddings", False))
+        self.net = self._network()
         self.families = list(families)
         self.sources = list(sources or [])
+
+    def _network(self) -> torch.nn.Module:
+        return MidiBertForMLM(self.config, tie_embeddings=self.hparams.mask.get("tie_embeddings", False))
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The encoder that fine-tuning starts from."""
+        return self.net.bert
+
+    @property
+    def mlm_head(self) -> torch.nn.Module | None:
+        """The masked-LM head that goes on with the encoder (`init_from`)."""
+        return self.net.head
 
     def _masked(self, batch: dict, generator: torch.Generator | None):
         m = self.hparams.mask
@@ -64,19 +77,33 @@ class MaskedLM(pl.LightningModule):
             bar_start=batch.get("bar_start"),
         )
 
-    def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
-        inputs, targets, where = self._masked(batch, generator)
+    def _losses(self, batch: dict, masked: tuple, generator: torch.Generator | None) -> tuple[dict, list[torch.Tensor]]:
+        """The loss dict of `MidiBertForMLM.loss` (plus any `extra` scalars to log and validation
+        `counts` to sum) and the masked-LM logits the validation scores count."""
+        inputs, targets, _ = masked
         logits = self.net(inputs, batch["attention_mask"])
+        return self.net.loss(logits, targets, weighting=self._weighting), logits
+
+    @property
+    def _weighting(self) -> str:
         # checkpoints from before the option existed were trained with the paper's weighting
-        out = self.net.loss(logits, targets, weighting=self.hparams.mask.get("loss_weighting", "vocab"))
+        return self.hparams.mask.get("loss_weighting", "vocab")
+
+    def _step(self, batch: dict, stage: str, generator: torch.Generator | None) -> torch.Tensor:
+        masked = self._masked(batch, generator)
+        out, logits = self._losses(batch, masked, generator)
         bs = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        for key, value in out.get("extra", {}).items():
+            self.log(f"{stage}/{key}", value, batch_size=bs, sync_dist=stage != "train")
         if stage == "train":
             for name, loss, acc in zip(self.families, out["family_loss"], out["family_acc"]):
                 if not torch.isnan(loss):  # a family with nothing masked in this batch
                     self.log_dict({f"train/loss_{name}": loss, f"train/acc_{name}": acc}, batch_size=bs)
         else:
-            self._count(batch, logits, targets, where)
+            self._count(batch, logits, *masked[1:])
+            for key, val in out.get("counts", {}).items():
+                self._counts[key] = self._counts.get(key, 0) + val
         return out["loss"]
 
     def _count(self, batch: dict, logits: list[torch.Tensor], targets: torch.Tensor, where: torch.Tensor) -> None:
@@ -102,11 +129,14 @@ class MaskedLM(pl.LightningModule):
         self._counts: dict[str, torch.Tensor] = {}
 
     def on_validation_epoch_end(self) -> None:
+        if self._counts:
+            self._log_counts(
+                {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in self._counts.items()}
+            )
+
+    def _log_counts(self, c: dict[str, torch.Tensor]) -> None:
         """Log val/acc_<family> beside val/base_{prev,next,unigram}_<family>; warn when the model
         is below its best trivial baseline (it then treats the window as a bag of tokens)."""
-        if not self._counts:
-            return
-        c = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in self._counts.items()}
         n = c["n"].clamp(min=1)
         unigram = c["values"].max(-1).values  # the most frequent value among the masked targets
         for f, name in enumerate(self.families):
