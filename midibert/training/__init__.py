@@ -6,6 +6,7 @@
   continues with the very batches)
 - `masking`: which tokens masked-LM pre-training hides, and the trivial baselines it is scored against
 - `masked_lm`: `MaskedLM`, the pre-training LightningModule
+- `electra`: `Electra`, pre-training by replaced-token detection (`objective=electra`)
 - `finetuner`: `FineTuner`, the fine-tuning LightningModule
 - `optim`: AdamW with weight decay on matrices only, warmup and cosine decay
 - `trainer`: seeding, the trainer with its logger and callbacks, resuming, config checks and
