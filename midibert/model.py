@@ -332,14 +332,14 @@ class ReplacedTokenDetector(nn.Module):
     def sample(
         self, logits: list[Tensor], input_ids: Tensor, where: Tensor, generator: torch.Generator | None
     ) -> Tensor:
-        """`input_ids` with every family at the `where` positions drawn from the generator's
-        `logits` (never a special id: those are never targets)."""
-        out = input_ids.clone() if input_ids.dim() == 3 else input_ids.unsqueeze(-1).clone()
+        """(B, L, F) `input_ids` with every family at the `where` positions drawn from the
+        generator's `logits` (never a special id: those are never targets)."""
+        out = input_ids.clone()
         for f, lg in enumerate(logits):
             probs = lg[where].detach().float()
             probs[:, : len(SPECIALS)] = float("-inf")
             out[..., f][where] = torch.multinomial(probs.softmax(-1), 1, generator=generator).squeeze(-1)
-        return out if input_ids.dim() == 3 else out.squeeze(-1)
+        return out
 
     def forward(self, corrupted: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """(B, L, F) logits that each family's value at each token was replaced."""

@@ -14,6 +14,8 @@ fine-tuning starts from.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +65,7 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     dm.setup("fit")
     tok = dm.tokenizer
     encoder = start.model_config.to_dict() if start else OmegaConf.to_container(cfg.encoder, resolve=True)
-    module = _module_class(objective)(
+    module = _module(cfg)(
         encoder=encoder,
         vocab_sizes=tok.vocab_sizes,
         families=tok.families,
@@ -71,7 +73,6 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
         mask=OmegaConf.to_container(cfg.mask, resolve=True),
         seed=cfg.seed,
         sources=dm.source_names,
-        **({"electra": OmegaConf.to_container(cfg.electra, resolve=True)} if objective == "electra" else {}),
     )
     if start:
         _load_start(module, start, cfg.init_from)
@@ -86,11 +87,12 @@ def pretrain(cfg: DictConfig, callbacks: list | None = None) -> Path:
     return bundle
 
 
-def _module_class(objective: str) -> type[MaskedLM]:
-    if objective == "electra":
+def _module(cfg: DictConfig) -> Callable[..., MaskedLM]:
+    """The LightningModule of `cfg.objective`, its own settings bound."""
+    if cfg.get("objective", "mlm") == "electra":
         from midibert.training.electra import Electra
 
-        return Electra
+        return partial(Electra, electra=OmegaConf.to_container(cfg.electra, resolve=True))
     from midibert.training.masked_lm import MaskedLM
 
     return MaskedLM

@@ -22,6 +22,9 @@ from midibert.training.masked_lm import MaskedLM
 
 log = logging.getLogger("midibert")
 
+# ELECTRA's own: a generator a quarter of the encoder's width, the detection loss weighted 50
+DEFAULTS = {"generator_scale": 0.25, "detection_weight": 50.0}
+
 
 class Electra(MaskedLM):
     """`MaskedLM`'s data, masking, schedule and validation, with ELECTRA's objective:
@@ -29,9 +32,13 @@ class Electra(MaskedLM):
     over all real tokens and families (ELECTRA's lambda, 50)."""
 
     def __init__(self, *args, electra: dict | None = None, **kwargs):
-        self._electra = {"generator_scale": 0.25, "detection_weight": 50.0, **(electra or {})}
+        # MaskedLM's save_hyperparameters keeps `electra` too (in the checkpoint, so a resumed run
+        # rebuilds the same generator), before it builds the network
         super().__init__(*args, **kwargs)
-        self.hparams["electra"] = self._electra  # in the checkpoint, so a resumed run rebuilds the same generator
+
+    @property
+    def _electra(self) -> dict:
+        return {**DEFAULTS, **(self.hparams.get("electra") or {})}
 
     def _network(self) -> torch.nn.Module:
         return ReplacedTokenDetector(
@@ -51,7 +58,9 @@ class Electra(MaskedLM):
         gen = self.net.generator
         logits = gen(inputs, attention)
         out = gen.loss(logits, targets, weighting=self._weighting)
-        original = batch["input_ids"] if batch["input_ids"].dim() == 3 else batch["input_ids"].unsqueeze(-1)
+        original = (
+            batch["input_ids"] if batch["input_ids"].dim() == 3 else batch["input_ids"].unsqueeze(-1)
+        )  # REMI: F = 1
         corrupted = self.net.sample(logits, original, where, generator)
         replaced = (corrupted != original)[attention.bool()]  # (tokens, F); a sample equal to the original is original
         scores = self.net(corrupted, attention)[attention.bool()]
