@@ -152,3 +152,46 @@ def test_datamodule_buckets_by_length_when_asked(sample):
     )
     mix.setup()
     assert mix.train_set.lengths.tolist() == [len(mix.train_set[i]["input_ids"]) for i in range(len(mix.train_set))]
+
+
+def test_jittered_sampler_keeps_the_order_and_resumes_exactly():
+    step = {"n": 0}
+    sampler = StepSampler(10, 3, seed=1, step=lambda: step["n"], jitter=5)
+    first_pass = list(sampler)
+    plain = StepSampler(10, 3, seed=1).batches(0).tolist()
+    assert [[i for i, _ in b] for b in first_pass] == plain  # jitter adds shifts, moves nothing else
+    shifts = [s for b in first_pass for _, s in b]
+    assert all(-5 <= s <= 5 for s in shifts) and len(set(shifts)) > 1
+    step["n"] = 2
+    assert list(sampler) == first_pass[2:]
+    step["n"] = 3  # a new pass draws new shifts
+    assert [s for b in sampler for _, s in b] != shifts
+    with pytest.raises(ValueError, match="jitter"):
+        StepSampler(10, 3, jitter=-1)
+
+
+def test_a_jittered_window_moves_with_its_labels_inside_its_piece(sample):
+    dm = TokenClassificationDataModule(dataset="sample", label="melody3", jitter=16, **sample)
+    dm.setup()
+    ds = dm.train_set
+    # a full window with a neighbour on each side in its piece
+    i = next(i for i in range(1, len(ds) - 1) if ds.rows[i - 1, 0] == ds.rows[i, 0] == ds.rows[i + 1, 0])
+    piece = ds.split.piece(int(ds.rows[i, 0]))
+    whole = {k: np.asarray(v)[piece] for k, v in (("ids", ds.split.ids), ("labels", ds.labels))}
+    for shift in (0, 7, -7):
+        item, start = ds[(i, shift)], int(ds.rows[i, 1]) + shift - piece.start
+        assert np.array_equal(item["input_ids"], whole["ids"][start : start + 64])
+        assert np.array_equal(item["labels"], whole["labels"][start : start + 64])
+    first, last = ds[(i, -(10**6))], ds[(i, 10**6)]  # as far as the piece allows, the length kept
+    assert np.array_equal(first["input_ids"], whole["ids"][:64])
+    assert np.array_equal(last["input_ids"], whole["ids"][-64:])
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape[1] <= 64 and (batch["labels"][~batch["attention_mask"]] == IGNORE).all()
+    mix = PretrainDataModule(
+        datasets=[{"name": "sample", "path": sample["path"]}],
+        jitter=16,
+        **{k: v for k, v in sample.items() if k != "path"},
+    )
+    mix.setup()
+    j = int(np.flatnonzero(mix.train_set.index[:, 1] == i)[0])
+    assert np.array_equal(mix.train_set[(j, 7)]["input_ids"], ds[(i, 7)]["input_ids"])

@@ -65,8 +65,14 @@ class WindowDataset(Dataset):
         """Real tokens in each window."""
         return self.rows[:, 2]
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Window `key`, or (window, shift): the window moved by `shift` tokens, as far as its piece
+        allows (a `StepSampler` with jitter asks so), its length kept."""
+        i, shift = key if isinstance(key, tuple) else (key, 0)
         piece, start, n = (int(v) for v in self.rows[i])
+        if shift:
+            s = self.split.piece(piece)
+            start = min(max(start + shift, s.start), s.stop - n)
         item = {
             "input_ids": np.asarray(self.split.ids[start : start + n], dtype=np.int64),
             "note_index": np.asarray(self.split.note_index[start : start + n], dtype=np.int64),
@@ -127,6 +133,7 @@ class _Base(pl.LightningDataModule):
         prepare_workers: int | None = None,
         cache_dir: str | None = None,
         bucket_by_length: bool = False,
+        jitter: int = 0,
     ):
         super().__init__()
         self.tokenizer = Tokenizer.from_spec(tokenizer)
@@ -135,6 +142,9 @@ class _Base(pl.LightningDataModule):
         self.num_workers, self.seed, self.prepare_workers = num_workers, seed, prepare_workers
         self.split_seed = split_seed  # not `seed`: every run seed must see the same test pieces
         self.bucket_by_length = bucket_by_length
+        # training windows move by up to this many tokens, anew each pass: over many passes a
+        # token is not always seen at the same place in the same window (evaluation never moves)
+        self.jitter = jitter
         if cache_dir:  # the preparation cache lives where the config says, never beside the data
             os.environ["MIDIBERT_CACHE"] = str(cache_dir)
         self.train_set: WindowDataset | None = None
@@ -171,7 +181,9 @@ class _Base(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         lengths = self.train_set.lengths if self.bucket_by_length else None
-        sampler = StepSampler(len(self.train_set), self.batch_size, seed=self.seed, step=self._step, lengths=lengths)
+        sampler = StepSampler(
+            len(self.train_set), self.batch_size, seed=self.seed, step=self._step, lengths=lengths, jitter=self.jitter
+        )
         return DataLoader(
             self.train_set,
             batch_sampler=sampler,
@@ -275,9 +287,10 @@ class _Mix(Dataset):
             out[mine] = ds.lengths[self.index[mine, 1]]
         return out
 
-    def __getitem__(self, i: int) -> dict:
-        k, j = self.index[i]
-        return {**self.parts[int(k)][int(j)], "source": int(k)}
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        i, shift = key if isinstance(key, tuple) else (key, 0)
+        k, j = (int(v) for v in self.index[i])
+        return {**self.parts[k][(j, shift)], "source": k}
 
 
 class TokenClassificationDataModule(_Base):

@@ -20,6 +20,9 @@ class StepSampler(Sampler[list[int]]):
     pass in batches of their own, which then need no attention mask, and the pieces' shorter
     last windows sorted by length, so a batch cut to its longest window holds little padding).
 
+    jitter: with it, each index comes as (index, shift), a shift in [-jitter, jitter] drawn anew
+    for every item and pass, for a dataset that moves its windows by it (`WindowDataset`).
+
     With torch.distributed running, each rank takes its own slice of every batch, so the
     trainer must not wrap this sampler again (`use_distributed_sampler=False`).
     """
@@ -32,12 +35,15 @@ class StepSampler(Sampler[list[int]]):
         shuffle: bool = True,
         step: Callable[[], int] | None = None,
         lengths: Sequence[int] | None = None,
+        jitter: int = 0,
     ):
         if n < batch_size:
             raise ValueError(f"{n} training windows are fewer than one batch of {batch_size}")
         if lengths is not None and len(lengths) != n:
             raise ValueError(f"{len(lengths)} lengths for {n} items")
-        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        if jitter < 0:
+            raise ValueError(f"jitter must be >= 0, got {jitter}")
+        self.n, self.batch_size, self.seed, self.shuffle, self.jitter = n, batch_size, seed, shuffle, jitter
         self.step = step or (lambda: 0)
         self.lengths = None if lengths is None else torch.as_tensor(lengths)
 
@@ -51,7 +57,16 @@ class StepSampler(Sampler[list[int]]):
 
     def batches(self, pass_: int) -> torch.Tensor:
         """(len(self), batch_size) indices of pass `pass_`, in the order they are taken."""
+        return self._draw(pass_)[0]
+
+    def _draw(self, pass_: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pass's batches, and each item's shift (None without jitter)."""
         g = torch.Generator().manual_seed(self.seed + pass_)
+        batches = self._order(g)
+        # drawn after the order, which is then the same with and without jitter
+        return batches, torch.randint(-self.jitter, self.jitter + 1, (self.n,), generator=g) if self.jitter else None
+
+    def _order(self, g: torch.Generator) -> torch.Tensor:
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
         kept = order[: len(self) * self.batch_size]  # the n % batch_size left out are random ones
         if self.lengths is None:
@@ -63,7 +78,8 @@ class StepSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         pass_, offset = divmod(self.step(), len(self))
-        batches = self.batches(pass_)
+        batches, shifts = self._draw(pass_)
         rank, world = self._rank()
         for b in range(offset, len(self)):
-            yield batches[b][rank::world].tolist()
+            mine = batches[b][rank::world]
+            yield mine.tolist() if shifts is None else list(zip(mine.tolist(), shifts[mine].tolist()))
