@@ -32,6 +32,11 @@ from midibert.tokenize.windows import evaluation_overlap, window_starts
 from midibert.training.sampler import StepSampler
 
 
+def _window_key(key: int | tuple[int, int]) -> tuple[int, int]:
+    """(window, shift) of a dataset key: a plain index, or the (index, shift) of a jittering sampler."""
+    return key if isinstance(key, tuple) else (key, 0)
+
+
 class WindowDataset(Dataset):
     """Windows of `seq_len` tokens over every piece of a prepared split.
 
@@ -68,7 +73,7 @@ class WindowDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """Window `key`, or (window, shift): the window moved by `shift` tokens, as far as its piece
         allows (a `StepSampler` with jitter asks so), its length kept."""
-        i, shift = key if isinstance(key, tuple) else (key, 0)
+        i, shift = _window_key(key)
         piece, start, n = (int(v) for v in self.rows[i])
         if shift:
             s = self.split.piece(piece)
@@ -288,7 +293,7 @@ class _Mix(Dataset):
         return out
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        i, shift = key if isinstance(key, tuple) else (key, 0)
+        i, shift = _window_key(key)
         k, j = (int(v) for v in self.index[i])
         return {**self.parts[k][(j, shift)], "source": k}
 

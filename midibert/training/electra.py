@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from midibert.model import ReplacedTokenDetector
 from midibert.training.masked_lm import MaskedLM
+from midibert.training.masking import per_family
 
 log = logging.getLogger("midibert")
 
@@ -58,9 +59,7 @@ class Electra(MaskedLM):
         gen = self.net.generator
         logits = gen(inputs, attention)
         out = gen.loss(logits, targets, weighting=self._weighting)
-        original = (
-            batch["input_ids"] if batch["input_ids"].dim() == 3 else batch["input_ids"].unsqueeze(-1)
-        )  # REMI: F = 1
+        original = per_family(batch["input_ids"])
         corrupted = self.net.sample(logits, original, where, generator)
         replaced = (corrupted != original)[attention.bool()]  # (tokens, F); a sample equal to the original is original
         scores = self.net(corrupted, attention)[attention.bool()]

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from midibert.model import BertConfig, MidiBertForMLM
-from midibert.training.masking import copy_baselines, mask_tokens
+from midibert.training.masking import copy_baselines, mask_tokens, per_family
 from midibert.training.optim import adamw_with_schedule, decay_groups
 
 log = logging.getLogger("midibert")
@@ -108,7 +108,7 @@ class MaskedLM(pl.LightningModule):
 
     def _count(self, batch: dict, logits: list[torch.Tensor], targets: torch.Tensor, where: torch.Tensor) -> None:
         """Exact per-family hit counts of the model and of the trivial baselines over a validation pass."""
-        t3 = targets if targets.dim() == 3 else targets.unsqueeze(-1)
+        t3 = per_family(targets)
         right = torch.stack([lg.argmax(-1) == t3[..., f] for f, lg in enumerate(logits)], -1)  # (B, L, F)
         prev, nxt, n = copy_baselines(batch["input_ids"], where, batch["attention_mask"])
         size = max(self.config.vocab_sizes)  # one row per family, padded to the largest vocabulary

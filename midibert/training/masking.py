@@ -18,6 +18,12 @@ from midibert.model import padding_mask
 from midibert.tokenize.base import MASK, SPECIALS
 from midibert.tokenize.labels import IGNORE
 
+
+def per_family(ids: Tensor) -> Tensor:
+    """(B, L, F) ids: CP's as they are, REMI's (B, L) as one family, so one code serves both."""
+    return ids if ids.dim() == 3 else ids.unsqueeze(-1)
+
+
 MODES = ("token", "span", "bar")
 
 
@@ -46,7 +52,7 @@ def mask_tokens(
     if mode == "bar" and bar_start is None:
         raise ValueError("mode 'bar' needs bar_start, the (B, L) bar lines the batches carry")
     real = padding_mask(input_ids) if attention_mask is None else attention_mask.bool()
-    ids3 = input_ids if input_ids.dim() == 3 else input_ids.unsqueeze(-1)
+    ids3 = per_family(input_ids)
     if mode == "token":
         where = _choose_tokens(real, rate, generator)
     else:
@@ -121,7 +127,7 @@ def copy_baselines(
     next_hits, n), each (F,) counts per family (F = 1 for REMI), so batches sum exactly. A model
     below these has not learned to use token order.
     """
-    ids3 = input_ids if input_ids.dim() == 3 else input_ids.unsqueeze(-1)
+    ids3 = per_family(input_ids)
     real = padding_mask(input_ids) if attention_mask is None else attention_mask.bool()
     visible = real & ~where
     B, L = where.shape
