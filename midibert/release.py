@@ -191,6 +191,22 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     }
 
 
+def _augmentation(task) -> str:
+    """How the fine-tuning moved its windows, as the card's recipe line ends: a user re-training the
+    model needs it, and a key-moved model reads files the same way."""
+    parts = []
+    if task.get("key_to_c"):
+        parts.append(
+            "every window moved so that its most used pitch class is C, as `midibert.classify` reads a file "
+            "too (the key itself is not seen)"
+        )
+    if task.get("transpose"):
+        parts.append(f"each training window transposed at random by up to {task['transpose']} semitones")
+    if (task.get("data") or {}).get("jitter"):
+        parts.append(f"each training window moved by up to {task['data']['jitter']} tokens, anew each pass")
+    return "".join(f"; {p}" for p in parts)
+
+
 def _cpu_path(measured: dict) -> str:
     """How `midibert.classify` runs the model on CPU by default, as its test scores were measured."""
     parts = [f"linear layers run as dynamic int8 ({measured['engine']})"] if measured["engine"] else []
@@ -258,13 +274,7 @@ def _card(
     lines += [
         f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
         f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
-        f"{train.get('train_windows', '?')} training windows"
-        + (
-            "; every window moved so that its most used pitch class is C, as `midibert.classify` reads a file "
-            "too (the key itself is not seen)."
-            if ft["task"].get("key_to_c")
-            else "."
-        ),
+        f"{train.get('train_windows', '?')} training windows{_augmentation(ft['task'])}.",
         f"- Shipped weights: {weights} (stored compactly, computed in fp32{_cpu_path(measured)}).",
         f"- Made by: {command}"
         + (f" at midibert commit {commit}" if commit else " (the midibert commit was not recorded)")
