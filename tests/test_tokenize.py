@@ -254,15 +254,35 @@ def test_tick_overflow_is_a_midi_error(spec, tpq):
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_too_many_tokens_refused_before_allocating(spec):
-    """7 notes 2**28 ticks apart at 24 ticks per quarter fit the tick counter but would need 16 M
-    empty bars (gigabytes of arrays): refused at once, by a limit that can be raised or lowered."""
+@pytest.mark.parametrize("tpq", [480, 24])
+def test_long_notes_and_silences_cost_bounded_tokens(spec, tpq):
+    """Notes each held for 2**28 ticks, the next starting where one ends, span up to 16 M bars: only
+    the last `max_empty_bars` of each silence make tokens, and decoding tells the shortened piece."""
     tok = Tokenizer.from_spec(spec)
-    with pytest.raises(MidiError, match="too long to tokenize: up to .* over the limit of 2,000,000"):
-        tok.encode(overflow_midi(24, notes=7))
+    k = tok.config.max_empty_bars
+    for notes in (2, 7):
+        enc = tok.encode(overflow_midi(tpq, notes=notes))
+        assert enc.bar_start.sum() <= notes * (k + 1)
+        assert enc.stats["dropped_empty_bars"] > 100_000
+        assert_round_trip(tok, overflow_midi(tpq, notes=notes))
+    assert enc.notes.start.max() == 6 * 0x0FFFFFFF  # the source's own ticks are kept for writing back
+
+
+def test_max_empty_bars_is_a_setting():
+    score = make_score({"P": [(0, 480, 60, 80), (1920 * 10, 480, 62, 80)]})  # 9 empty bars between
+    for k, bars in ((16, 11), (2, 4), (0, 2)):
+        enc = Tokenizer.create("cp", max_empty_bars=k).encode(score)
+        assert enc.bar_start.sum() == bars
+    with pytest.raises(ValueError, match="max_empty_bars"):
+        Tokenizer.create("cp", max_empty_bars=-1)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_too_many_tokens_refused(spec):
     song = make_score({"P": [(i * 480, 480, 60, 80) for i in range(40)]})
+    tok = Tokenizer.from_spec(spec)
     assert len(tok.encode(song)) >= 40
-    with pytest.raises(MidiError, match="limit of 30"):
+    with pytest.raises(MidiError, match="too long to tokenize: up to .* over the limit of 30"):
         tok.encode(song, max_tokens=30)
 
 

@@ -26,6 +26,8 @@ class Piece:
 
     group: pieces sharing a group (song, piece folder, game) always land in the same split.
     kind: "score" (quantised, notated) or "performance" (expressive timing and velocity).
+    reading: how the dataset's loader reads the file where it offers more than one reading
+    (POP909: "beats", realigned to its beat annotations, or "raw", the file as it is); "" = its default.
     """
 
     id: str
@@ -34,6 +36,7 @@ class Piece:
     group: str = ""
     kind: str = "performance"
     split: str | None = None
+    reading: str = ""
 
 
 @dataclass(frozen=True)

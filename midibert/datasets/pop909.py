@@ -2,7 +2,8 @@
 
 MidiBERT-Piano kept the 865 songs in 4/4 and split them 693 / 86 / 86; it also realigned
 every song to its annotated beats, which `quantize_to_beats` reproduces so the played
-(unquantised) MIDI can be tokenized as a score.
+(unquantised) MIDI can be tokenized as a score. A user's file has no beat annotations: reading
+the raw file too (`timing="raw"` or `"both"`) trains and tests a model on what it will meet.
 """
 
 from __future__ import annotations
@@ -16,19 +17,36 @@ from midibert.datasets.base import SPLITS, DatasetInfo, Piece, published_split, 
 
 TPQ = 480
 BEATS_PER_BAR = 4  # all 865 qualified songs are in 4/4
+TIMINGS = ("beats", "raw", "both")
 
 
-def read(root: Path, *, seed: int = 0, qualified_only: bool = True) -> list[Piece]:
-    """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split."""
+def read(root: Path, *, seed: int = 0, qualified_only: bool = True, timing: str = "beats") -> list[Piece]:
+    """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split.
+
+    timing: how a score tokenizer reads each song: "beats" realigned to its beat annotations,
+    "raw" the file as it is, "both" each song twice (the raw reading's id ends in "@raw"; one
+    group, so both readings of a song are in one split).
+    """
+    if timing not in TIMINGS:
+        raise ValueError(f"pop909: timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
     split_of = {sid: s for s in SPLITS for sid in published_split(root, "pop909", s)}
     ids = (
         published_split(root, "pop909", "qualified_4_4_pieces")
         if qualified_only
         else sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
     )
+    readings = ["beats", "raw"] if timing == "both" else [timing]
     return [
-        Piece(id=sid, path=root / "POP909" / sid / f"{sid}.mid", group=sid, kind="performance", split=split_of.get(sid))
+        Piece(
+            id=sid if reading == "beats" else f"{sid}@raw",
+            path=root / "POP909" / sid / f"{sid}.mid",
+            group=sid,
+            kind="performance",
+            split=split_of.get(sid),
+            reading=reading,
+        )
         for sid in ids
+        for reading in readings
     ]
 
 
@@ -81,8 +99,9 @@ def quantize_to_beats(score: symusic.Score, beats: np.ndarray, tpq: int = TPQ) -
 
 
 def load(piece: Piece, kind: str):
-    """Scores are realigned to the annotated beats (as MidiBERT-Piano did); performances read as played."""
-    if kind != "score":
+    """Scores are realigned to the annotated beats (as MidiBERT-Piano did) unless the piece is read
+    raw; performances read as played."""
+    if kind != "score" or piece.reading == "raw":
         return piece.path
     return quantize_to_beats(symusic.Score(str(piece.path)), beat_times(piece.path))
 

@@ -31,6 +31,9 @@ class TokenizerConfig:
     tempo_max: int = 224
     tempo_step: int = 3
     default_velocity: int = 80  # written by decode when the tokens carry no velocity
+    # a silence longer than this many empty bars keeps only its last ones (decoding shortens it):
+    # a few notes hours apart must not make millions of bar tokens
+    max_empty_bars: int = 16
     extra: dict = field(default_factory=dict)  # free-form notes kept with the config
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class TokenizerConfig:
             raise ValueError(f"pitch_range must lie within 0..127, got {self.pitch_range}")
         if self.resolution < 1 or self.max_bar_quarters < 1 or self.max_duration_quarters < 1:
             raise ValueError("resolution, max_bar_quarters and max_duration_quarters must be >= 1")
+        if self.max_empty_bars < 0:
+            raise ValueError(f"max_empty_bars must be >= 0, got {self.max_empty_bars}")
 
     @property
     def performance(self) -> bool:

@@ -26,7 +26,8 @@ MidiSource = Any  # path, bytes, symusic.Score, miditoolkit.MidiFile or pretty_m
 class Notes:
     """Per-note arrays of one piece, sorted by (onset, pitch, duration, track).
 
-    `onset` / `duration` are in grid steps of the tokenizer; `start` / `end` are the source's own
+    `onset` / `duration` are in grid steps of the tokenizer (a silence of more than the config's
+    `max_empty_bars` bars shortened to that many); `start` / `end` are the source's own
     ticks (at `tpq`), kept so predictions can be written back onto the original timing.
     `pitch` is the source pitch (never clamped); `tokenized` says which notes have tokens.
     """
@@ -208,12 +209,18 @@ def extract(
     if not notes.tokenized.any():
         raise MidiError(f"{name}: no note within pitch range {cfg.pitch_range}")
 
-    plan = bar_plan(score, cfg, last=int(notes.onset[notes.tokenized].max()), stats=stats)
-    if max_tokens is not None:
-        n_bars, n_notes = sum(n for _, _, n, _ in plan), int(notes.tokenized.sum())
+    onsets = notes.onset[notes.tokenized]
+    plan = bar_plan(score, cfg, last=int(onsets.max()), stats=stats)
+    if max_tokens is not None:  # an upper bound, before any array is sized by the bars
+        n_notes = len(onsets)
+        n_bars = min(sum(n for _, _, n, _ in plan), n_notes * (cfg.max_empty_bars + 1))
         _check_size(cost[0] * n_bars + cost[1] * n_notes, n_bars, n_notes, max_tokens, name)
-    grid = bar_grid(plan, last=int(notes.onset[notes.tokenized].max()))
-    tempo = tempo_at(score, notes.onset, res)
+    grid, source_starts = bar_grid(plan, onsets, cfg.max_empty_bars)
+    stats["dropped_empty_bars"] = sum(n for _, _, n, _ in plan) - len(grid.bar_starts)
+    tempo = tempo_at(score, notes.onset, res)  # looked up on the source's timeline
+    bar = np.clip(np.searchsorted(source_starts, notes.onset, side="right") - 1, 0, None)
+    length = np.diff(np.append(grid.bar_starts, grid.bar_starts[-1] + bar_steps(grid.bar_meters[-1], res)))
+    notes.onset = grid.bar_starts[bar] + np.minimum(notes.onset - source_starts[bar], length[bar] - 1)
     return notes, grid, tempo, stats
 
 
@@ -272,12 +279,29 @@ def bar_plan(
     return plan
 
 
-def bar_grid(plan: list[tuple[int, int, int, tuple[int, int]]], last: int) -> Grid:
-    """The bar lines of a `bar_plan`, up to the last one at or before `last`."""
-    bar_starts = np.concatenate([pos + step * np.arange(n, dtype=np.int64) for pos, step, n, _ in plan])
-    meters = [m for _, _, n, m in plan for _ in range(n)]
-    n = int(np.searchsorted(bar_starts, last, side="right"))  # no bars after the last onset
-    return Grid(bar_starts=bar_starts[:n], bar_meters=meters[:n])
+def bar_grid(
+    plan: list[tuple[int, int, int, tuple[int, int]]], onsets: np.ndarray, max_empty_bars: int
+) -> tuple[Grid, np.ndarray]:
+    """The bar lines of a `bar_plan` that the notes need: every bar holding an onset, and of each
+    run of empty bars before one, the last `max_empty_bars`; then where each kept bar starts in
+    the source.
+
+    A long silence (or a note held for hours before the next) so costs a bounded number of bar
+    tokens: the work follows the notes, not the time span. The grid closes the dropped bars up,
+    so the tokens (and `Notes.onset`) tell a shortened silence.
+    """
+    first = np.cumsum([0] + [n for _, _, n, _ in plan])  # global index of each run's first bar
+    pos = np.array([p for p, _, _, _ in plan], dtype=np.int64)
+    step = np.array([s for _, s, _, _ in plan], dtype=np.int64)
+    run = np.searchsorted(pos, onsets, side="right") - 1
+    occupied = np.unique(first[run] + (onsets - pos[run]) // step[run])
+    previous = np.concatenate([[-1], occupied[:-1]])
+    lead = np.minimum(occupied - previous - 1, max_empty_bars)  # empty bars kept before each occupied one
+    starts = np.repeat(occupied - lead, lead + 1)
+    bars = starts + np.arange(len(starts)) - np.repeat(np.cumsum(lead + 1) - (lead + 1), lead + 1)
+    r = np.searchsorted(first, bars, side="right") - 1
+    closed = np.concatenate([[0], np.cumsum(step[r])[:-1]]).astype(np.int64)
+    return Grid(bar_starts=closed, bar_meters=[plan[i][3] for i in r]), pos[r] + (bars - first[r]) * step[r]
 
 
 def tempo_at(score: symusic.Score, steps: np.ndarray, res: int) -> np.ndarray:
