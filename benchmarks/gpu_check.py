@@ -543,7 +543,7 @@ def child_pretrain(spec: dict) -> dict:
 
 def child_melody(spec: dict) -> dict:
     from midibert.finetune import finetune
-    from midibert.report import PAPER
+    from midibert.tasks import get_task
 
     cfg = _configs(spec, "melody", spec["arch"])
     stats = _stats_callback()
@@ -556,7 +556,7 @@ def child_melody(spec: dict) -> dict:
         "macro_f1": note["macro_f1"],
         "notes": note["n"],
         "dataset": res["dataset"],
-        "paper": PAPER[spec["arch"]]["melody"],
+        "paper": get_task("melody").paper[spec["arch"]],
         "train_s": spec["train_s"],
         "lr": cfg.optim.lr,
         "batch": cfg.task.data.batch_size,

@@ -35,7 +35,8 @@ import torch
 from midibert.bundle import Bundle, load_bundle, save_bundle
 from midibert.fsutil import atomic_path
 from midibert.network import build_network, hidden_families, network_input
-from midibert.pretrained import default_model, resolve, task_matches
+from midibert.pretrained import default_model, resolve
+from midibert.tasks import REGISTRY, Task, answers, of_bundle
 from midibert.tokenize import Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
@@ -137,23 +138,24 @@ class Prediction:
         return json.dumps(d)
 
     def to_midi(self, path: str | os.PathLike) -> Path:
-        """The piece's notes, re-timed as in the source, written with the prediction applied:
-        melody -> MELODY / BRIDGE / ACCOMPANIMENT tracks; velocity -> predicted velocities;
-        piece tasks -> one track and a marker naming the label."""
+        """The piece's notes, re-timed as in the source, written with the prediction applied as its
+        task says (`Task.writes`): melody -> a track per class (MELODY, ACCOMPANIMENT, ...);
+        velocity -> predicted velocities; piece tasks -> one track and a marker naming the label."""
         n, order = self.encoding.notes, self._file_order()
         score = symusic.Score(n.tpq)
         velocity = n.velocity[order]
         labels = np.asarray(self.labels)
-        if self.task == "velocity":  # the middle of each predicted bin; a note without tokens keeps its own
+        writes = _writes(self)
+        if writes == "velocity":  # the middle of each predicted bin; a note without tokens keeps its own
             edges = np.asarray(VELOCITY_EDGES)
             mid = ((edges[:-1] + edges[1:]) // 2).clip(1, 127)
             velocity = np.where(labels != "", mid[np.nan_to_num(self.probs, nan=-1).argmax(1)], velocity)
         groups = (
             {MELODY_TRACKS.get(c, c.upper()): labels == c for c in self.class_names}
-            if self.task.startswith("melody")
+            if writes == "tracks"
             else {"Piano": np.ones(len(order), dtype=bool)}
         )
-        if self.task.startswith("melody") and (labels == "").any():  # notes the tokenizer dropped are kept too
+        if writes == "tracks" and (labels == "").any():  # notes the tokenizer dropped are kept too
             groups["UNLABELLED"] = labels == ""
         for name, keep in groups.items():
             track = symusic.Track(name, 0, False)
@@ -171,6 +173,13 @@ class Prediction:
         with atomic_path(path) as tmp:
             score.dump_midi(str(tmp))
         return Path(path)
+
+
+def _writes(pred: Prediction) -> str:
+    task = REGISTRY.get(pred.task)
+    if task is not None:
+        return task.writes
+    return "tracks" if pred.level == "note" else "marker"
 
 
 def int8_engine() -> str:
@@ -206,7 +215,12 @@ def int8_linears(net: torch.nn.Module, engine: str) -> torch.nn.Module:
 
 
 class Classifier:
-    """A fine-tuned network with its tokenizer and label names, ready to predict."""
+    """A fine-tuned network with its tokenizer and label names, ready to predict.
+
+    answer: give the task's answer classes where it has them (melody: the tune, melody or bridge,
+    against accompaniment), adding up the model's probabilities; False gives the model's own
+    classes (melody3: melody, bridge, accompaniment), as its benchmark scores them.
+    """
 
     def __init__(
         self,
@@ -216,6 +230,7 @@ class Classifier:
         overlap: int | None = None,
         batch_size: int | None = None,
         quantize: bool | str | None = None,
+        answer: bool = True,
     ):
         if bundle.task is None:
             raise ValueError(
@@ -224,7 +239,17 @@ class Classifier:
             )
         self.bundle, self.task = bundle, bundle.task
         self.tokenizer = bundle.tokenizer
-        self.class_names = [bundle.id2label[i] for i in range(len(bundle.id2label))]
+        self.model_classes = [bundle.id2label[i] for i in range(len(bundle.id2label))]
+        self.spec: Task = of_bundle(self.task, self.model_classes)
+        self.answer = bool(answer and self.spec.answer)
+        self.class_names = self.spec.answer_classes if self.answer else self.model_classes
+        # answer class <- the model classes it adds up: (model classes, answer classes)
+        self._merge = np.array(
+            [
+                [float(m in (self.spec.answer[a] if self.answer else (a,))) for a in self.class_names]
+                for m in self.model_classes
+            ]
+        )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net = build_network(self.task, bundle.model_config)
         try:
@@ -260,11 +285,25 @@ class Classifier:
     def from_pretrained(cls, name: str | os.PathLike, *, task: str | None = None, **kwargs) -> Classifier:
         """Load a bundle (config.json, tokenizer.json, model.safetensors): a packaged model's name
         (or a task, for its default model), a bundle directory, or a Hugging Face Hub repo id.
-        With `task`, a model fine-tuned for another task is refused."""
-        clf = cls(load_bundle(resolve(name, task)), **kwargs)
-        if task is not None and not task_matches(clf.task["name"], task):
-            raise ValueError(f"{name} was fine-tuned for {clf.task['name']!r}, not {task!r}")
-        return clf
+        With `task`, a model fine-tuned for another task is refused, and a task of the model's
+        family answers in its own classes (melody3: a melody model's three)."""
+        bundle = load_bundle(resolve(name, task))
+        if task is not None and bundle.task is not None and not answers(bundle.task["name"], task):
+            raise ValueError(f"{name} was fine-tuned for {bundle.task['name']!r}, not {task!r}")
+        if task is not None and bundle.task is not None and task != bundle.task["name"]:
+            kwargs.setdefault("answer", False)
+        return cls(bundle, **kwargs)
+
+    @property
+    def task_name(self) -> str:
+        """What the predictions answer: the bundle's task, or, in the model's own classes where that
+        task answers in others, the registry's task with those classes (melody -> melody3)."""
+        if self.answer or not self.spec.answer:
+            return self.spec.name
+        same = [
+            t.name for t in REGISTRY.values() if t.family == self.spec.name and list(t.classes) == self.model_classes
+        ]
+        return same[0] if same else self.spec.name
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write this classifier as a bundle that `from_pretrained` reads back exactly."""
@@ -280,7 +319,7 @@ class Classifier:
     @property
     def level(self) -> str:
         """ "note" for per-note tasks, "piece" for per-piece ones."""
-        return "note" if self.task["level"] == "token" else "piece"
+        return self.spec.level
 
     def _windows(self, enc: Encoding) -> Windows:
         if self.level == "note":
@@ -305,7 +344,7 @@ class Classifier:
         order = np.argsort(-lengths, kind="stable")
         token = self.level == "note"
         out = np.zeros(
-            (len(ids), ids.shape[1], len(self.class_names)) if token else (len(ids), len(self.class_names)),
+            (len(ids), ids.shape[1], len(self.model_classes)) if token else (len(ids), len(self.model_classes)),
             dtype=np.float32,
         )
         for i in range(0, len(order), self.batch_size):
@@ -320,17 +359,17 @@ class Classifier:
 
     def _result(self, enc: Encoding, probs: np.ndarray, windows: Windows) -> Prediction:
         """Window probabilities -> one row per note (file order) or one per piece."""
-        names = self.class_names
+        names, task = self.class_names, self.task_name
         if self.level == "piece":
-            p = probs.mean(0)
-            return Prediction(enc.source or "", self.task["name"], "piece", names, names[int(p.argmax())], p, enc)
+            p = probs.mean(0) @ self._merge
+            return Prediction(enc.source or "", task, "piece", names, names[int(p.argmax())], p, enc)
         _, note_ids, note_probs = aggregate_notes(probs, windows.note_index, np.zeros(len(windows), dtype=np.int64))
         per_note = np.full((len(enc.notes), len(names)), np.nan)
-        per_note[note_ids] = note_probs
+        per_note[note_ids] = note_probs @ self._merge
         per_note = per_note[np.argsort(enc.notes.source_index, kind="stable")]  # into the file's order
         best = np.nan_to_num(per_note, nan=-1).argmax(1)
         labels = [names[i] if not np.isnan(p[0]) else "" for i, p in zip(best, per_note)]  # "" = dropped note
-        return Prediction(enc.source or "", self.task["name"], "note", names, labels, per_note, enc)
+        return Prediction(enc.source or "", task, "note", names, labels, per_note, enc)
 
     def encode(self, src: MidiSource) -> Encoding:
         """Tokenize `src`, remembering what to call it in results and errors."""
@@ -367,8 +406,13 @@ def _task(task: str, src: MidiSource, model: str | os.PathLike | None) -> Predic
 
 
 def melody(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
-    """Melody / bridge / accompaniment per note; `model` defaults to the packaged melody model."""
+    """Melody (the tune) or accompaniment per note; `model` defaults to the packaged melody model."""
     return _task("melody", src, model)
+
+
+def melody3(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:
+    """POP909's three classes per note, melody / bridge / accompaniment, from the melody model."""
+    return _task("melody3", src, model)
 
 
 def velocity(src: MidiSource, model: str | os.PathLike | None = None) -> Prediction:

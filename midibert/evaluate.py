@@ -183,15 +183,22 @@ def split_sources(
 
 def prediction_truth(pred, piece, label_key: str | None = None) -> np.ndarray:
     """True class of each note of `pred` (IGNORE where the tokenizer dropped it), from the MIDI
-    itself (POP909 track names, velocities), or of the piece, from its `label_key` label."""
-    from midibert.tokenize.labels import melody_classes, velocity_classes
+    itself (POP909 track names, velocities) as the prediction's task labels it, or of the piece,
+    from its `label_key` label."""
+    from midibert.tasks import get_task
+    from midibert.tokenize.labels import MELODY_CLASSES, melody_classes, velocity_classes
 
     if pred.level == "piece":
         return np.array([pred.class_names.index(piece.labels[label_key])])
-    if pred.task == "velocity":
+    task = get_task(pred.task)
+    if task.label == "velocity":
         truth = velocity_classes(pred.velocity)
     else:
-        truth = melody_classes(pred.track, len(pred.class_names))
+        n = 2 if task.label == "melody2" else 3
+        truth = melody_classes(pred.track, n)
+        if task.answer:  # the model's classes as the task answers them (melody: melody or bridge)
+            into = {c: i for i, a in enumerate(task.answer) for c in task.answer[a]}
+            truth = np.array([into[c] for c in MELODY_CLASSES[n]])[truth]
     return np.where(np.asarray(pred.labels) != "", truth, IGNORE)
 
 

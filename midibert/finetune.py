@@ -18,6 +18,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from midibert.tasks import level
 from midibert.training import (
     CONF_DIR,
     build_trainer,
@@ -74,9 +75,17 @@ def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
 
     cat = concat_batches(predictions)
     names = list(cfg.task.class_names)
-    if cfg.task.level == "token":
+    if level(cfg.task.level) == "note":
         return evaluate_token_task(cat["probs"], cat["labels"], cat["note_index"], cat["piece"], names)
     return evaluate_sequence_task(cat["probs"], cat["labels"], cat["piece"], names)
+
+
+def _baselines(cfg: DictConfig) -> tuple[str, ...]:
+    """The rule baselines the task's registry entry names (a task not in it: those its config lists)."""
+    from midibert.tasks import REGISTRY
+
+    task = REGISTRY.get(cfg.task.name)
+    return task.baselines if task else tuple(cfg.task.get("baselines") or ())
 
 
 def rule_baseline(cfg: DictConfig, dm) -> dict:
@@ -108,7 +117,7 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.model.get("C", 1.0), max_iter=5000))
         clf.fit(x["train"], dm.piece_labels["train"])
         return {"piece": metrics(dm.test_targets(), clf.predict(x["test"]), names)}
-    if cfg.task.name not in ("melody", "melody2"):
+    if "skyline" not in _baselines(cfg):
         raise ValueError(f"the skyline baseline is for melody tasks, not {cfg.task.name!r}")
     y_true, y_pred = [], []
     for enc, labels in dm.test_notes():  # Encoding and true class per note
@@ -153,7 +162,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     config = bundle.model_config if bundle else model_config(cfg.encoder, tok.vocab_sizes)
     task = {
         "name": cfg.task.name,
-        "level": cfg.task.level,
+        "level": level(cfg.task.level),
         "num_classes": len(cfg.task.class_names),
         "arch": arch,
         "head": OmegaConf.to_container(cfg.model.head, resolve=True),
@@ -168,7 +177,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     weights = dm.class_weights() if cfg.task.get("class_weights") else None
     module = FineTuner(
         net,
-        cfg.task.level,
+        level(cfg.task.level),
         task["num_classes"],
         OmegaConf.to_container(cfg.optim, resolve=True),
         seed=cfg.seed,

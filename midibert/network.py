@@ -14,6 +14,7 @@ import torch
 from midibert.baselines import BiLSTMSequenceClassifier, BiLSTMTokenClassifier
 from midibert.heads import SequenceClassifier, TokenClassifier
 from midibert.model import BertConfig, MidiBert
+from midibert.tasks import level
 from midibert.tokenize.base import MASK
 from midibert.transpose import normalize_key
 
@@ -47,10 +48,11 @@ def network_input(
 def build_network(task: dict, model_config: BertConfig, encoder_state: dict | None = None) -> torch.nn.Module:
     """The network a task trains: BERT encoder + head ("bert") or a BiLSTM of the paper's size ("rnn").
 
-    task: {"level": "token"|"sequence", "num_classes": int, "arch": "bert"|"rnn", "head": {...}}.
+    task: {"level": "note"|"piece", "num_classes": int, "arch": "bert"|"rnn", "head": {...}} (bundles
+    made before the task registry say "token"|"sequence").
     """
     head = dict(task.get("head") or {})
-    token = task["level"] == "token"
+    token = level(task["level"]) == "note"
     if task["arch"] == "rnn":
         cls = BiLSTMTokenClassifier if token else BiLSTMSequenceClassifier
         return cls(model_config, task["num_classes"], **head)

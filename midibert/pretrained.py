@@ -18,6 +18,8 @@ import os
 import re
 from pathlib import Path
 
+from midibert.tasks import answers
+
 INDEX_FILE = "index.json"
 # What a bundle is made of: only these are fetched from the Hub (a repo may hold much else).
 HUB_FILES = ["config.json", "tokenizer.json", "model.safetensors", "MODEL_CARD.md", "README.md"]
@@ -43,8 +45,9 @@ def packaged(folder: str | os.PathLike | None = None) -> dict[str, dict]:
 def default_model(task: str) -> str:
     """The name of the packaged model `task` uses when none is given."""
     models = packaged()
-    names = [n for n, m in models.items() if m["task"] == task and m.get("default")]
-    names = names or sorted(n for n, m in models.items() if m["task"] == task)
+    mine = {n: m for n, m in models.items() if answers(m["task"], task)}  # melody3: the melody model
+    exact = {n: m for n, m in mine.items() if m["task"] == task} or mine
+    names = [n for n, m in exact.items() if m.get("default")] or sorted(exact)
     if not names:
         shipped = ", ".join(sorted({m["task"] for m in models.values()})) or "none"
         raise ValueError(
@@ -52,11 +55,6 @@ def default_model(task: str) -> str:
             f"give a bundle directory or Hub repo id as the model"
         )
     return names[0]
-
-
-def task_matches(model_task: str, task: str) -> bool:
-    """Whether a model fine-tuned for `model_task` answers `task` (melody2 is a melody model)."""
-    return model_task.startswith(task)
 
 
 def resolve(name: str | os.PathLike, task: str | None = None) -> Path:
@@ -68,10 +66,10 @@ def resolve(name: str | os.PathLike, task: str | None = None) -> Path:
         return path
     name = str(name)
     models = packaged()
-    if name not in models and any(m["task"] == name for m in models.values()):
+    if name not in models and any(answers(m["task"], name) for m in models.values()):
         name = default_model(name)
     if name in models:
-        if task is not None and not task_matches(models[name]["task"], task):
+        if task is not None and not answers(models[name]["task"], task):
             raise ValueError(
                 f"{name} is a packaged {models[name]['task']} model, not a {task} one "
                 f"(the packaged {task} model: see `midibert models`)"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -28,29 +27,9 @@ from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from midibert.fsutil import publish_dir, write_atomic
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
-from midibert.report import SEED_SUFFIX
+from midibert.tasks import Task, level, of_bundle
 
 MIN_AGREEMENT = 0.995  # of test notes, compact weights vs fp32
-TASKS = {  # what each task's model says, for the card
-    "melody": "melody extraction: each note is melody, bridge (a secondary line) or accompaniment",
-    "melody2": "melody extraction: each note is melody or accompaniment",
-    "velocity": "velocity prediction: each note's loudness bin (0-31, 32-47, 48-63, 64-79, 80-95, 96-127) from the "
-    "notes alone",
-    "style": "style (pianist) classification of the whole piece",
-    "emotion": "emotion classification of the whole piece: quadrant of valence x arousal (Q1 happy, Q2 tense, "
-    "Q3 sad, Q4 calm)",
-}
-LIMITS = {
-    "melody": "Learned from POP909's MELODY / BRIDGE / PIANO tracks of Chinese pop songs arranged for piano: "
-    "it finds a sung-style lead line; the bridge (instrumental answers between vocal phrases) is the "
-    "class it confuses most. Other genres (classical, jazz) are outside its training data.",
-    "velocity": "A score carries no dynamics, so the model guesses loudness from pitch, rhythm and texture; each "
-    "song's overall level is not predictable from its notes, which caps what any model reaches here.",
-    "style": "Every piece is given one of the eight Pianist8 pianists, even if played by someone else; "
-    "read it as 'sounds most like', never as identification.",
-    "emotion": "Every piece is given one of four quadrants, averaged over the whole piece; EMOPIA's clips are "
-    "about 30 s of pop piano, so long pieces whose mood changes get one averaged answer.",
-}
 SPLITS = {  # how the fine-tuning dataset is split, where it is not a seeded group-disjoint split
     "pop909": "MidiBERT-Piano's published split of the 865 songs in 4/4",
     "pianist8": "MidiBERT-Piano's published split",
@@ -159,36 +138,72 @@ def _level_metrics(results: dict) -> dict:
 
 def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     """The shipped model's test metrics through midibert.classify as users run it (its CPU
-    default path), its agreement with the fp32 original computed in fp32, and the agreement of its
-    stored weights alone (computed in fp32), which decides whether they may ship."""
+    default path), in the model's own classes, on the dataset's benchmark reading; its agreement
+    with the fp32 original computed in fp32, and the agreement of its stored weights alone
+    (computed in fp32), which decides whether they may ship. Where the benchmark reads the files
+    otherwise than a user's file is read (POP909, realigned to beat annotations), the same
+    figures on the raw test files too, beside the skyline's on them ("raw")."""
     from midibert.classify import Classifier
+    from midibert.datasets import get_info
     from midibert.evaluate import agreement, score_predictions, split_sources
     from midibert.tokenize.windows import evaluation_overlap
 
-    clf = Classifier.from_pretrained(shipped, device="cpu")
+    clf = Classifier.from_pretrained(shipped, device="cpu", answer=False)
     # fp32 on overlapping windows, as fine-tuning evaluated the model
-    exact = dict(device="cpu", quantize=False, overlap=evaluation_overlap(clf.seq_len))
+    exact = dict(device="cpu", quantize=False, overlap=evaluation_overlap(clf.seq_len), answer=False)
     reference, stored = Classifier.from_pretrained(run_bundle, **exact), Classifier.from_pretrained(shipped, **exact)
     data = ft["task"]["data"]
-    pieces, sources = split_sources(
-        data["dataset"],
-        data["path"],
-        kind=clf.tokenizer.config.kind,
-        split_seed=_split_seed(ft),
-        **(data.get("options") or {}),
-    )
-    preds, fp32 = clf.predict_batch(sources), reference.predict_batch(sources)
+    options = {k: v for k, v in (data.get("options") or {}).items() if k != "timing"}  # the benchmark's reading
+
+    def sources(**reading):
+        return split_sources(
+            data["dataset"],
+            data["path"],
+            kind=clf.tokenizer.config.kind,
+            split_seed=_split_seed(ft),
+            **options,
+            **reading,
+        )
+
+    pieces, files = sources()
+    preds, fp32 = clf.predict_batch(files), reference.predict_batch(files)
     m = score_predictions(preds, pieces, data.get("label_key"))
     # rounded once, here, so that the card and the index print the very same figures
-    return {
+    out = {
         "accuracy": round(m["accuracy"], 6),
         "macro_f1": round(m["macro_f1"], 6),
         "n": m["n"],
         "agreement": round(agreement(preds, fp32), 6),
-        "weights_agreement": round(agreement(stored.predict_batch(sources), fp32), 6),
+        "weights_agreement": round(agreement(stored.predict_batch(files), fp32), 6),
         "engine": clf.engine,
         "overlap": clf.overlap if clf.level == "note" else None,
     }
+    raw = get_info(data["dataset"]).raw_reading
+    if raw and clf.tokenizer.config.kind == "score":
+        pieces, files = sources(**raw)
+        preds = clf.predict_batch(files)
+        m = score_predictions(preds, pieces, data.get("label_key"))
+        out["raw"] = {"accuracy": round(m["accuracy"], 6), "macro_f1": round(m["macro_f1"], 6), "n": m["n"]}
+        if "skyline" in clf.spec.baselines:
+            out["raw"]["skyline"] = round(_skyline(preds, pieces)["accuracy"], 6)
+    return out
+
+
+def _skyline(preds: list, pieces: list) -> dict:
+    """The skyline rule's metrics on the notes of `preds` (melody where highest at its onset)."""
+    import numpy as np
+
+    from midibert.baselines import skyline_melody
+    from midibert.evaluate import IGNORE, metrics, prediction_truth
+
+    truth, guess = [], []
+    for p, piece in zip(preds, pieces):
+        t = prediction_truth(p, piece)
+        top = skyline_melody(p.pitch, p.encoding.notes.onset[np.argsort(p.encoding.notes.source_index, kind="stable")])
+        keep = t != IGNORE
+        truth.append(t[keep])
+        guess.append(np.where(top == 1, 0, len(p.class_names) - 1)[keep])
+    return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
 
 
 def _augmentation(task) -> str:
@@ -217,7 +232,7 @@ def _cpu_path(measured: dict) -> str:
 
 def _card(
     name: str,
-    task: str,
+    task: Task,
     size: str,
     spec: str,
     arch: BertConfig,
@@ -232,9 +247,10 @@ def _card(
     export: str,
     weights: str,
     commit: str | None,
+    below: str = "",
 ) -> str:
     """MODEL_CARD.md: what it does, data and split, recipe and commands, test scores, limits, licence."""
-    data, unit = ft["task"]["data"], "notes" if ft["task"]["level"] == "token" else "pieces"
+    data, unit = ft["task"]["data"], "notes" if level(ft["task"]["level"]) == "note" else "pieces"
     dataset = data["dataset"]
     split = SPLITS.get(
         dataset, f"split by song, every clip of a song on one side, drawn with split seed {_split_seed(ft)}"
@@ -243,10 +259,12 @@ def _card(
     lines = [
         f"# {name}",
         "",
-        f"{TASKS.get(task, task)}. {size}.",
+        f"{task.summary or task.name}. {size}.",
         "",
         "```bash",
-        f"midibert classify song.mid --task {task}" if task in LIMITS else f"midibert classify song.mid --model {name}",
+        f"midibert classify song.mid --task {task.name}"
+        if task.dataset
+        else f"midibert classify song.mid --model {name}",
         "```",
         "",
         "```python",
@@ -297,6 +315,25 @@ def _card(
         lines.append(f"| {arch} baseline | {b['accuracy']:.2%} | {b['macro_f1']:.4f} | {b['n']:,} |")
     lines += [
         "",
+        f"The rule baselines ran on the test {unit} of the fine-tuning's evaluation; "
+        "`midibert release export` ships no model that fails to beat every one of them there"
+        + (
+            f" unless told to: **this one was exported below a baseline** ({below.split(': ', 1)[1]})."
+            if below
+            else "."
+        ),
+    ]
+    raw = measured.get("raw")
+    if raw:
+        lines += [
+            "",
+            f"**Files read as they are.** The benchmark reads {dataset} realigned to its beat annotations; a "
+            f"user's file has none. The same test files read raw, as `midibert classify` reads any file: "
+            f"{raw['accuracy']:.2%} of {raw['n']:,} {unit} (macro-F1 {raw['macro_f1']:.4f})"
+            + (f"; the skyline rule on the same notes: {raw['skyline']:.2%}." if "skyline" in raw else "."),
+        ]
+    lines += [
+        "",
         f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does"
         f"{', read with overlapping windows' if unit == 'notes' else ''} "
         f"({measured['weights_agreement']:.2%} with its stored weights computed in fp32). "
@@ -305,7 +342,7 @@ def _card(
         "",
         "## Limits",
         "",
-        f"- {LIMITS.get(task, 'See the task description above.')}",
+        f"- {task.limits or 'See the task description above.'}",
         f"- Input is read as {spec} tokens ({GRIDS[spec.split('-')[1]]}), timed by the file's own beats. Scores "
         "fit best; performances recorded without a beat grid (free tempo) are quantized against whatever "
         "tempo the file claims, and lose accuracy.",
@@ -341,40 +378,75 @@ def _card(
 
 
 def _bert_runs(run_dir: Path) -> list[Path]:
-    """One fine-tuned BERT run per task: `<task>-bert`, or of `<task>-bert-seed<n>` the lowest seed
-    (chosen before looking at any score, so the shipped model is not picked on its test split)."""
-
-    def seed(p: Path) -> int:
-        return int(p.name.rsplit("-seed", 1)[1]) if "-seed" in p.name else -1
-
-    found = [
-        p
-        for p in run_dir.glob("*-bert*")
-        if re.fullmatch(r"[a-z0-9]+-bert(-seed\d+)?", p.name)
-        and (p / "results.json").is_file()
-        and (p / "bundle").is_dir()
-    ]
+    """One fine-tuned, pre-trained BERT run per task (its results.json says so, and it has a bundle):
+    of several seeds the lowest (chosen before looking at any score, so the shipped model is not
+    picked on its test split)."""
+    found = []
+    for path in run_dir.glob("*/results.json"):
+        r = json.loads(path.read_text())
+        if r.get("model") == "bert" and (path.parent / "bundle").is_dir():
+            found.append((r["task"], r.get("seed", 0), path.parent))
     runs: dict[str, Path] = {}
-    for p in sorted(found, key=seed):
-        runs.setdefault(p.name.split("-bert")[0], p)
+    for task, _, run in sorted(found):
+        runs.setdefault(task, run)
     if not runs:
-        raise FileNotFoundError(
-            f"no fine-tuned BERT runs (<task>-bert[-seed<n>]/results.json and bundle/) in {run_dir}"
-        )
+        raise FileNotFoundError(f"no fine-tuned BERT runs (results.json of model bert, and bundle/) in {run_dir}")
     return [runs[t] for t in sorted(runs)]
 
 
+def _shown(folder: Path) -> str:
+    """A folder as a card may name it: relative as given, else its last two parts (no machine's path)."""
+    return str(folder) if not folder.is_absolute() else str(Path(*folder.parts[-2:]))
+
+
+def _baselines(run_dir: Path, task: Task, ft: dict) -> dict[str, dict]:
+    """Rule baseline -> its results, of the runs under `run_dir` that tested `task` on the pieces
+    `ft` was tested on (their results.json say what they are; rule baselines have no bundle)."""
+    found = {}
+    for path in sorted(run_dir.glob("*/results.json")):
+        r = json.loads(path.read_text())
+        if r["task"] == task.name and (r.get("scale") or {}).get("rule") and _same_test_split(path.parent, ft):
+            found[r["model"]] = r
+    return found
+
+
+def _gate(name: str, task: Task, results: dict, baselines: dict[str, dict], run_dir: Path) -> str:
+    """Why a model may not ship ("" when it may): a rule baseline of its task did not run on its test
+    split, or did as well as the model there (fine-tuning's evaluation, the same pieces)."""
+    missing = [b for b in task.baselines if b not in baselines]
+    if missing:
+        return (
+            f"{name}: no {', '.join(missing)} baseline run on its test split under {run_dir}; a model is "
+            f"shipped only beside every rule baseline of its task ({', '.join(task.baselines)})"
+        )
+    ours = _level_metrics(results)["accuracy"]
+    beaten = {a: _level_metrics(r)["accuracy"] for a, r in baselines.items() if _level_metrics(r)["accuracy"] >= ours}
+    if beaten:
+        rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted(beaten.items()))
+        return f"{name}: {ours:.2%} on its test split does not beat every rule baseline ({rules}); not shipped"
+    return ""
+
+
 def _stage(
-    run: Path, run_dir: Path, to: Path, *, weights: str, prefix: str, commit: str | None, command: str, export_cmd: str
+    run: Path,
+    run_dir: Path,
+    to: Path,
+    *,
+    weights: str,
+    prefix: str,
+    commit: str | None,
+    command: str,
+    export_cmd: str,
+    allow_below: bool = False,
 ) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
     results = json.loads((run / "results.json").read_text())
     ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
     pre = _pretraining(ft, run_dir)
-    task = results["task"]
     source = load_bundle(run / "bundle")
+    task = of_bundle(source.task, [source.id2label[i] for i in range(len(source.id2label))])
     preset = _preset(source.model_config)
-    name = f"{prefix}-{preset.removeprefix('bert-')}-{task}"
+    name = f"{prefix}-{preset.removeprefix('bert-')}-{task.name}"
     licence, licences = licence_terms([results["dataset"], *_pretraining_datasets(pre)])
     staged = save_bundle(
         to / f".{name}.unchecked",
@@ -394,13 +466,10 @@ def _stage(
     params = sum(t.numel() for t in source.state_dict.values())
     mb = (staged / WEIGHTS_FILE).stat().st_size / 1e6
     size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
-    baselines = {
-        SEED_SUFFIX.sub("", p.name.split("-", 1)[1]): json.loads((p / "results.json").read_text())
-        for p in run_dir.glob(f"{task}-*")
-        if (p / "results.json").is_file()
-        and not (p / "bundle").is_dir()  # rule baselines have no bundle
-        and _same_test_split(p, ft)
-    }
+    baselines = _baselines(run_dir, task, ft)
+    below = _gate(name, task, results, baselines, run_dir)
+    if below and not allow_below:
+        raise ValueError(below)
     write_atomic(
         staged / CARD_FILE,
         _card(
@@ -420,10 +489,11 @@ def _stage(
             export_cmd,
             weights,
             commit,
+            below,
         ),
     )
     entry = {
-        "task": task,
+        "task": task.name,
         "default": True,
         "path": name,
         "size": size,
@@ -455,13 +525,17 @@ def export(
     weights: str = "int8",
     prefix: str = "midibert",
     commit: str | None = None,
+    allow_below_baselines: bool = False,
 ) -> list[Path]:
     """Each task's BERT run under `run_dir` as a packaged bundle in `to`, listed in its index. All
-    or nothing: every model is checked before any replaces what `to` held."""
+    or nothing: every model is checked before any replaces what `to` held. A model that does not
+    beat every rule baseline of its task on its test split is refused, unless
+    `allow_below_baselines` (then its card says so)."""
     run_dir, to = Path(run_dir), Path(to)
     runs = _bert_runs(run_dir)
     command = _command(run_dir)
-    export_cmd = f"midibert release export {run_dir} {to} --weights {weights}" + (
+    # the card names the run as the main job lays it out, never a folder of the machine that made it
+    export_cmd = f"midibert release export runs/run/{run_dir.name} {_shown(to)} --weights {weights}" + (
         f" --commit {commit}" if commit else ""
     )
     staged: list[tuple[str, Path, dict]] = []
@@ -477,6 +551,7 @@ def export(
                     commit=commit,
                     command=command,
                     export_cmd=export_cmd,
+                    allow_below=allow_below_baselines,
                 )
             )
     except BaseException:  # nothing unchecked is left behind to be mistaken for a model

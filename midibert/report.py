@@ -16,14 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-# MidiBERT-Piano (Chou et al., 2021), CP representation: test accuracy in %, on the datasets below
-# ("style" is the paper's composer classification); a figure is shown only beside runs on the same
-# dataset, and the baselines have none.
-PAPER = {
-    "bert": {"melody": 96.37, "velocity": 51.63, "style": 78.57, "emotion": 67.89},
-    "rnn": {"melody": 88.66, "velocity": 43.77, "style": 60.32, "emotion": 54.13},
-}
-PAPER_DATASETS = {"melody": "pop909", "velocity": "pop909", "style": "pianist8", "emotion": "emopia"}
+from midibert.tasks import REGISTRY
 _COLUMNS = (
     "run",
     "task",
@@ -116,7 +109,9 @@ def table(runs: Sequence[dict]) -> str:
             ref = peers.get((key[0], task, dataset, representation, base)) if model == "bert" else None
             own = peers[key[0], task, dataset, representation, model]
             gains.append(f"{own - ref:+.2f}" if ref is not None else "—")
-        paper = PAPER.get(model, {}).get(task) if PAPER_DATASETS.get(task) == dataset else None
+        # MidiBERT-Piano's figure (`Task.paper`), only beside runs on the dataset it was measured on
+        spec = REGISTRY.get(task)
+        paper = spec.paper.get(model) if spec and spec.dataset == dataset else None
         scale = ", ".join(f"{k}={v}" for k, v in group[0].get("scale", {}).items() if k != "pretrained")
         row = [
             name,

@@ -68,7 +68,11 @@ def test_packaged_names_and_task_defaults(models, bundles):
     assert resolve("tiny-melody") == resolve("melody") == models / "tiny-melody"
     assert default_model("style") == "tiny-style"
     clf = Classifier.from_pretrained("melody", task="melody")
-    assert clf.task["name"] == "melody" and clf.class_names == list(MELODY.values())
+    assert clf.task["name"] == "melody" and clf.model_classes == list(MELODY.values())
+    assert clf.class_names == ["melody", "accompaniment"]  # the tune (melody or bridge) against the rest
+    three = Classifier.from_pretrained("melody", task="melody3")  # the same model in its own classes
+    assert three.task_name == "melody3" and three.class_names == list(MELODY.values())
+    assert resolve("melody3") == models / "tiny-melody"
     assert resolve(bundles["style"]) == bundles["style"]  # a directory is taken as given
 
 
@@ -126,3 +130,23 @@ def test_listing_needs_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def test_melody_answers_the_tune(models):
+    """`--task melody` adds the model's melody and bridge into one class, the tune; its truth counts
+    POP909's bridge notes as the tune, and `melody3` keeps the model's three classes."""
+    import numpy as np
+
+    from midibert.evaluate import prediction_truth
+    from midibert.tokenize.labels import melody_classes
+
+    song = SHIPPED_SONGS[0]
+    tune = Classifier.from_pretrained("melody", task="melody", quantize=False).predict(song)
+    three = Classifier.from_pretrained("melody", task="melody3", quantize=False).predict(song)
+    assert (tune.task, three.task) == ("melody", "melody3")
+    np.testing.assert_allclose(tune.probs[:, 0], three.probs[:, 0] + three.probs[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(tune.probs[:, 1], three.probs[:, 2], rtol=1e-5)
+    truth3 = melody_classes(tune.track, 3)
+    assert set(tune.track) >= {"MELODY", "BRIDGE"}
+    np.testing.assert_array_equal(prediction_truth(tune, None), np.where(truth3 == 2, 1, 0))
+    np.testing.assert_array_equal(prediction_truth(three, None), truth3)

@@ -106,4 +106,14 @@ def load(piece: Piece, kind: str):
     return quantize_to_beats(symusic.Score(str(piece.path)), beat_times(piece.path))
 
 
-INFO = register(DatasetInfo(name="pop909", folder="pop909", read=read, kind="performance", note_labels=True, load=load))
+INFO = register(
+    DatasetInfo(
+        name="pop909",
+        folder="pop909",
+        read=read,
+        kind="performance",
+        note_labels=True,
+        load=load,
+        raw_reading={"timing": "raw"},
+    )
+)
