@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from midibert.tasks import REGISTRY
+
 _COLUMNS = (
     "run",
     "task",
