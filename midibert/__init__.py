@@ -1,6 +1,6 @@
 """midibert: BERT-like pre-training for symbolic piano music (MidiBERT-Piano, reproduced).
 
-    from midibert import Classifier, MidiError, Tokenizer
+    from midibert import Classifier, MidiError, Tokenizer, embed
 
 Importing the package is cheap: `Tokenizer` (numpy, symusic) and `Classifier` (torch) load on
 first use, so `midibert --help` and `midibert tokenize` never pay for torch.
@@ -14,12 +14,13 @@ from midibert.errors import MidiError
 
 if TYPE_CHECKING:
     from midibert.classify import Classifier
+    from midibert.embedding import embed
     from midibert.tokenize import Tokenizer
 
 __version__ = "0.1.0"
-__all__ = ["Classifier", "MidiError", "Tokenizer", "__version__"]
+__all__ = ["Classifier", "MidiError", "Tokenizer", "__version__", "embed"]
 
-_LAZY = {"Classifier": "midibert.classify", "Tokenizer": "midibert.tokenize"}
+_LAZY = {"Classifier": "midibert.classify", "Tokenizer": "midibert.tokenize", "embed": "midibert.embedding"}
 
 
 def __getattr__(name: str):

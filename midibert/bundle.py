@@ -31,13 +31,16 @@ CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", 
 # the encoder never open it.
 HEAD_FILE = "mlm_head.safetensors"
 CARD_FILE = "MODEL_CARD.md"
-WEIGHT_FORMATS = ("fp32", "fp16", "int8")
+WEIGHT_FORMATS = ("fp32", "fp16", "int8", "int4")
 # An int8 matrix's per-row scales are stored beside it under this suffix: module attribute names
 # cannot contain "#", so it never collides with a real parameter.
 SCALE_SUFFIX = "#scale"
 # Matrices smaller than this stay fp16 under int8: quantizing them saves next to nothing and the
 # small ones (classifier outputs, relative-position biases) are where rounding shows most.
 INT8_MIN_NUMEL = 4096
+# int4: one scale per row and group of this many columns (finer than a row's, as 15 levels are
+# few); two values a byte. A matrix whose width is not a multiple of it stays int8.
+INT4_GROUP = 32
 
 
 @dataclass
@@ -54,7 +57,9 @@ class Bundle:
 
 def compact_state(state: dict[str, torch.Tensor], weights: str) -> dict[str, torch.Tensor]:
     """`state` as stored: "fp32" unchanged, "fp16" halves every float tensor, "int8" also rounds each
-    large matrix (linear weights, embedding tables) to int8 with one fp32 scale per row."""
+    large matrix (linear weights, embedding tables) to int8 with one fp32 scale per row, "int4" to
+    4 bits with a scale per row and group of INT4_GROUP columns (packed two a byte; the packaged
+    encoders, whose weights start a fine-tuning or make embeddings)."""
     if weights not in WEIGHT_FORMATS:
         raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, not {weights!r}")
     if weights == "fp32":
@@ -63,7 +68,13 @@ def compact_state(state: dict[str, torch.Tensor], weights: str) -> dict[str, tor
     for key, t in state.items():
         if not t.is_floating_point():
             out[key] = t
-        elif weights == "int8" and t.dim() == 2 and t.numel() >= INT8_MIN_NUMEL:
+        elif weights == "int4" and t.dim() == 2 and t.numel() >= INT8_MIN_NUMEL and t.shape[1] % INT4_GROUP == 0:
+            g = t.float().reshape(t.shape[0], -1, INT4_GROUP)
+            scale = g.abs().amax(2).clamp_min(1e-12) / 7
+            q = (torch.round(g / scale[..., None]).clamp(-7, 7) + 8).to(torch.uint8).reshape(t.shape[0], -1)
+            out[key] = q[:, 0::2] | (q[:, 1::2] << 4)
+            out[key + SCALE_SUFFIX] = scale.half()
+        elif weights in ("int8", "int4") and t.dim() == 2 and t.numel() >= INT8_MIN_NUMEL:
             scale = t.float().abs().amax(1).clamp_min(1e-12) / 127
             out[key] = torch.round(t.float() / scale[:, None]).clamp(-127, 127).to(torch.int8)
             out[key + SCALE_SUFFIX] = scale
@@ -79,6 +90,10 @@ def expand_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if key.endswith(SCALE_SUFFIX):
             if key[: -len(SCALE_SUFFIX)] not in state:
                 raise ValueError(f"int8 scales {key!r} without their matrix")
+        elif key + SCALE_SUFFIX in state and t.dtype == torch.uint8:  # int4: two values a byte
+            scale = state[key + SCALE_SUFFIX].float()
+            q = torch.stack([t & 15, t >> 4], dim=2).reshape(t.shape[0], -1).float() - 8
+            out[key] = (q.reshape(*scale.shape, -1) * scale[..., None]).reshape(t.shape[0], -1)
         elif key + SCALE_SUFFIX in state:
             out[key] = t.float() * state[key + SCALE_SUFFIX].float()[:, None]
         else:
@@ -95,7 +110,7 @@ def save_bundle(
     id2label: dict[int, str] | None = None,
     *,
     weights: str = "fp32",
-    mlm_head: torch.nn.Module | None = None,
+    mlm_head: torch.nn.Module | dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write `module`'s weights (or a state dict) with its configs, stored as `weights` (see
     `compact_state`), and a pre-trained encoder's `mlm_head` beside them (HEAD_FILE, fp32); the
@@ -121,8 +136,9 @@ def save_bundle(
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
-    if mlm_head is not None:
-        save_file(_on_cpu(mlm_head.state_dict()), str(tmp / HEAD_FILE))
+    if mlm_head is not None:  # kept in fp32, or fp16 beside compact weights
+        head = mlm_head.state_dict() if isinstance(mlm_head, torch.nn.Module) else mlm_head
+        save_file(compact_state(_on_cpu(head), "fp32" if weights == "fp32" else "fp16"), str(tmp / HEAD_FILE))
     ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     publish_dir(tmp, directory)
     return directory
@@ -177,7 +193,7 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
 def load_mlm_head(directory: str | os.PathLike) -> dict[str, torch.Tensor] | None:
     """The masked-LM head saved beside a pre-trained encoder, or None where the bundle has none."""
     path = Path(directory) / HEAD_FILE
-    return _read_weights(path) if path.is_file() else None
+    return expand_state(_read_weights(path)) if path.is_file() else None
 
 
 def _on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -214,7 +214,110 @@ def int8_linears(net: torch.nn.Module, engine: str) -> torch.nn.Module:
         return quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-class Classifier:
+class WindowReader:
+    """What `Classifier` and `midibert.embedding.Embedder` share: a network on a device (int8 linear
+    layers on CPU by default), a tokenizer, and a piece cut into windows and run batch by batch.
+
+    Subclasses set `net`, `level` ("note": overlapping windows, a row per token; "piece":
+    end-aligned windows, a row per window) and `width` (what the network gives per row), and
+    define `_forward` on one batch.
+    """
+
+    level: str = "piece"
+    width: int = 0
+
+    def _setup(
+        self,
+        bundle: Bundle,
+        net: torch.nn.Module,
+        device: str | None,
+        seq_len: int | None,
+        overlap: int | None,
+        batch_size: int | None,
+        quantize: bool | str | None,
+    ) -> None:
+        self.bundle, self.tokenizer = bundle, bundle.tokenizer
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net = net.to(self.device).eval()
+        # quantize: None = the CPU default, True = int8 on the best engine, or an engine's name
+        if quantize is None:
+            quantize = self.device.type == "cpu" and INT8_ON_CPU
+        self.engine = (int8_engine() if quantize is True else quantize) if quantize else None
+        if self.engine:
+            if self.engine not in torch.backends.quantized.supported_engines:
+                raise ValueError(
+                    f"quantize={self.engine!r}: not one of this torch's engines "
+                    f"{torch.backends.quantized.supported_engines}"
+                )
+            if self.device.type != "cpu":
+                raise ValueError(f"quantize runs int8 linear layers on CPU only, not on {self.device}")
+            self.net = int8_linears(self.net, self.engine)
+        task = bundle.task or {}
+        self.seq_len = seq_len or task.get("seq_len") or min(512, bundle.model_config.max_len)
+        if overlap is None:
+            overlap = OVERLAP_ON_CPU if self.device.type == "cpu" else evaluation_overlap(self.seq_len)
+        self.overlap = overlap
+        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.91x to
+        # 1.09x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
+        # benchmarks/classify.py; GPUs need the batch
+        self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
+
+    def encode(self, src: MidiSource) -> Encoding:
+        """Tokenize `src`, remembering what to call it in results and errors."""
+        enc = self.tokenizer.encode(src)
+        enc.source = describe(src)
+        return enc
+
+    def _windows(self, enc: Encoding) -> Windows:
+        if self.level == "note":
+            return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=self.overlap)
+        return make_windows(enc.ids, enc.note_index, length=self.seq_len, end_aligned=True)
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def _batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        m = torch.as_tensor(mask, device=self.device)
+        x = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        with quantized_engine(self.engine) if self.engine else nullcontext():
+            return self._forward(x, m).float().cpu().numpy()
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """What the network gives for all windows, `batch_size` at a time: (N, L, width) per token
+        or (N, width) per window.
+
+        Windows go longest first, so full windows batch together (no attention mask: SDPA's fast
+        path) and each batch is cut to its longest window rather than padded to `seq_len`.
+        """
+        lengths = mask.sum(1)
+        order = np.argsort(-lengths, kind="stable")
+        token = self.level == "note"
+        out = np.zeros((len(ids), ids.shape[1], self.width) if token else (len(ids), self.width), dtype=np.float32)
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            n = max(int(lengths[idx].max()), 1)
+            p = self._batch(ids[idx, :n], mask[idx, :n])
+            if token:
+                out[idx, :n] = p
+            else:
+                out[idx] = p
+        return out
+
+    def _read(self, sources: list[MidiSource]) -> list[tuple[Encoding, Windows, np.ndarray]]:
+        """(encoding, windows, network output per window) of each source; raises midibert.MidiError
+        on the first bad file."""
+        encs = [self.encode(s) for s in sources]
+        wins = [self._windows(e) for e in encs]
+        if self.engine:  # int8 activations are scaled per batch: a piece's result must not depend on its batch-mates
+            out = np.concatenate([self._run(w.ids, w.attention_mask) for w in wins])
+        else:
+            out = self._run(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
+        bounds = np.cumsum([0] + [len(w) for w in wins])
+        return [(e, w, out[a:b]) for e, w, a, b in zip(encs, wins, bounds[:-1], bounds[1:])]
+
+
+class Classifier(WindowReader):
     """A fine-tuned network with its tokenizer and label names, ready to predict.
 
     answer: give the task's answer classes where it has them (melody: the tune, melody or bridge,
@@ -235,12 +338,12 @@ class Classifier:
         if bundle.task is None:
             raise ValueError(
                 f"{bundle.path}: a pre-trained encoder without a task head; fine-tune it first "
-                f"(python -m midibert.finetune pretrained={bundle.path})"
+                f"(python -m midibert.finetune pretrained={bundle.path}), or embed with it (midibert.embed)"
             )
-        self.bundle, self.task = bundle, bundle.task
-        self.tokenizer = bundle.tokenizer
+        self.task = bundle.task
         self.model_classes = [bundle.id2label[i] for i in range(len(bundle.id2label))]
         self.spec: Task = of_bundle(self.task, self.model_classes)
+        self.level, self.width = self.spec.level, len(self.model_classes)
         self.answer = bool(answer and self.spec.answer)
         self.class_names = self.spec.answer_classes if self.answer else self.model_classes
         # answer class <- the model classes it adds up: (model classes, answer classes)
@@ -250,34 +353,12 @@ class Classifier:
                 for m in self.model_classes
             ]
         )
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net = build_network(self.task, bundle.model_config)
+        net = build_network(self.task, bundle.model_config)
         try:
-            self.net.load_state_dict(bundle.state_dict)
+            net.load_state_dict(bundle.state_dict)
         except RuntimeError as e:
             raise ValueError(f"{bundle.path}: weights do not fit the model its config.json describes ({e})") from e
-        self.net.to(self.device).eval()
-        # quantize: None = the CPU default, True = int8 on the best engine, or an engine's name
-        if quantize is None:
-            quantize = self.device.type == "cpu" and INT8_ON_CPU
-        self.engine = (int8_engine() if quantize is True else quantize) if quantize else None
-        if self.engine:
-            if self.engine not in torch.backends.quantized.supported_engines:
-                raise ValueError(
-                    f"quantize={self.engine!r}: not one of this torch's engines "
-                    f"{torch.backends.quantized.supported_engines}"
-                )
-            if self.device.type != "cpu":
-                raise ValueError(f"quantize runs int8 linear layers on CPU only, not on {self.device}")
-            self.net = int8_linears(self.net, self.engine)
-        self.seq_len = seq_len or self.task.get("seq_len") or min(512, bundle.model_config.max_len)
-        if overlap is None:
-            overlap = OVERLAP_ON_CPU if self.device.type == "cpu" else evaluation_overlap(self.seq_len)
-        self.overlap = overlap
-        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.91x to
-        # 1.09x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
-        # benchmarks/classify.py; GPUs need the batch
-        self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
+        self._setup(bundle, net, device, seq_len, overlap, batch_size, quantize)
         self.hide = hidden_families(self.task, self.tokenizer.families)
         self.key_to_c = self.tokenizer.pitch_ids() if self.task.get("key_to_c") else None
 
@@ -316,46 +397,9 @@ class Classifier:
             id2label=self.bundle.id2label,
         )
 
-    @property
-    def level(self) -> str:
-        """ "note" for per-note tasks, "piece" for per-piece ones."""
-        return self.spec.level
-
-    def _windows(self, enc: Encoding) -> Windows:
-        if self.level == "note":
-            return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=self.overlap)
-        return make_windows(enc.ids, enc.note_index, length=self.seq_len, end_aligned=True)
-
-    @torch.inference_mode()
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Class probabilities of a batch of windows: (B, L, C) per token or (B, C) per window."""
-        m = torch.as_tensor(mask, device=self.device)
-        x = network_input(torch.as_tensor(ids, dtype=torch.long, device=self.device), m, self.hide, self.key_to_c)
-        with quantized_engine(self.engine) if self.engine else nullcontext():
-            return self.net(x, m).float().softmax(-1).cpu().numpy()
-
-    def _probs(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Probabilities of all windows, `batch_size` at a time.
-
-        Windows go longest first, so full windows batch together (no attention mask: SDPA's fast
-        path) and each batch is cut to its longest window rather than padded to `seq_len`.
-        """
-        lengths = mask.sum(1)
-        order = np.argsort(-lengths, kind="stable")
-        token = self.level == "note"
-        out = np.zeros(
-            (len(ids), ids.shape[1], len(self.model_classes)) if token else (len(ids), len(self.model_classes)),
-            dtype=np.float32,
-        )
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i : i + self.batch_size]
-            n = max(int(lengths[idx].max()), 1)
-            p = self._forward(ids[idx, :n], mask[idx, :n])
-            if token:
-                out[idx, :n] = p
-            else:
-                out[idx] = p
-        return out
+        return self.net(network_input(ids, mask, self.hide, self.key_to_c), mask).float().softmax(-1)
 
     def _result(self, enc: Encoding, probs: np.ndarray, windows: Windows) -> Prediction:
         """Window probabilities -> one row per note (file order) or one per piece."""
@@ -371,28 +415,13 @@ class Classifier:
         labels = [names[i] if not np.isnan(p[0]) else "" for i, p in zip(best, per_note)]  # "" = dropped note
         return Prediction(enc.source or "", task, "note", names, labels, per_note, enc)
 
-    def encode(self, src: MidiSource) -> Encoding:
-        """Tokenize `src`, remembering what to call it in results and errors."""
-        enc = self.tokenizer.encode(src)
-        enc.source = describe(src)
-        return enc
-
     def predict(self, src: MidiSource) -> Prediction:
         """Labels for one piece (every note of a note-level task gets exactly one)."""
         return self.predict_batch([src])[0]
 
     def predict_batch(self, sources: list[MidiSource]) -> list[Prediction]:
         """Windows of all pieces batched together; raises midibert.MidiError on the first bad file."""
-        if not sources:
-            return []
-        encs = [self.encode(s) for s in sources]
-        wins = [self._windows(e) for e in encs]
-        if self.engine:  # int8 activations are scaled per batch: a piece's labels must not depend on its batch-mates
-            probs = np.concatenate([self._probs(w.ids, w.attention_mask) for w in wins])
-        else:
-            probs = self._probs(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
-        bounds = np.cumsum([0] + [len(w) for w in wins])
-        return [self._result(e, probs[a:b], w) for e, w, a, b in zip(encs, wins, bounds[:-1], bounds[1:])]
+        return [self._result(e, probs, w) for e, w, probs in self._read(sources)] if sources else []
 
 
 @lru_cache(maxsize=4)

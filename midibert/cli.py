@@ -83,6 +83,40 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    """Embed every file; a bad one is one line on stderr and the others are still embedded; the
+    vectors (or per-note rows) go to one .npz with the file names, written whole or not at all."""
+    import numpy as np
+
+    from midibert.embedding import Embedder
+    from midibert.errors import user_errors
+    from midibert.fsutil import atomic_path
+
+    embedder = Embedder.from_pretrained(args.model, level=args.level)
+    names, vectors, failed = [], [], 0
+    for file in args.files:
+        try:
+            vectors.append(embedder.embed([file])[0])
+            names.append(file)
+        except user_errors() as e:
+            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
+            failed += 1
+        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
+            _internal_error(e, args, f" on {file}")
+            failed += 1
+    if args.level == "piece":
+        arrays = {"embeddings": np.stack(vectors) if vectors else np.zeros((0, embedder.width), np.float32)}
+    else:  # one array of rows per file, and which file each row belongs to
+        arrays = {
+            "embeddings": np.concatenate(vectors) if vectors else np.zeros((0, embedder.width), np.float32),
+            "piece": np.repeat(np.arange(len(vectors)), [len(v) for v in vectors]),
+        }
+    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, files=np.asarray(names, dtype=str), **arrays)
+    print(f"{len(names)} of {len(args.files)} files embedded ({args.level}) -> {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from midibert.pretrained import models_dir, packaged
 
@@ -116,6 +150,17 @@ def _release(args: argparse.Namespace) -> int:
         commit=args.commit,
         allow_below_baselines=args.allow_below_baselines,
     )
+    return 0
+
+
+def _release_encoder(args: argparse.Namespace) -> int:
+    from midibert.pretrained import models_dir
+    from midibert.release import export_encoder
+
+    # the embeddings' agreement with fp32 is measured on the MIDI files shipped for tests, when present
+    shipped = Path(__file__).resolve().parent.parent / "tests" / "data"
+    check = sorted(shipped.glob("*.mid")) if shipped.is_dir() else None
+    export_encoder(args.pretrain_dir, args.out or models_dir(), weights=args.weights, commit=args.commit, check=check)
     return 0
 
 
@@ -209,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("overrides", nargs="*", help="Hydra overrides of conf/run.yaml, e.g. pipeline.models=[bert]")
     d.set_defaults(func=_demo)
 
+    e = sub.add_parser("embed", help="vectors of MIDI files (or of their notes) from a pre-trained encoder")
+    e.add_argument("files", nargs="+", metavar="FILE")
+    e.add_argument("--out", required=True, help="the .npz to write: files, embeddings (and piece, per note)")
+    e.add_argument("--model", help="packaged encoder, bundle directory or Hub repo id (default: the score encoder)")
+    e.add_argument("--level", choices=("piece", "note"), default="piece", help="one vector per file, or per note")
+    e.set_defaults(func=_embed)
+
     c = sub.add_parser("classify", help="label the notes or the piece of MIDI files with a fine-tuned model")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument(
@@ -242,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for demos, never for the packaged models",
     )
     ex.set_defaults(func=_release)
+    en = rel_sub.add_parser("encoder", help="a pre-training run's encoder as a packaged one, with its card")
+    en.add_argument("pretrain_dir", metavar="PRETRAIN_DIR", help="a pre-training run, e.g. runs/run/release/pretrain")
+    en.add_argument("out", nargs="?", metavar="OUT", help="models folder (default: the installed package's)")
+    en.add_argument("--weights", default="int4", help="how weights are stored: int4 (default), int8, fp16 or fp32")
+    en.add_argument("--commit", help="the midibert commit the run was made at, for the card")
+    en.set_defaults(func=_release_encoder)
 
     pl = sub.add_parser("plot", help="PNG plots: training curves, confusion matrices, a bundle's note predictions")
     kinds = pl.add_subparsers(dest="plot", required=True)

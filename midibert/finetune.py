@@ -33,6 +33,11 @@ from midibert.training import (
 log = logging.getLogger("midibert")
 
 
+def class_names(cfg: DictConfig, dm) -> list[str]:
+    """The task's classes: its config's, or (a task on the user's own labels) those read from the data."""
+    return list(cfg.task.class_names or dm.classes)
+
+
 def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
     # a BERT fine-tuned without a pre-trained encoder is the scratch baseline, named as such
     model = "bert-scratch" if cfg.model.arch == "bert" and not scale.get("pretrained") else cfg.model.arch
@@ -41,7 +46,7 @@ def _results(cfg: DictConfig, levels: dict, dm, scale: dict) -> dict:
         "model": model,
         "representation": dm.tokenizer.config.representation,
         "dataset": cfg.task.data.dataset,
-        "class_names": list(cfg.task.class_names),
+        "class_names": class_names(cfg, dm),
         "levels": levels,
         "scale": scale,
         "seed": cfg.seed,
@@ -69,12 +74,11 @@ def concat_batches(predictions: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-def evaluate_predictions(cfg: DictConfig, predictions: list[dict]) -> dict:
+def evaluate_predictions(cfg: DictConfig, predictions: list[dict], names: list[str]) -> dict:
     """Window-level and note- or piece-level metrics of test predictions."""
     from midibert.evaluate import evaluate_sequence_task, evaluate_token_task
 
     cat = concat_batches(predictions)
-    names = list(cfg.task.class_names)
     if level(cfg.task.level) == "note":
         return evaluate_token_task(cat["probs"], cat["labels"], cat["note_index"], cat["piece"], names)
     return evaluate_sequence_task(cat["probs"], cat["labels"], cat["piece"], names)
@@ -94,7 +98,7 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
     from midibert.baselines import note_statistics, skyline_melody
     from midibert.evaluate import metrics
 
-    names = list(cfg.task.class_names)
+    names = class_names(cfg, dm)
     if cfg.model.arch == "majority":
         majority = int(np.argmax(dm.train_class_counts()))
         y = dm.test_targets()  # one label per note (token tasks) or per piece
@@ -135,6 +139,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     from midibert.bundle import load_bundle, save_bundle
     from midibert.evaluate import write_results
     from midibert.network import build_network, hidden_families
+    from midibert.pretrained import resolve
     from midibert.training.finetuner import FineTuner
     from midibert.training.masked_lm import model_config
 
@@ -148,7 +153,8 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     save_config(cfg, cfg.run_dir)
     run_dir = Path(cfg.run_dir)
     arch = cfg.model.arch
-    bundle = load_bundle(cfg.pretrained) if cfg.get("pretrained") and arch == "bert" else None
+    # a bundle directory, a packaged encoder's name (midibert-small-score) or a Hub id
+    bundle = load_bundle(resolve(cfg.pretrained)) if cfg.get("pretrained") and arch == "bert" else None
     tokenizer = bundle.tokenizer.spec if bundle else cfg.task.tokenizer
     dm = hydra.utils.instantiate(cfg.task.data, tokenizer=tokenizer, seed=cfg.seed, split_seed=cfg.split_seed)
     dm.prepare_data()
@@ -163,7 +169,7 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     task = {
         "name": cfg.task.name,
         "level": level(cfg.task.level),
-        "num_classes": len(cfg.task.class_names),
+        "num_classes": len(class_names(cfg, dm)),
         "arch": arch,
         "head": OmegaConf.to_container(cfg.model.head, resolve=True),
         "seq_len": dm.seq_len,
@@ -203,8 +209,8 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
         "train_windows": dm.n_train_windows,
     }
     if trainer.is_global_zero:
-        write_results(run_dir, _results(cfg, evaluate_predictions(cfg, predictions), dm, scale))
-        id2label = dict(enumerate(cfg.task.class_names))
+        write_results(run_dir, _results(cfg, evaluate_predictions(cfg, predictions, class_names(cfg, dm)), dm, scale))
+        id2label = dict(enumerate(class_names(cfg, dm)))
         save_bundle(run_dir / "bundle", net, config, tok, task=task, id2label=id2label)
         log.info("results in %s", run_dir)
     return run_dir

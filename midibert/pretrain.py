@@ -102,8 +102,9 @@ def _start_from(path: str) -> Bundle:
     """The pre-trained bundle `init_from` names (a fine-tuned task model is refused: its encoder has
     been trained away from masked LM, and its head is a classifier)."""
     from midibert.bundle import load_bundle
+    from midibert.pretrained import resolve
 
-    start = load_bundle(path)
+    start = load_bundle(resolve(path))  # a bundle directory, a packaged encoder's name or a Hub id
     if start.task is not None:
         raise ValueError(
             f"init_from={path}: a fine-tuned {start.task.get('name')} model, not a pre-trained encoder; "
@@ -118,7 +119,7 @@ def _load_start(module: MaskedLM, start: Bundle, path: str) -> None:
     from midibert.bundle import HEAD_FILE, load_mlm_head
 
     module.net.bert.load_state_dict(start.state_dict)
-    head = load_mlm_head(path)
+    head = load_mlm_head(start.path)
     if head is None:
         log.warning(
             "init_from=%s has no %s (written before it was kept): the masked-LM head starts afresh", path, HEAD_FILE

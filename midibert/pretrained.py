@@ -57,6 +57,19 @@ def default_model(task: str) -> str:
     return names[0]
 
 
+ENCODER = "encoder"  # the index's task of a packaged pre-trained encoder (no head)
+
+
+def default_encoder(kind: str = "score") -> str:
+    """The name of the packaged pre-trained encoder of token `kind` ("score" or "performance")."""
+    names = sorted(n for n, m in packaged().items() if m["task"] == ENCODER and m.get("kind", "score") == kind)
+    if not names:
+        raise ValueError(
+            f"no packaged {kind} encoder in this installation; give a bundle directory or Hub repo id as the model"
+        )
+    return names[0]
+
+
 def resolve(name: str | os.PathLike, task: str | None = None) -> Path:
     """The bundle directory `name` stands for: a directory as given, else a packaged model (a full
     name, or a task for its default), else a Hub repo id. A packaged model of another task than

@@ -570,3 +570,163 @@ def export(
         index["models"][name] = entry
     write_atomic(index_path, json.dumps(index, indent=1) + "\n")
     return written
+
+
+ENCODER_NAMES = {"score": "score", "performance": "performance"}  # tokenizer kind -> the name's ending
+
+
+def _pretrain_command(pretrain_dir: Path) -> str:
+    """The command that pre-trained `pretrain_dir`: the main job's, where it was a stage of one, else
+    `midibert.pretrain` with Hydra's record of its overrides (its run_dir left out: a machine's path)."""
+    import shlex
+
+    if (pretrain_dir.parent / "commands.txt").is_file() and pretrain_dir.name == "pretrain":
+        return _command(pretrain_dir.parent)
+    overrides = pretrain_dir / ".hydra" / "overrides.yaml"
+    if not overrides.is_file():
+        return f"(not recorded: {overrides.name} is missing)"
+    kept = [str(o) for o in OmegaConf.load(overrides) if not str(o).startswith(("run_dir=", "paths."))]
+    return "`" + " ".join(["python -m midibert.pretrain", *map(shlex.quote, kept)]) + "`"
+
+
+def _masked_scores(pretrain_dir: Path) -> dict[str, dict[str, float]]:
+    """Family -> masked accuracy and the best trivial baseline (copy the previous / next token, the
+    most common value) at the pre-training's last validation, from its metrics.csv."""
+    import csv
+
+    rows = [
+        r for r in csv.DictReader(open(pretrain_dir / "logs" / "metrics.csv", encoding="utf-8")) if r.get("val/loss")
+    ]
+    if not rows:
+        raise ValueError(f"{pretrain_dir}: no validation in logs/metrics.csv; the encoder's card needs its scores")
+    last = rows[-1]
+    families = [k.removeprefix("val/acc_") for k in last if k.startswith("val/acc_") and last[k]]
+    return {
+        f: {
+            "masked": round(float(last[f"val/acc_{f}"]), 4),
+            "baseline": round(
+                max(float(last[k]) for k in last if k.startswith("val/base_") and k.endswith(f"_{f}") and last[k]), 4
+            ),
+        }
+        for f in sorted(families)
+    }
+
+
+def _embedding_agreement(original: Path, shipped: Path, sources: list) -> float:
+    """Lowest cosine similarity, over `sources`, of the shipped encoder's piece embedding to the
+    fp32 original's (both computed in fp32): what storing the weights compactly costs."""
+    import numpy as np
+
+    from midibert.embedding import Embedder
+
+    a, b = (Embedder.from_pretrained(p, device="cpu", quantize=False).embed(sources) for p in (original, shipped))
+    cos = [float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))) for x, y in zip(a, b)]
+    return round(min(cos), 4)
+
+
+def export_encoder(
+    pretrain_dir: str | os.PathLike,
+    to: str | os.PathLike,
+    *,
+    weights: str = "int4",
+    prefix: str = "midibert",
+    commit: str | None = None,
+    check: list | None = None,
+) -> Path:
+    """A pre-training run's encoder (with its masked-LM head, so pre-training can go on from it) as a
+    packaged encoder in `to`, named `<prefix>-<size>-<score|performance>`, with its card, listed in
+    the index as task "encoder". `check`: MIDI sources on which the shipped weights' embeddings
+    are compared with the fp32 original's (the card gives the lowest cosine similarity)."""
+    from midibert.bundle import load_mlm_head
+    from midibert.pretrained import ENCODER
+
+    pretrain_dir, to = Path(pretrain_dir), Path(to)
+    source = load_bundle(pretrain_dir / "bundle")
+    if source.task is not None:
+        raise ValueError(f"{pretrain_dir}/bundle: a fine-tuned model, not a pre-trained encoder")
+    pre = OmegaConf.to_container(OmegaConf.load(pretrain_dir / "config.yaml"))
+    kind = source.tokenizer.config.kind
+    preset = _preset(source.model_config)
+    name = f"{prefix}-{preset.removeprefix('bert-')}-{ENCODER_NAMES[kind]}"
+    datasets = _pretraining_datasets(pre)
+    licence, licences = licence_terms(datasets)
+    staged = save_bundle(
+        to / f".{name}.unchecked",
+        source.state_dict,
+        source.model_config,
+        source.tokenizer,
+        weights=weights,
+        mlm_head=load_mlm_head(pretrain_dir / "bundle"),
+    )
+    try:
+        scores = _masked_scores(pretrain_dir)
+        agreement = _embedding_agreement(pretrain_dir / "bundle", staged, check) if check else None
+        params = sum(t.numel() for t in source.state_dict.values())
+        size = f"{preset}, {params / 1e6:.1f} M parameters, {(staged / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB ({weights})"
+        arch = source.model_config
+        lines = [
+            f"# {name}",
+            "",
+            f"The pre-trained {kind} encoder ({size}) that midibert's packaged {kind}-token task models were "
+            "fine-tuned from: start your own task from it, or embed MIDI with it.",
+            "",
+            "```bash",
+            f"python -m midibert.finetune task=folder task.data.path=my_midis pretrained={name}",
+            f"midibert embed song.mid --model {name} --out emb.npz",
+            "```",
+            "",
+            "## Data",
+            "",
+            f"- Pre-trained (masked language model) on {', '.join(datasets)}: their train splits only.",
+            "",
+            "## Recipe",
+            "",
+            f"- {pre['trainer']['max_steps']} steps of {pre['data']['batch_size']} x {pre['data']['seq_len']} "
+            f"{pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, positions {arch.position}, "
+            f"{'pre' if arch.pre_norm else 'post'}-LN, mask {pre['mask']['mode']} at {pre['mask']['rate']}, families "
+            f"weighted {pre['mask'].get('loss_weighting', 'vocab')} in the loss; seed {pre['seed']}.",
+            f"- Shipped weights: {weights}, the masked-LM head in fp16 (so `python -m midibert.pretrain "
+            f"init_from={name}` goes on pre-training)"
+            + (
+                f"; piece embeddings from them agree with the fp32 original's to a cosine similarity of at least "
+                f"{agreement:.4f} on midibert's shipped test MIDI."
+                if agreement is not None
+                else "."
+            ),
+            f"- Made by: {_pretrain_command(pretrain_dir)}"
+            + (f" at midibert commit {commit}" if commit else "")
+            + f", then `midibert release encoder {pretrain_dir.name} {_shown(to)}`.",
+            "",
+            "## Masked-token accuracy (validation, last step)",
+            "",
+            "| family | this encoder | best trivial baseline (copy a neighbour, most common value) |",
+            "| --- | ---: | ---: |",
+            *(f"| {f} | {s['masked']:.2%} | {s['baseline']:.2%} |" for f, s in scores.items()),
+            "",
+            "## Licence",
+            "",
+            f"**{licence}.** An encoder inherits the terms of the data it learned from:",
+            "",
+            *(f"- {d}: {lic}" for d, lic in licences.items()),
+        ]
+        write_atomic(staged / CARD_FILE, "\n".join(lines) + "\n")
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    publish_dir(staged, to / name)
+    index_path = to / INDEX_FILE
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
+    index["models"][name] = {
+        "task": ENCODER,
+        "kind": kind,
+        "default": True,
+        "path": name,
+        "size": size,
+        "dataset": datasets[0] if datasets else "",
+        "data": ", ".join(datasets),
+        "licence": licence,
+        "masked": scores,
+        "embedding_agreement_fp32": agreement,
+    }
+    write_atomic(index_path, json.dumps(index, indent=1) + "\n")
+    return to / name

@@ -352,6 +352,18 @@ class TokenClassificationDataModule(_Base):
             yield enc, melody_classes(enc.notes.track_name, classes) if info.note_labels else None
 
 
+def _check_classes(dataset: str, key: str, classes: list[str], found: set[str]) -> None:
+    """Refuse, in one line, labels a classifier cannot learn from."""
+    if len(found) < 2:
+        raise ValueError(
+            f"{dataset}: {len(found)} {key!r} class{'es' if len(found) != 1 else ''} found "
+            f"({', '.join(sorted(found)) or 'no labelled piece'}); a classifier needs at least two"
+        )
+    empty = [c for c in classes if c not in found]
+    if empty:
+        raise ValueError(f"{dataset}: no piece is labelled {', '.join(map(repr, empty))} (of classes {classes})")
+
+
 class SequenceClassificationDataModule(_Base):
     """One label per piece (composer, emotion quadrant); every window carries its piece's label."""
 
@@ -378,8 +390,9 @@ class SequenceClassificationDataModule(_Base):
             return
         folder = self._prepare(self.dataset, self.path, self.max_pieces, self.options)
         self.splits = {s: load_split(folder, s) for s in ("train", "valid", "test")}
-        if not self.classes:
-            self.classes = sorted({p["labels"][self.label_key] for sp in self.splits.values() for p in sp.pieces})
+        found = {p["labels"].get(self.label_key) for sp in self.splits.values() for p in sp.pieces} - {None, ""}
+        self.classes = self.classes or sorted(found)
+        _check_classes(self.dataset, self.label_key, self.classes, found)
         self.piece_labels = {s: self._labels(sp) for s, sp in self.splits.items()}
         self.train_set, self.val_set, self.test_set = (
             WindowDataset(self.splits[k], self.seq_len, piece_labels=self.piece_labels[k], end_aligned=True)
