@@ -128,14 +128,29 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print(f"no packaged models in {models_dir()}")
         return 0
-    print("| name | task | size | trained on | licence | test accuracy | macro-F1 |")
-    print("| --- | --- | --- | --- | --- | ---: | ---: |")
+    from midibert.pretrained import ENCODER
+
+    print("| name | task | size | trained on | licence | test accuracy | rule baselines | files read raw |")
+    print("| --- | --- | --- | --- | --- | ---: | --- | --- |")
     for name, m in models.items():
-        test = m["test"]
+        if m["task"] == ENCODER:
+            continue
+        test, raw = m["test"], m.get("raw")
+        rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted((m.get("baselines") or {}).items())) or "-"
+        raw = f"{raw['accuracy']:.2%} of {raw['n']:,} {test['unit']}" if raw else "-"
         print(
             f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
-            f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {test['macro_f1']:.4f} |"
+            f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {rules} | {raw} |"
         )
+    encoders = {n: m for n, m in models.items() if m["task"] == ENCODER}
+    if encoders:
+        print(
+            "\n| pre-trained encoder | tokens | size | trained on | licence | masked accuracy (best trivial baseline) |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, m in encoders.items():
+            masked = ", ".join(f"{f} {s['masked']:.1%} ({s['baseline']:.1%})" for f, s in m["masked"].items())
+            print(f"| {name} | {m['kind']} | {m['size']} | {m['data']} | {m['licence']} | {masked} |")
     return 0
 
 

@@ -94,8 +94,17 @@ def _command(run_dir: Path) -> str:
         if not overrides.is_file():
             return f"(not recorded: {overrides} is missing)"
         commands = [command_line(OmegaConf.load(overrides))]
-    first, *resumed = commands
+    first, *resumed = (_portable(c) for c in commands)
     return f"`{first}`" + "".join(f", resumed by `{c}`" for c in resumed)
+
+
+def _portable(command: str) -> str:
+    """A recorded command without the overrides that name folders of the machine that ran it
+    (`paths.*`, `run_dir=`): what a card may print."""
+    import shlex
+
+    kept = [w for w in shlex.split(command) if not w.startswith(("paths.", "run_dir="))]
+    return shlex.join(kept)
 
 
 def _pretraining(ft: dict, run_dir: Path) -> dict | None:
@@ -508,6 +517,9 @@ def _stage(
             "split": f"{results['dataset']} test",
             "split_seed": _split_seed(ft),
         },
+        # the rule baselines on the test pieces of fine-tuning's evaluation, and the raw-file figure
+        "baselines": {a: round(_level_metrics(r)["accuracy"], 6) for a, r in sorted(baselines.items())},
+        **({"raw": measured["raw"]} if "raw" in measured else {}),
         "agreement_fp32": measured["agreement"],
         "weights_agreement_fp32": measured["weights_agreement"],
     }
@@ -585,8 +597,9 @@ def _pretrain_command(pretrain_dir: Path) -> str:
     overrides = pretrain_dir / ".hydra" / "overrides.yaml"
     if not overrides.is_file():
         return f"(not recorded: {overrides.name} is missing)"
-    kept = [str(o) for o in OmegaConf.load(overrides) if not str(o).startswith(("run_dir=", "paths."))]
-    return "`" + " ".join(["python -m midibert.pretrain", *map(shlex.quote, kept)]) + "`"
+    return (
+        "`" + _portable(shlex.join(["python", "-m", "midibert.pretrain", *map(str, OmegaConf.load(overrides))])) + "`"
+    )
 
 
 def _masked_scores(pretrain_dir: Path) -> dict[str, dict[str, float]]:
@@ -695,7 +708,7 @@ def export_encoder(
             ),
             f"- Made by: {_pretrain_command(pretrain_dir)}"
             + (f" at midibert commit {commit}" if commit else "")
-            + f", then `midibert release encoder {pretrain_dir.name} {_shown(to)}`.",
+            + f", then `midibert release encoder {_shown(pretrain_dir)} {_shown(to)}`.",
             "",
             "## Masked-token accuracy (validation, last step)",
             "",

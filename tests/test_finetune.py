@@ -226,3 +226,62 @@ def test_trainers_flush_denormals_while_fitting_only(tmp_path):
     assert denormal * 1.0 == 0
     flush[0].on_fit_end(trainer, None)
     assert denormal * 1.0 != 0
+
+
+def _own_folder(root, labels: dict[str, int]):
+    """`root/<label>/`: copies of the sample corpus's files, `labels[label]` of them each."""
+    import shutil
+
+    from midibert.synthetic import generate_corpus
+
+    corpus = generate_corpus(root.parent / f"{root.name}-corpus", n_pieces=8)
+    files = sorted((corpus / "midi").rglob("*.mid"))
+    for i, (label, n) in enumerate(labels.items()):
+        (root / label).mkdir(parents=True)
+        for f in files[i * 4 : i * 4 + n]:
+            shutil.copy(f, root / label / f.name)
+    return root
+
+
+def test_your_own_piece_labels_from_folders(workdir, encoder):
+    """task=folder: classes read from the sub-folders, results and bundle named after them."""
+    from midibert.classify import Classifier
+
+    root = _own_folder(workdir / "mine", {"calm": 4, "lively": 4})
+    res = run(
+        workdir,
+        "folder",
+        "bert",
+        f"pretrained={encoder}",
+        "task.data.dataset=folder",
+        f"task.data.path={root}",
+        "name=mine",
+    )
+    assert res["task"] == "folder" and res["class_names"] == ["calm", "lively"]
+    clf = Classifier.from_pretrained(res["dir"] / "bundle")
+    assert clf.class_names == ["calm", "lively"] and clf.level == "piece"
+    assert clf.predict(next((root / "calm").glob("*.mid"))).label in ("calm", "lively")
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [({"only": 6}, "1 'label' class found .* needs at least two"), ({}, "no .mid / .midi files")],
+)
+def test_your_own_labels_refused(workdir, labels, message, tmp_path):
+    root = _own_folder(tmp_path / "mine", labels) if labels else (tmp_path / "empty")
+    root.mkdir(exist_ok=True)
+    with pytest.raises(ValueError, match=message):
+        run(workdir, "folder", "majority", "task.data.dataset=folder", f"task.data.path={root}")
+
+
+def test_a_named_class_without_pieces_is_refused(workdir, tmp_path):
+    root = _own_folder(tmp_path / "mine", {"calm": 4, "lively": 4})
+    with pytest.raises(ValueError, match="no piece is labelled 'sad'"):
+        run(
+            workdir,
+            "folder",
+            "majority",
+            "task.data.dataset=folder",
+            f"task.data.path={root}",
+            "task.class_names=[calm,lively,sad]",
+        )
