@@ -3,6 +3,36 @@
 from __future__ import annotations
 
 import sys
+from importlib.util import find_spec
+
+# what each extra of setup.cfg adds, by the module name it is imported as -> its package's name
+EXTRAS = {
+    "train": {
+        "pytorch_lightning": "pytorch-lightning",
+        "hydra": "hydra-core",
+        "omegaconf": "omegaconf",
+        "wandb": "wandb",
+        "sklearn": "scikit-learn",
+        "matplotlib": "matplotlib",
+    },
+}
+
+
+class MissingExtra(ImportError):
+    """A command needs packages that `pip install midibert` leaves out (inference needs none of them)."""
+
+
+def require_extra(extra: str, *, main: bool = False) -> None:
+    """Refuse, in one line, to go on without the packages of `extra`: raise MissingExtra, or, in
+    a module run as a program (`main`), print the line and exit with status 2."""
+    missing = [package for module, package in EXTRAS[extra].items() if find_spec(module) is None]
+    if not missing:
+        return
+    message = f'this needs midibert\'s {extra} extra: pip install "midibert[{extra}]" (missing: {", ".join(missing)})'
+    if main:
+        print(f"midibert: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    raise MissingExtra(message)
 
 
 class MidiError(ValueError):
@@ -15,7 +45,7 @@ class MidiError(ValueError):
 # What bad input, a bad path or a bad setting raises (MidiError, FileNotFoundError, a refused
 # bundle, archive or config ...): reported on one line naming the cause, exit status 2. Anything
 # else is a bug, reported as one.
-USER_ERRORS = (ValueError, OSError)
+USER_ERRORS = (ValueError, OSError, MissingExtra)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -14,6 +14,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from midibert.errors import require_extra
+
+require_extra("train", main=__name__ == "__main__")
+
 import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf

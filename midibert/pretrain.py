@@ -19,6 +19,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from midibert.errors import require_extra
+
+require_extra("train", main=__name__ == "__main__")
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 

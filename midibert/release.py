@@ -16,6 +16,10 @@ names them.
 
 from __future__ import annotations
 
+from midibert.errors import require_extra
+
+require_extra("train")
+
 import json
 import os
 import shutil

@@ -16,6 +16,10 @@ import shlex
 import time
 from pathlib import Path
 
+from midibert.errors import require_extra
+
+require_extra("train", main=__name__ == "__main__")
+
 import hydra
 from omegaconf import DictConfig
 

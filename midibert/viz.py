@@ -11,6 +11,10 @@ Example::
 
 from __future__ import annotations
 
+from midibert.errors import require_extra
+
+require_extra("train")
+
 import csv
 import os
 from collections.abc import Sequence

@@ -222,6 +222,7 @@ def prepare(
     max_pieces: int | None = None,
     max_tokens: int | None = None,
     progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
     **options,
 ) -> Path:
     """Prepare dataset `name` (cached) and return the folder; `options` go to the reader.
@@ -230,6 +231,7 @@ def prepare(
     mtime are unchanged. Default folder: <$MIDIBERT_CACHE or ~/.cache/midibert>/prepared/.
     Pieces that would make more than `max_tokens` tokens (default: the tokenizer's limit) are
     skipped. `out` must not overlap the dataset, nor be a non-empty folder prepare did not write.
+    `cache_dir` replaces the cache root for the default folder.
     """
     from midibert.tokenize import Tokenizer
 
@@ -238,7 +240,7 @@ def prepare(
     pieces = _select(read(name, path, seed=seed, **options), max_pieces)
     key = cache_key(name, root, tokenizer, options, seed, max_pieces, max_tokens)
     tok = Tokenizer.from_spec(tokenizer)
-    final = Path(out) if out else cache_root() / "prepared" / f"{name}-{tok.spec}-{key[:12]}"
+    final = Path(out) if out else Path(cache_dir or cache_root()) / "prepared" / f"{name}-{tok.spec}-{key[:12]}"
     sources = source_listing(pieces, root)
     if is_complete(final, key, sources):
         return final

@@ -15,7 +15,6 @@ so SDPA may take its flash kernel on GPUs).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 
@@ -150,8 +149,7 @@ class _Base(pl.LightningDataModule):
         # training windows move by up to this many tokens, anew each pass: over many passes a
         # token is not always seen at the same place in the same window (evaluation never moves)
         self.jitter = jitter
-        if cache_dir:  # the preparation cache lives where the config says, never beside the data
-            os.environ["MIDIBERT_CACHE"] = str(cache_dir)
+        self.cache_dir = cache_dir  # the preparation cache lives where the config says, never beside the data
         self.train_set: WindowDataset | None = None
         self.val_set: WindowDataset | None = None
         self.test_set: WindowDataset | None = None
@@ -173,6 +171,7 @@ class _Base(pl.LightningDataModule):
             seed=self.split_seed,
             max_pieces=max_pieces,
             progress=True,
+            cache_dir=self.cache_dir,
             **options,
         )
 

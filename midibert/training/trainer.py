@@ -36,11 +36,12 @@ def wandb_logger(project: str, save_dir: str, name: str | None = None, **kwargs)
     """A WandbLogger that never hangs or prompts: offline without an API key or a reachable server."""
     from pytorch_lightning.loggers import WandbLogger
 
-    if "WANDB_MODE" not in os.environ:
+    mode = os.environ.get("WANDB_MODE")  # the user's choice; else decided here, for this run only
+    if mode is None:
         online = bool(os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()) and _reachable("api.wandb.ai")
-        os.environ["WANDB_MODE"] = "online" if online else "offline"
-    log.info("wandb mode: %s", os.environ["WANDB_MODE"])
-    os.environ.setdefault("WANDB_SILENT", "true")
+        mode = "online" if online else "offline"
+    log.info("wandb mode: %s", mode)
+    kwargs.setdefault("mode", mode)
     return WandbLogger(project=project, save_dir=save_dir, name=name, **kwargs)
 
 
