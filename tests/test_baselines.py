@@ -11,8 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, note_statistics, skyline_melody
 from midibert.model import BertConfig, Embeddings
 from midibert.tokenize import Tokenizer
+from tests.factories import CP_VOCAB, REMI_VOCAB, batch
 from tests.midi_factory import make_score
-from tests.test_model import CP_VOCAB, REMI_VOCAB, batch
 
 
 @pytest.mark.parametrize("vocab", [CP_VOCAB, REMI_VOCAB], ids=["cp", "remi"])

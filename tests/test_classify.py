@@ -11,68 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
-import torch
-import torch.nn.functional as F
 
 import midibert.classify as mc
 from midibert import MidiError
 from midibert.bundle import load_bundle, save_bundle
 from midibert.classify import Classifier, int8_engine
-from midibert.model import BertConfig
-from midibert.network import build_network
 from midibert.tokenize import Tokenizer
-from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES, melody_labels, velocity_labels
-from midibert.tokenize.windows import make_windows
+from midibert.tokenize.labels import VELOCITY_EDGES, melody_labels, velocity_labels
 from tests.conftest import ROOT, SHIPPED_SONGS, shared
+from tests.factories import MELODY, STYLE, VELOCITY, make_bundle
 from tests.midi_factory import make_score
-
-MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
-VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
-STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
-
-
-def make_bundle(
-    directory: Path,
-    name: str,
-    level: str,
-    id2label: dict[int, str],
-    spec: str = "cp-score",
-    train_on: Path | None = None,
-    label_fn=None,
-    hide: tuple[str, ...] = (),
-    key_to_c: bool = False,
-    preset: str = "bert-tiny",
-    weights: str = "fp32",
-    lr: float = 3e-3,
-    steps: int = 40,
-) -> Path:
-    """A bundle (bert-tiny unless `preset`), trained for a few steps on one song's windows when
-    `train_on` is given, its weights stored as `weights`."""
-    torch.manual_seed(0)
-    tok = Tokenizer.from_spec(spec)
-    task = {
-        "name": name,
-        "level": level,
-        "num_classes": len(id2label),
-        "arch": "bert",
-        "head": {},
-        "seq_len": 64,
-        "hide_families": list(hide),
-        "key_to_c": key_to_c,
-    }
-    cfg = BertConfig.preset(preset, vocab_sizes=tok.vocab_sizes)
-    net = build_network(task, cfg)
-    if train_on is not None:
-        enc = tok.encode(train_on)
-        w = make_windows(enc.ids, enc.note_index, length=64)
-        ids, mask, labels = (torch.as_tensor(a) for a in (w.ids, w.attention_mask, w.take(label_fn(enc))))
-        opt = torch.optim.AdamW(net.parameters(), lr=lr)
-        for _ in range(steps):
-            loss = F.cross_entropy(net(ids, mask).flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return save_bundle(directory, net.eval(), cfg, tok, task=task, id2label=id2label, weights=weights)
 
 
 @pytest.fixture(scope="module")

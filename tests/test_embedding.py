@@ -16,7 +16,7 @@ from midibert.embedding import Embedder, encoder_state
 from midibert.model import BertConfig, MidiBert
 from midibert.tokenize import Tokenizer
 from tests.conftest import SHIPPED_SONGS, good_and_corrupt_folder
-from tests.test_classify import MELODY, make_bundle
+from tests.factories import MELODY, make_bundle
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from midibert.bundle import load_bundle, save_bundle
 from midibert.heads import AttentionPool, SequenceClassifier, TokenClassifier, layerwise_lr_groups
 from midibert.model import BertConfig, MidiBert
 from midibert.tokenize import Tokenizer
-from tests.test_model import CP_VOCAB, batch
+from tests.factories import CP_VOCAB, batch
 
 
 def encoder(**kw) -> MidiBert:

@@ -8,23 +8,13 @@ import torch
 from midibert.model import BertConfig, MidiBert, MidiBertForMLM
 from midibert.tokenize import IGNORE
 from midibert.training.masking import mask_tokens
+from tests.factories import CP_VOCAB, REMI_VOCAB, batch
 
-CP_VOCAB = [8, 20, 30, 40]  # Bar, Position, Pitch, Duration
-REMI_VOCAB = [60]
 POSITIONS = ["learned", "rotary", "relative"]
 
 
 def tiny(vocab=CP_VOCAB, **kw) -> BertConfig:
     return BertConfig.preset("bert-tiny", vocab_sizes=vocab, **kw)
-
-
-def batch(vocab=CP_VOCAB, B=3, L=12, seed=0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random real tokens with right padding of different lengths per row."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.stack([torch.randint(3, v, (B, L), generator=g) for v in vocab], dim=-1)
-    mask = torch.arange(L)[None] < torch.tensor([L, L - 4, 5])[:B, None]
-    ids[~mask] = 0
-    return (ids if len(vocab) > 1 else ids[..., 0]), mask
 
 
 @pytest.mark.parametrize("position", POSITIONS)

@@ -13,7 +13,7 @@ import pytest
 from midibert.classify import Classifier
 from midibert.pretrained import default_model, packaged, resolve
 from tests.conftest import ROOT, SHIPPED_SONGS
-from tests.test_classify import MELODY, STYLE, make_bundle
+from tests.factories import MELODY, STYLE, make_bundle
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

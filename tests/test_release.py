@@ -22,8 +22,8 @@ from midibert.pretrained import ENCODER, packaged
 from midibert.tasks import get_task
 from midibert.tokenize.labels import melody_classes, velocity_classes
 from tests.conftest import ROOT, shared
+from tests.factories import TINY
 from tests.midi_factory import make_score
-from tests.test_run import TINY
 
 TASKS = ("melody", "velocity", "style", "emotion")
 PACKAGE_MODELS = ROOT / "midibert" / "models"

@@ -7,14 +7,8 @@ import json
 import pytest
 
 from midibert.run import run_pipeline
+from tests.factories import TINY
 from tests.hydra_configs import config
-
-TINY = [
-    "pipeline.pretrain=['data=pretrain_sample','encoder=bert-tiny','trainer.max_steps=4',"
-    "'trainer.val_check_interval=2']",
-    "pipeline.finetune=['encoder=bert-tiny','trainer.max_steps=3','trainer.val_check_interval=3',"
-    "'model.head.hidden=16']",
-]
 
 
 def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
