@@ -160,7 +160,9 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     # a bundle directory, a packaged encoder's name (midibert-small-score) or a Hub id
     bundle = load_bundle(resolve(cfg.pretrained)) if cfg.get("pretrained") and arch == "bert" else None
     tokenizer = bundle.tokenizer.spec if bundle else cfg.task.tokenizer
-    dm = hydra.utils.instantiate(cfg.task.data, tokenizer=tokenizer, seed=cfg.seed, split_seed=cfg.split_seed)
+    dm = hydra.utils.instantiate(
+        cfg.task.data, tokenizer=tokenizer, seed=cfg.seed, split_seed=cfg.split_seed, _convert_="all"
+    )
     dm.prepare_data()
     dm.setup("fit")
     tok = dm.tokenizer

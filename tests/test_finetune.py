@@ -285,3 +285,59 @@ def test_a_named_class_without_pieces_is_refused(workdir, tmp_path):
             f"task.data.path={root}",
             "task.class_names=[calm,lively,sad]",
         )
+
+
+def test_your_own_note_labels_from_track_names(workdir, encoder, tmp_path):
+    """task=folder_notes: each note's class from its track's name through the user's mapping."""
+    import numpy as np
+
+    from midibert.classify import Classifier
+    from tests.midi_factory import make_score
+
+    root = tmp_path / "songs"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        tune = [(k * 240, 240, int(rng.integers(72, 84)), 90) for k in range(48)]
+        chords = [(b * 960, 960, p, 60) for b in range(12) for p in (48, 52, 55)]
+        lead = ("Lead Vocal", "MELODY", "vocals")[i % 3]  # any name holding a pattern, in any case
+        make_score({lead: tune, "Piano": chords}).dump_midi(str(root / f"song{i}.mid"))
+    tracks = "task.tracks={tune:[vocal,melody]}"
+    res = run(
+        workdir,
+        "folder_notes",
+        "bert",
+        f"pretrained={encoder}",
+        "task.data.dataset=folder",
+        f"task.data.path={root}",
+        tracks,
+        "name=notes",
+    )
+    assert res["task"] == "folder_notes" and res["class_names"] == ["tune", "other"] and "note" in res["levels"]
+    clf = Classifier.from_pretrained(res["dir"] / "bundle")
+    pred = clf.predict(root / "song0.mid")
+    assert clf.class_names == ["tune", "other"] and len(pred.labels) == 48 + 36
+    pred.to_midi(tmp_path / "out.mid")
+    import symusic
+
+    assert {t.name for t in symusic.Score(str(tmp_path / "out.mid")).tracks} <= {"TUNE", "OTHER"}
+    majority = run(workdir, "folder_notes", "majority", "task.data.dataset=folder", f"task.data.path={root}", tracks)
+    assert majority["levels"]["note"]["n"] == res["levels"]["note"]["n"]  # the same test notes
+    with pytest.raises(ValueError, match="1 'tracks' class found \\(other\\)"):
+        run(
+            workdir,
+            "folder_notes",
+            "majority",
+            "task.data.dataset=folder",
+            f"task.data.path={root}",
+            "task.tracks={drums:[kit]}",
+        )
+    with pytest.raises(ValueError, match="no training note is labelled 'bass'"):
+        run(
+            workdir,
+            "folder_notes",
+            "majority",
+            "task.data.dataset=folder",
+            f"task.data.path={root}",
+            "task.tracks={tune:[vocal],bass:[bass]}",
+        )

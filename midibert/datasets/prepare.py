@@ -39,8 +39,10 @@ DTYPES = {
     "melody3": np.int16,
     "melody2": np.int16,
     "velocity": np.int16,
+    "tracks": np.int16,
 }
-NOTE_LABELS = ("melody3", "melody2", "velocity")
+NOTE_LABELS = ("melody3", "melody2", "velocity")  # of a dataset whose MIDI carries them (POP909)
+# "tracks": a user's classes of track names (options["tracks"], class -> name patterns), any dataset
 
 
 def cache_key(
@@ -83,7 +85,9 @@ def source_listing(pieces: list[Piece], root: Path) -> list[list]:
 _worker: dict = {}
 
 
-def _init_worker(tokenizer: str, name: str, max_tokens: int | None, parent: int | None = None) -> None:
+def _init_worker(
+    tokenizer: str, name: str, max_tokens: int | None, parent: int | None = None, tracks: dict | None = None
+) -> None:
     if parent is not None:
         die_with_parent(parent)
     from midibert.tokenize import Tokenizer
@@ -93,12 +97,13 @@ def _init_worker(tokenizer: str, name: str, max_tokens: int | None, parent: int 
         tok=Tokenizer.from_spec(tokenizer),
         info=get_info(name),
         max_tokens=MAX_TOKENS if max_tokens is None else max_tokens,
+        tracks=tracks,
     )
 
 
 def _encode(piece: Piece) -> dict | str:
     """Arrays of one piece, or the reason it was skipped (never raises: one bad file must not stop a run)."""
-    from midibert.tokenize.labels import melody_labels, velocity_labels
+    from midibert.tokenize.labels import melody_labels, to_tokens, track_classes, velocity_labels
 
     tok, info = _worker["tok"], _worker["info"]
     try:
@@ -114,6 +119,8 @@ def _encode(piece: Piece) -> dict | str:
         }
         if info.note_labels:
             arrays.update(melody3=melody_labels(enc, 3), melody2=melody_labels(enc, 2), velocity=velocity_labels(enc))
+        if _worker["tracks"]:
+            arrays["tracks"] = to_tokens(enc, track_classes(enc.notes.track_name, _worker["tracks"]))
         return arrays
     except Exception as e:  # noqa: BLE001  (corrupt files raise anything from MidiError to struct errors)
         return f"{type(e).__name__}: {e}"
@@ -237,7 +244,8 @@ def prepare(
 
     info = get_info(name)
     root = dataset_dir(name, path)
-    pieces = _select(read(name, path, seed=seed, **options), max_pieces)
+    reader_options = {k: v for k, v in options.items() if k != "tracks"}  # note labels, not the reader's
+    pieces = _select(read(name, path, seed=seed, **reader_options), max_pieces)
     key = cache_key(name, root, tokenizer, options, seed, max_pieces, max_tokens)
     tok = Tokenizer.from_spec(tokenizer)
     final = Path(out) if out else Path(cache_dir or cache_root()) / "prepared" / f"{name}-{tok.spec}-{key[:12]}"
@@ -250,7 +258,7 @@ def prepare(
         remove_stale(final.parent, f".{final.name}{debris}")
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        manifest = _write(tmp, info, pieces, tok, tokenizer, workers, progress, max_tokens)
+        manifest = _write(tmp, info, pieces, tok, tokenizer, workers, progress, max_tokens, options.get("tracks"))
         manifest.update(
             key=key,
             dataset=name,
@@ -276,20 +284,22 @@ def _write(
     workers: int | None,
     progress: bool,
     max_tokens: int | None,
+    tracks: dict | None = None,
 ) -> dict:
     """Encode every piece (in worker processes) and stream the results into `tmp`."""
-    names = ("ids", "note_index", "bar_start") + (NOTE_LABELS if info.note_labels else ())
+    labels = (NOTE_LABELS if info.note_labels else ()) + (("tracks",) if tracks else ())
+    names = ("ids", "note_index", "bar_start") + labels
     writers = {s: _SplitWriter(tmp / s, names) for s in SPLITS}
     skipped = []
     workers = max(1, min(workers or os.cpu_count() or 1, len(pieces) or 1))
     bar = tqdm(total=len(pieces), desc=f"prepare {info.name} ({spec})", unit="file", disable=not progress)
     if workers == 1:
-        _init_worker(spec, info.name, max_tokens)
+        _init_worker(spec, info.name, max_tokens, tracks=tracks)
         results = map(_encode, pieces)
         pool = None
     else:
         pool = ProcessPoolExecutor(
-            workers, initializer=_init_worker, initargs=(spec, info.name, max_tokens, os.getpid())
+            workers, initializer=_init_worker, initargs=(spec, info.name, max_tokens, os.getpid(), tracks)
         )
         results = pool.map(_encode, pieces, chunksize=max(1, min(16, len(pieces) // (workers * 8))))
     try:
@@ -312,7 +322,7 @@ def _write(
         "spec": tok.spec,
         "config_hash": tok.config_hash(),
         "vocab_sizes": tok.vocab_sizes,
-        "note_labels": list(NOTE_LABELS) if info.note_labels else [],
+        "note_labels": list(labels),
         "label_key": info.label_key,
         "counts": counts,
         "skipped": skipped,

@@ -37,6 +37,20 @@ def melody_classes(track_names: np.ndarray, classes: int = 3) -> np.ndarray:
     return np.where(melody, 0, 1).astype(np.int64)
 
 
+def track_classes(track_names: np.ndarray, tracks: dict[str, list[str]]) -> np.ndarray:
+    """Class per note from its track name and a user's mapping class -> name patterns: the first
+    class one of whose patterns the name contains (ignoring case), else the last class, "other"
+    (`len(tracks)`)."""
+    names = np.char.lower(np.asarray(track_names, dtype=str))
+    out = np.full(len(names), len(tracks), dtype=np.int64)
+    for k, patterns in reversed(list(enumerate(tracks.values()))):  # the first matching class wins
+        hit = np.zeros(len(names), dtype=bool)
+        for p in patterns:
+            hit |= np.char.find(names, str(p).lower()) >= 0
+        out[hit] = k
+    return out
+
+
 def melody_labels(enc: Encoding, classes: int = 3) -> np.ndarray:
     """(T,) melody class of each token's note, from the note's source track name."""
     return to_tokens(enc, melody_classes(enc.notes.track_name, classes))

@@ -323,6 +323,12 @@ class TokenClassificationDataModule(_Base):
         for s in self.splits.values():
             if self.label not in s.labels:
                 raise ValueError(f"{self.dataset} has no per-note {self.label!r} labels")
+        if self.label == "tracks":  # a user's classes of track names, and the rest
+            self.classes = [*self.options["tracks"], "other"]
+            y = np.asarray(self.splits["train"].labels["tracks"])
+            counts = np.bincount(y[y != IGNORE], minlength=len(self.classes))
+            found = {c for c, n in zip(self.classes, counts) if n}
+            _check_classes(self.dataset, "tracks", self.classes, found, unit="training note")
         lab = {s: sp.labels[self.label] for s, sp in self.splits.items()}
         self.train_set = WindowDataset(self.splits["train"], self.seq_len, 0, labels=lab["train"])
         self.val_set = WindowDataset(self.splits["valid"], self.seq_len, self.eval_overlap, labels=lab["valid"])
@@ -351,16 +357,16 @@ class TokenClassificationDataModule(_Base):
             yield enc, melody_classes(enc.notes.track_name, classes) if info.note_labels else None
 
 
-def _check_classes(dataset: str, key: str, classes: list[str], found: set[str]) -> None:
+def _check_classes(dataset: str, key: str, classes: list[str], found: set[str], unit: str = "piece") -> None:
     """Refuse, in one line, labels a classifier cannot learn from."""
     if len(found) < 2:
         raise ValueError(
             f"{dataset}: {len(found)} {key!r} class{'es' if len(found) != 1 else ''} found "
-            f"({', '.join(sorted(found)) or 'no labelled piece'}); a classifier needs at least two"
+            f"({', '.join(sorted(found)) or f'no labelled {unit}'}); a classifier needs at least two"
         )
     empty = [c for c in classes if c not in found]
     if empty:
-        raise ValueError(f"{dataset}: no piece is labelled {', '.join(map(repr, empty))} (of classes {classes})")
+        raise ValueError(f"{dataset}: no {unit} is labelled {', '.join(map(repr, empty))} (of classes {classes})")
 
 
 class SequenceClassificationDataModule(_Base):
