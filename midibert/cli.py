@@ -46,8 +46,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import os
+
     from midibert.demo import demo
 
+    os.environ.setdefault("WANDB_MODE", "disabled")  # the demo talks to no server, whatever the logger
     demo(out=args.out, overrides=args.overrides)
     return 0
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 def demo(out: str | None = None, overrides: list[str] | None = None) -> Path:
     """Run the demo pipeline; returns the path of its report."""
+    from midibert.errors import require_extra
+
+    require_extra("train")
     from hydra import compose, initialize_config_dir
 
     from midibert.run import run_pipeline
@@ -22,7 +25,6 @@ def demo(out: str | None = None, overrides: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("WANDB_MODE", "disabled")
     real = os.environ.get("MIDIBERT_DATA")
     args = [f"experiment={'demo_real' if real else 'demo'}"]
     if real:

@@ -51,11 +51,13 @@ def test_training_package_loads_lightning_only_for_what_needs_it():
 
 def test_public_names():
     from midibert.classify import Classifier
+    from midibert.embedding import embed
     from midibert.errors import MidiError
     from midibert.tokenize import Tokenizer
 
-    assert midibert.__all__ == ["Classifier", "MidiError", "Tokenizer", "__version__"]
+    assert midibert.__all__ == ["Classifier", "MidiError", "Tokenizer", "__version__", "embed"]
     assert (midibert.Classifier, midibert.MidiError, midibert.Tokenizer) == (Classifier, MidiError, Tokenizer)
+    assert midibert.embed is embed and callable(midibert.embed)
     assert set(midibert.__all__) <= set(dir(midibert))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         midibert.Nope  # noqa: B018
@@ -68,3 +70,37 @@ def test_configs_ship_inside_the_package():
     assert conf == Path(midibert.__file__).parent / "conf"
     assert {"pretrain.yaml", "finetune.yaml", "run.yaml"} <= {p.name for p in conf.glob("*.yaml")}
     assert (ROOT / "conf").resolve() == conf.resolve()  # the checkout's conf/ is the same folder, not a copy
+
+
+def test_training_without_the_train_extra_says_what_to_install(monkeypatch, capsys):
+    """The lean install has no Lightning, Hydra, ...: a training entry point refuses in one line
+    (CI checks the same in a virtual environment without them)."""
+    import importlib.util
+
+    from midibert import errors
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(errors, "find_spec", lambda name: None if name in ("hydra", "wandb") else real(name))
+    with pytest.raises(errors.MissingExtra, match=r'pip install "midibert\[train\]" \(missing: hydra-core, wandb\)'):
+        errors.require_extra("train")
+    with pytest.raises(SystemExit) as stop:
+        errors.require_extra("train", main=True)
+    assert stop.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_setup_cfg_extras_match_what_the_code_requires():
+    """errors.EXTRAS (what a command checks for) names the packages setup.cfg's train extra installs."""
+    from configparser import ConfigParser
+
+    from midibert.errors import EXTRAS
+
+    cfg = ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    train = {
+        line.split(">")[0].split("=")[0].strip()
+        for line in cfg["options.extras_require"]["train"].split("\n")
+        if line.strip()
+    }
+    assert train == set(EXTRAS["train"].values())
+    core = cfg["options"]["install_requires"]
+    assert not any(package in core for package in EXTRAS["train"].values())
