@@ -318,3 +318,16 @@ def test_electra_labels_a_sample_equal_to_the_original_as_original():
     ]
     out, _ = module._losses(batch, masked, g)
     assert torch.equal(out["counts"]["detect_kept"], torch.full((4,), 60 - int(where.sum())))
+
+
+def test_init_from_a_packaged_encoder_by_name():
+    """`init_from=midibert-small-score` finds the packaged encoder and its masked-LM head."""
+    from midibert.bundle import load_mlm_head
+    from midibert.pretrain import _start_from
+    from midibert.pretrained import ENCODER, packaged
+
+    names = [n for n, m in packaged().items() if m["task"] == ENCODER]
+    assert names, "no packaged encoder"
+    for name in names:
+        start = _start_from(name)
+        assert start.task is None and load_mlm_head(start.path)
