@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from midibert.bundle import save_bundle
-from midibert.model import BertConfig
+from midibert.model import BertConfig, MidiBert
 from midibert.network import build_network
 from midibert.tokenize import Tokenizer
 from midibert.tokenize.labels import IGNORE, VELOCITY_EDGES
@@ -18,6 +18,14 @@ from midibert.tokenize.windows import make_windows
 MELODY = {0: "melody", 1: "bridge", 2: "accompaniment"}
 VELOCITY = {i: f"v{i}" for i in range(len(VELOCITY_EDGES) - 1)}
 STYLE = dict(enumerate("Bethel Clayderman Einaudi Hancock Hillsong Hisaishi Ryuichi Yiruma".split()))
+
+
+def make_encoder(directory: Path, seed: int = 0) -> Path:
+    """A bert-tiny pre-trained bundle with random weights: the plumbing, not the quality, is tested."""
+    torch.manual_seed(seed)
+    tok = Tokenizer.from_spec("cp-score")
+    cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
+    return save_bundle(directory, MidiBert(cfg).eval(), cfg, tok)
 
 
 def make_bundle(

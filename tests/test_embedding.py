@@ -11,21 +11,17 @@ import pytest
 import torch
 
 import midibert
-from midibert.bundle import load_bundle, save_bundle
+from midibert.bundle import load_bundle
 from midibert.embedding import Embedder, encoder_state
-from midibert.model import BertConfig, MidiBert
+from midibert.model import MidiBert
 from midibert.tokenize import Tokenizer
 from tests.conftest import SHIPPED_SONGS, good_and_corrupt_folder
-from tests.factories import MELODY, make_bundle
+from tests.factories import MELODY, make_bundle, make_encoder
 
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
-    """A bert-tiny pre-trained bundle (random weights: the plumbing, not the quality, is tested)."""
-    torch.manual_seed(0)
-    tok = Tokenizer.from_spec("cp-score")
-    cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
-    return save_bundle(tmp_path_factory.mktemp("enc") / "bundle", MidiBert(cfg).eval(), cfg, tok)
+    return make_encoder(tmp_path_factory.mktemp("enc") / "bundle")
 
 
 def test_piece_and_note_embeddings(encoder):

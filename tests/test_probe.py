@@ -7,18 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from midibert.bundle import load_bundle, save_bundle
-from midibert.model import BertConfig, MidiBert
+from midibert.bundle import load_bundle
 from midibert.probe import linear_probe, random_twin, table
-from midibert.tokenize import Tokenizer
+from tests.factories import make_encoder
 
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
-    torch.manual_seed(1)
-    tok = Tokenizer.from_spec("cp-score")
-    cfg = BertConfig.preset("bert-tiny", vocab_sizes=tok.vocab_sizes)
-    return save_bundle(tmp_path_factory.mktemp("probe") / "bundle", MidiBert(cfg).eval(), cfg, tok)
+    return make_encoder(tmp_path_factory.mktemp("probe") / "bundle", seed=1)
 
 
 def test_probe_on_the_sample_corpus(encoder, tmp_path):

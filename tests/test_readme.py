@@ -1,10 +1,13 @@
-"""README.md stays true: its Python blocks run, and every command it shows parses and composes.
+"""README.md and the documentation pages (docs/*.md) stay true: their Python blocks run, and every
+command they show parses and composes.
 
-Python blocks run with their placeholders pointed at real files: "song.mid" at a shipped test song and
-"runs/.../<task>-bert/bundle" at tiny bundles of that task. Shell lines are checked without
-running them: `midibert ...` through the CLI's own parser, `python -m midibert.<stage> ...`
-by composing its Hydra config with the same overrides, `python benchmarks/...` by the script's existence. A `--config-dir` folder holds the config files
-README shows (a yaml block after the path it names).
+Python blocks run with their placeholders pointed at real files: "song.mid" at a shipped test song
+and "runs/.../<task>-bert/bundle" at tiny bundles of that task; a block whose first line is
+`# needs ...` (real data, minutes of work) is only compiled. Shell lines are checked without
+running them: `midibert ...` through the CLI's own parser, `python -m midibert.<stage> ...` by
+composing its Hydra config with the same overrides, `python benchmarks/...` by the script's
+existence. A `--config-dir` folder holds the config files its page shows (a yaml block after the
+path it names).
 """
 
 from __future__ import annotations
@@ -18,16 +21,11 @@ import pytest
 from midibert.cli import build_parser
 from midibert.training import CONF_DIR
 from tests.conftest import ROOT, SHIPPED_SONGS
+from tests.factories import MELODY, STYLE, VELOCITY, make_bundle
 from tests.hydra_configs import config
-from tests.test_classify import MELODY, STYLE, VELOCITY, make_bundle
 
-README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
-PYTHON = [code for lang, code in BLOCKS if lang == "python"]
-SHELL = [code for lang, code in BLOCKS if lang == "bash"]
-CONFIG_FILES = dict(
-    re.findall(r"`([\w/.-]+\.yaml)`:\n\n```yaml\n(.*?)```", README, flags=re.S)
-)  # path named before a block
+PAGES = {str(p.relative_to(ROOT)): p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+README = PAGES["README.md"]
 TASKS = {
     "melody": ("token", MELODY),
     "velocity": ("token", VELOCITY),
@@ -36,11 +34,20 @@ TASKS = {
 }
 
 
-def shell_lines() -> list[str]:
-    """Each command of the bash blocks: continuations joined, comments and loop syntax dropped,
+def blocks(text: str, lang: str) -> list[str]:
+    return [code for lang_, code in re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S) if lang_ == lang]
+
+
+def config_files(text: str) -> dict[str, str]:
+    """The config files a page shows: a yaml block right after the path it names."""
+    return dict(re.findall(r"`([\w/.-]+\.yaml)`:\n\n```yaml\n(.*?)```", text, flags=re.S))
+
+
+def shell_lines(text: str) -> list[str]:
+    """Each command of a page's bash blocks: continuations joined, comments and loop syntax dropped,
     a `for t in a b; do` loop expanded over its values."""
     lines = []
-    for block in SHELL:
+    for block in blocks(text, "bash"):
         block = block.replace("\\\n", " ")
         loop = re.search(r"for (\w+) in ([^;]+); do\n(.*?)\ndone", block, flags=re.S)
         if loop:
@@ -55,36 +62,46 @@ def shell_lines() -> list[str]:
     return lines
 
 
-COMMANDS = shell_lines()
+COMMANDS = {page: shell_lines(text) for page, text in PAGES.items()}
+PYTHON = [(page, i, code) for page, text in PAGES.items() for i, code in enumerate(blocks(text, "python"))]
 
 
 def test_readme_has_examples():
-    assert PYTHON and any(c.startswith("midibert ") for c in COMMANDS)
-    assert any(c.startswith("python -m midibert.run") for c in COMMANDS)
+    assert blocks(README, "python") and any(c.startswith("midibert ") for c in COMMANDS["README.md"])
+    assert any(c.startswith("python -m midibert.run") for c in COMMANDS["README.md"])
 
 
-@pytest.mark.parametrize("i", range(len(PYTHON)))
-def test_python_block_runs(i, tmp_path, monkeypatch):
-    code = PYTHON[i].replace('"song.mid"', repr(str(SHIPPED_SONGS[0])))
+@pytest.mark.parametrize(("page", "i", "code"), PYTHON, ids=[f"{p}-{i}" for p, i, _ in PYTHON])
+def test_python_block_runs(page, i, code, tmp_path, monkeypatch):
+    if code.startswith("# needs "):  # real data and minutes of work: it must parse, it is not run
+        compile(code, f"{page} python block {i}", "exec")
+        return
+    code = code.replace('"song.mid"', repr(str(SHIPPED_SONGS[0])))
     for path, task in set(re.findall(r'"(runs/[^"]*/(\w+)-bert/bundle)"', code)):
         level, labels = TASKS[task]
         made = make_bundle(tmp_path / "bundles" / task, task, level, labels)
         code = code.replace(f'"{path}"', repr(str(made)))
     monkeypatch.delenv("MIDIBERT_MODELS", raising=False)  # `mc.melody("song.mid")`: the models in the package
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, f"README python block {i}", "exec"), {})
+    exec(compile(code, f"{page} python block {i}", "exec"), {})
 
 
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("midibert ")])
-def test_cli_line_parses(line):
+CLI_LINES = [(page, c) for page, lines in COMMANDS.items() for c in lines if c.startswith("midibert ")]
+
+
+@pytest.mark.parametrize(("page", "line"), CLI_LINES, ids=[f"{p}: {c}" for p, c in CLI_LINES])
+def test_cli_line_parses(page, line):
     build_parser().parse_args(shlex.split(line)[1:])
 
 
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("python -m midibert.")])
-def test_hydra_line_composes(line, tmp_path):
+HYDRA_LINES = [(page, c) for page, lines in COMMANDS.items() for c in lines if c.startswith("python -m midibert.")]
+
+
+@pytest.mark.parametrize(("page", "line"), HYDRA_LINES, ids=[f"{p}: {c}" for p, c in HYDRA_LINES])
+def test_hydra_line_composes(page, line, tmp_path):
     words = shlex.split(line)
-    if "--config-dir" in words:  # a user's config folder: README's own config files, written here
-        for rel, text in CONFIG_FILES.items():
+    if "--config-dir" in words:  # a user's config folder: the page's own config files, written here
+        for rel, text in config_files(PAGES[page]).items():
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_text(text)
         i = words.index("--config-dir")
@@ -97,22 +114,28 @@ def test_hydra_line_composes(line, tmp_path):
     config(stage, overrides, tmp_path)
 
 
-@pytest.mark.parametrize("script", sorted(set(re.findall(r"python (benchmarks/\S+\.py)", README))))
+BENCHMARKS = sorted({s for text in PAGES.values() for s in re.findall(r"python (benchmarks/\S+\.py)", text)})
+
+
+@pytest.mark.parametrize("script", BENCHMARKS)
 def test_benchmark_exists(script):
     assert (ROOT / script).is_file()
 
 
 def test_config_groups_named_exist():
-    """The config groups and options the README lists are in conf/."""
-    section = README.split("Config groups", 1)[1].split("\n\n", 1)[0]
-    for group, options in re.findall(r"`(\w+)/` \(([^)]*)\)", section):
-        for option in re.findall(r"[\w-]+", options):
-            assert (Path(CONF_DIR) / group / f"{option}.yaml").is_file(), f"{group}/{option}"
+    """The config groups and options the pages list are in conf/."""
+    pages = [text for text in PAGES.values() if "Config groups" in text]
+    assert pages, "no page lists the config groups"
+    for text in pages:
+        section = text.split("Config groups", 1)[1].split("\n\n", 1)[0]
+        for group, options in re.findall(r"`(\w+)/` \(([^)]*)\)", section):
+            for option in re.findall(r"[\w-]+", options):
+                assert (Path(CONF_DIR) / group / f"{option}.yaml").is_file(), f"{group}/{option}"
 
 
-def test_readme_experiment_file_extends_a_packaged_one(tmp_path):
-    """README's own experiment file, on the search path: its values win, the rest comes from `smoke`."""
-    ((rel, text),) = CONFIG_FILES.items()
+def test_shown_experiment_file_extends_a_packaged_one(tmp_path):
+    """The pages' own experiment file, on the search path: its values win, the rest comes from `smoke`."""
+    ((rel, text),) = {k: v for t in PAGES.values() for k, v in config_files(t).items()}.items()
     (tmp_path / rel).parent.mkdir(parents=True)
     (tmp_path / rel).write_text(text)
     folder = tmp_path / Path(rel).parts[0]
