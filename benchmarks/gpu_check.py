@@ -826,7 +826,7 @@ def stage_melody(plan: Plan, spec: dict, bundle: str | None, work: Path, limit: 
 def pack(dest: Path, data_root: Path) -> None:
     """DIR/data.tar.gz: the files stages 2-4 read (every piece the readers list, with the options
     the configs give, and each dataset's non-MIDI files: splits, beats, metadata); DIR/*.whl: the
-    packages the GPU machine's image lacks, for its Python 3.12 (README says how they are used)."""
+    packages the GPU machine's image lacks, for its Python 3.12 (docs/contributing.md says how they are used)."""
     from midibert.datasets.base import dataset_dir, midi_files, read
 
     dest.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from midibert.tokenize.windows import Windows, aggregate_notes, evaluation_overl
 # CPU inference by default (quantize=None, overlap=None): Linear layers in dynamic int8, and a
 # note-level piece cut into windows that do not overlap. Together they do 2.0-2.2x fp32's work per
 # song with quarter-overlapping windows, at the same accuracy (within 0.1 point on POP909's test
-# notes; benchmarks/classify.py, README), while either alone falls short of 2x. On CUDA, fp32 with
+# notes; benchmarks/classify.py, docs/speed.md), while either alone falls short of 2x. On CUDA, fp32 with
 # overlapping windows: there speed comes from batching.
 INT8_ON_CPU = True
 OVERLAP_ON_CPU = 0
@@ -119,6 +119,8 @@ class Prediction:
         return self.encoding.notes.track_name[self._file_order()]
 
     def to_json(self) -> str:
+        """One JSON object: source, task, label and confidence, and the probabilities (piece) or
+        each note's onset, pitch, track and label (notes)."""
         d = {
             "source": self.source,
             "task": self.task,

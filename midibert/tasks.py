@@ -64,6 +64,7 @@ class Task:
         return list(self.answer) or list(self.classes)
 
     def to_dict(self) -> dict:
+        """The task as plain JSON-able data (tuples as lists), as a bundle may store it."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 

@@ -81,6 +81,8 @@ class Tokenizer:
 
     @staticmethod
     def from_dict(d: dict) -> Tokenizer:
+        """The tokenizer a `to_dict` describes; refuses a newer format or a vocabulary that does not
+        match its config."""
         version = d.get("format_version", 0)
         if version > FORMAT_VERSION:
             raise ValueError(
@@ -96,6 +98,7 @@ class Tokenizer:
         return tok
 
     def to_dict(self) -> dict:
+        """Config, vocabulary and format version: what tokenizer.json holds."""
         return {"format_version": FORMAT_VERSION, "config": self.config.to_dict(), "vocab": self.vocab}
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -116,9 +119,11 @@ class Tokenizer:
     # ---- vocabulary ---------------------------------------------------------------------
     @property
     def spec(self) -> str:
+        """ "cp-score", "remi-performance", ...: what `from_spec` takes."""
         return f"{self.config.representation}-{self.config.kind}"
 
     def config_hash(self) -> str:
+        """A short hash of the settings: caches made with other settings are never reused."""
         return self.config.hash()
 
     @property
@@ -128,10 +133,12 @@ class Tokenizer:
 
     @property
     def families(self) -> list[str]:
+        """The token families, in id order (CP: Bar, Position, Pitch, Duration, ...; REMI: Token)."""
         return list(self.vocab)
 
     @property
     def vocab_sizes(self) -> list[int]:
+        """Size of each family's vocabulary, specials included."""
         return [len(v) for v in self.vocab.values()]
 
     def value_names(self) -> dict[str, list[str]]:
@@ -155,18 +162,22 @@ class Tokenizer:
 
     # ---- value bins (shared by CP and REMI, so both carry the same information) ---------
     def velocity_bin(self, velocity: np.ndarray) -> np.ndarray:
+        """The Velocity value index of MIDI velocities."""
         c = self.config
         return np.clip(np.rint(velocity / c.velocity_step), 0, c.velocity_max // c.velocity_step).astype(np.int64)
 
     def tempo_bin(self, bpm: np.ndarray) -> np.ndarray:
+        """The Tempo value index of tempos in BPM (clamped to the vocabulary's range)."""
         c = self.config
         top = (c.tempo_max - c.tempo_min) // c.tempo_step
         return np.clip(np.rint((bpm - c.tempo_min) / c.tempo_step), 0, top).astype(np.int64)
 
     def velocity_value(self, b: int) -> int:
+        """The MIDI velocity a Velocity value index decodes to (1..127)."""
         return int(min(127, max(1, b * self.config.velocity_step)))  # velocity 0 would be a note-off
 
     def tempo_value(self, b: int) -> float:
+        """The tempo in BPM a Tempo value index decodes to."""
         return float(self.config.tempo_min + b * self.config.tempo_step)
 
     # ---- encode / decode ----------------------------------------------------------------
