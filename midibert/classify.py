@@ -275,17 +275,22 @@ class WindowReader:
             return make_windows(enc.ids, enc.note_index, length=self.seq_len, overlap=self.overlap)
         return make_windows(enc.ids, enc.note_index, length=self.seq_len, end_aligned=True)
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def _features(self, enc: Encoding) -> np.ndarray | None:
+        """Numbers describing the whole piece that the network reads beside each window (None: none)."""
+        return None
+
     @torch.inference_mode()
-    def _batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _batch(self, ids: np.ndarray, mask: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         m = torch.as_tensor(mask, device=self.device)
         x = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        f = None if features is None else torch.as_tensor(features, dtype=torch.float32, device=self.device)
         with quantized_engine(self.engine) if self.engine else nullcontext():
-            return self._forward(x, m).float().cpu().numpy()
+            return self._forward(x, m, f).float().cpu().numpy()
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _run(self, ids: np.ndarray, mask: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """What the network gives for all windows, `batch_size` at a time: (N, L, width) per token
         or (N, width) per window.
 
@@ -299,7 +304,7 @@ class WindowReader:
         for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
             n = max(int(lengths[idx].max()), 1)
-            p = self._batch(ids[idx, :n], mask[idx, :n])
+            p = self._batch(ids[idx, :n], mask[idx, :n], None if features is None else features[idx])
             if token:
                 out[idx, :n] = p
             else:
@@ -311,10 +316,16 @@ class WindowReader:
         on the first bad file."""
         encs = [self.encode(s) for s in sources]
         wins = [self._windows(e) for e in encs]
+        feats = [self._features(e) for e in encs]
+        per_window = [None if f is None else np.repeat(f[None], len(w), axis=0) for f, w in zip(feats, wins)]
         if self.engine:  # int8 activations are scaled per batch: a piece's result must not depend on its batch-mates
-            out = np.concatenate([self._run(w.ids, w.attention_mask) for w in wins])
+            out = np.concatenate([self._run(w.ids, w.attention_mask, f) for w, f in zip(wins, per_window)])
         else:
-            out = self._run(np.concatenate([w.ids for w in wins]), np.concatenate([w.attention_mask for w in wins]))
+            out = self._run(
+                np.concatenate([w.ids for w in wins]),
+                np.concatenate([w.attention_mask for w in wins]),
+                None if per_window[0] is None else np.concatenate(per_window),
+            )
         bounds = np.cumsum([0] + [len(w) for w in wins])
         return [(e, w, out[a:b]) for e, w, a, b in zip(encs, wins, bounds[:-1], bounds[1:])]
 
@@ -399,9 +410,20 @@ class Classifier(WindowReader):
             id2label=self.bundle.id2label,
         )
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """Class probabilities of a batch of windows: (B, L, C) per token or (B, C) per window."""
-        return self.net(network_input(ids, mask, self.hide, self.key_to_c), mask).float().softmax(-1)
+        x = network_input(ids, mask, self.hide, self.key_to_c)
+        return (self.net(x, mask) if features is None else self.net(x, mask, features)).float().softmax(-1)
+
+    def _features(self, enc: Encoding) -> np.ndarray | None:
+        """The piece's note statistics, standardized as in training, for a head that reads them."""
+        norm = self.task.get("features")
+        if not norm:
+            return None
+        from midibert.baselines import note_statistics
+
+        x = note_statistics(enc.notes, self.tokenizer.config.resolution, velocity=norm["velocity"])
+        return ((x - np.asarray(norm["mean"])) / np.asarray(norm["scale"])).astype(np.float32)
 
     def _result(self, enc: Encoding, probs: np.ndarray, windows: Windows) -> Prediction:
         """Window probabilities -> one row per note (file order) or one per piece."""

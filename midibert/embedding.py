@@ -71,7 +71,7 @@ class Embedder(WindowReader):
         pre-trained encoder, or a fine-tuned BERT whose encoder is used), or a Hub repo id."""
         return cls(load_bundle(resolve(name or default_encoder())), **kwargs)
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         h = self.net(ids, mask)  # (B, L, H)
         if self.level == "note":
             return h

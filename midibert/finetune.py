@@ -184,6 +184,11 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     }
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
+    if getattr(dm, "feature_norm", None):  # the piece's note statistics joined to its pooled encoding
+        if arch != "bert":
+            raise ValueError("task.piece_features: only the BERT head reads piece features (model=bert)")
+        task["features"] = dm.feature_norm
+        task["head"]["n_features"] = len(dm.feature_norm["mean"])
     net = build_network(task, config, bundle.state_dict if bundle else None)
     hide = hidden_families(task, tok.families)
     weights = dm.class_weights() if cfg.task.get("class_weights") else None

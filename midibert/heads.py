@@ -69,7 +69,11 @@ class TokenClassifier(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """A label per piece (composer, emotion): attention pooling over real tokens, then an MLP."""
+    """A label per piece (composer, emotion): attention pooling over real tokens, then an MLP.
+
+    n_features: numbers describing the whole piece (standardized note statistics), joined to the
+    pooled encoding before the MLP, so a window is classified knowing the piece it is from.
+    """
 
     def __init__(
         self,
@@ -80,19 +84,28 @@ class SequenceClassifier(nn.Module):
         dropout: float = 0.1,
         hops: int = 4,
         freeze_encoder: bool = False,
+        n_features: int = 0,
     ):
         super().__init__()
         self.encoder = encoder.requires_grad_(not freeze_encoder)
         self.pool = AttentionPool(encoder.cfg.hidden, hops=hops)
-        self.classifier = mlp(hops * encoder.cfg.hidden, hidden, num_classes, dropout)
+        self.n_features = n_features
+        self.classifier = mlp(hops * encoder.cfg.hidden + n_features, hidden, num_classes, dropout)
         self.pool.apply(init_weights)
         self.classifier.apply(init_weights)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """(B, num_classes) logits."""
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, features: Tensor | None = None
+    ) -> Tensor:
+        """(B, num_classes) logits; `features` (B, n_features) where the head was built with some."""
         if attention_mask is None:
             attention_mask = padding_mask(input_ids, self.encoder.cfg.pad_id)
-        return self.classifier(self.pool(self.encoder(input_ids, attention_mask), attention_mask))
+        pooled = self.pool(self.encoder(input_ids, attention_mask), attention_mask)
+        if self.n_features:
+            if features is None:
+                raise ValueError(f"this head reads {self.n_features} piece features beside the tokens; none given")
+            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
+        return self.classifier(pooled)
 
 
 def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float, weight_decay: float = 0.01) -> list[dict]:

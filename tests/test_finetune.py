@@ -341,3 +341,21 @@ def test_your_own_note_labels_from_track_names(workdir, encoder, tmp_path):
             f"task.data.path={root}",
             "task.tracks={tune:[vocal],bass:[bass]}",
         )
+
+
+def test_piece_features_join_the_pooled_encoding(workdir, encoder, monkeypatch):
+    """task.piece_features: the piece's standardized note statistics go into the head in training
+    and in classify, with the train split's mean and scale kept in the bundle."""
+    import numpy as np
+
+    from midibert.classify import Classifier
+    from tests.conftest import SHIPPED_SONGS
+
+    res = run(workdir, "emotion", "bert", f"pretrained={encoder}", "task.piece_features=true", "name=emotion-features")
+    task = load_bundle(res["dir"] / "bundle").task
+    n = len(task["features"]["mean"])
+    assert task["head"]["n_features"] == n == len(task["features"]["scale"]) and n >= 20
+    clf = Classifier.from_pretrained(res["dir"] / "bundle", quantize=False)
+    before = clf.predict(SHIPPED_SONGS[0]).probs
+    monkeypatch.setattr(clf, "_features", lambda enc: np.full(n, 3.0, dtype=np.float32))
+    assert not np.allclose(clf.predict(SHIPPED_SONGS[0]).probs, before)  # the head reads them

@@ -52,8 +52,10 @@ class WindowDataset(Dataset):
         piece_labels: np.ndarray | None = None,
         pieces: Sequence[int] | None = None,
         end_aligned: bool = False,
+        piece_features: np.ndarray | None = None,
     ):
         self.split, self.seq_len, self.labels, self.piece_labels = split, seq_len, labels, piece_labels
+        self.piece_features = piece_features
         rows = []
         for p in range(len(split)) if pieces is None else pieces:
             s = split.piece(p)
@@ -87,6 +89,8 @@ class WindowDataset(Dataset):
             item["labels"] = np.asarray(self.labels[start : start + n], dtype=np.int64)
         elif self.piece_labels is not None:
             item["labels"] = int(self.piece_labels[piece])
+        if self.piece_features is not None:
+            item["features"] = self.piece_features[piece]
         return item
 
 
@@ -110,6 +114,8 @@ def collate(items: list[dict]) -> dict:
     }
     if "source" in items[0]:
         batch["source"] = torch.tensor([it["source"] for it in items])
+    if "features" in items[0]:
+        batch["features"] = torch.from_numpy(np.stack([it["features"] for it in items]).astype(np.float32))
     if "labels" in items[0]:
         if np.ndim(items[0]["labels"]) == 0:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
@@ -382,10 +388,13 @@ class SequenceClassificationDataModule(_Base):
         path: str | None = None,
         max_pieces: int | None = None,
         options: dict | None = None,
+        piece_features: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.dataset, self.path, self.max_pieces, self.options = dataset, path, max_pieces, dict(options or {})
+        self.piece_features = piece_features
+        self.feature_norm: dict | None = None  # mean and scale of the train split's note statistics
         info = get_info(dataset)
         self.label_key = label_key or info.label_key
         self.classes = list(classes or info.classes or [])
@@ -399,10 +408,34 @@ class SequenceClassificationDataModule(_Base):
         self.classes = self.classes or sorted(found)
         _check_classes(self.dataset, self.label_key, self.classes, found)
         self.piece_labels = {s: self._labels(sp) for s, sp in self.splits.items()}
+        features = self._features() if self.piece_features else {}
         self.train_set, self.val_set, self.test_set = (
-            WindowDataset(self.splits[k], self.seq_len, piece_labels=self.piece_labels[k], end_aligned=True)
+            WindowDataset(
+                self.splits[k],
+                self.seq_len,
+                piece_labels=self.piece_labels[k],
+                end_aligned=True,
+                piece_features=features.get(k),
+            )
             for k in ("train", "valid", "test")
         )
+
+    def _features(self) -> dict[str, np.ndarray]:
+        """Each split's pieces as standardized note statistics (the features baseline's), scaled by
+        the train split's mean and spread, which `feature_norm` keeps for the bundle."""
+        from midibert.baselines import note_statistics
+
+        tokens = self.tokenizer.config
+        raw = {
+            s: np.stack(
+                [note_statistics(e.notes, tokens.resolution, velocity=tokens.performance) for e in self.encodings(s)]
+            )
+            for s in ("train", "valid", "test")
+        }
+        mean, scale = raw["train"].mean(0), raw["train"].std(0)
+        scale = np.where(scale > 0, scale, 1.0)
+        self.feature_norm = {"mean": mean.tolist(), "scale": scale.tolist(), "velocity": tokens.performance}
+        return {s: ((x - mean) / scale).astype(np.float32) for s, x in raw.items()}
 
     def _labels(self, split: PreparedSplit) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes)}

@@ -47,7 +47,7 @@ class FineTuner(pl.LightningModule):
     def forward(self, batch: dict) -> torch.Tensor:
         h, mask = self.hparams, batch["attention_mask"]
         ids = network_input(batch["input_ids"], mask, h.hide_families or [], h.pitch_ids if h.key_to_c else None)
-        return self.net(ids, mask)
+        return self.net(ids, mask, batch["features"]) if "features" in batch else self.net(ids, mask)
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)
