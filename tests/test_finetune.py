@@ -173,7 +173,7 @@ def _entry(name: str, args: list[str], tmp_path, monkeypatch, full_error: str = 
 @pytest.mark.parametrize(
     "name,args,message",
     [
-        ("finetune", ["pretrained=/nonexistent"], "/nonexistent: not a midibert bundle (missing config.json)"),
+        ("finetune", ["pretrained=/nonexistent"], "/nonexistent: no such bundle directory, packaged model"),
         ("finetune", ["model=rnn", "task.data.path=/nonexistent"], "pop909: no dataset at /nonexistent"),
         (
             "pretrain",

@@ -29,6 +29,7 @@ PRIMARY = {
     "cpu_reference": "run",
     "cpu_reference_performance": "run",
     "release": "run",
+    "release_performance": "run",
 }
 
 
