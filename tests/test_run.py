@@ -70,7 +70,9 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
     assert "emotion-features" not in stages
     assert stages["style-bert-seed2"][:2] == ["seed=2", "split_seed=42"]  # Pianist8's published split
     assert stages["style-features"][:2] == ["seed=42", "split_seed=42"]
-    release = config("run", ["experiment=release_performance"], tmp_path)  # the packaged models: seed 1 on split 1 first
+    release = config(
+        "run", ["experiment=release_performance"], tmp_path
+    )  # the packaged models: seed 1 on split 1 first
     stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path / "bundle")}
     assert stages["emotion-bert-seed1"][:2] == ["seed=1", "split_seed=1"] and "emotion-features-seed1" in stages
     with pytest.raises(ValueError, match="melody, to which pipeline.seeds gives no seeds"):
