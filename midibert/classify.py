@@ -43,10 +43,9 @@ from midibert.tokenize.notes import MidiSource, describe
 from midibert.tokenize.windows import Windows, aggregate_notes, evaluation_overlap, make_windows
 
 # CPU inference by default (quantize=None, overlap=None): Linear layers in dynamic int8, and a
-# note-level piece cut into windows that do not overlap. Together they do 2.0-2.2x fp32's work per
-# song with quarter-overlapping windows, at the same accuracy (within 0.1 point on POP909's test
-# notes; benchmarks/classify.py, docs/speed.md), while either alone falls short of 2x. On CUDA, fp32 with
-# overlapping windows: there speed comes from batching.
+# note-level piece cut into windows that do not overlap: together about twice fp32's work per
+# CPU-second at the same accuracy, where either alone falls short (benchmarks/classify.py,
+# docs/speed.md). On CUDA, fp32 with overlapping windows: there speed comes from batching.
 INT8_ON_CPU = True
 OVERLAP_ON_CPU = 0
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
@@ -259,9 +258,8 @@ class WindowReader:
         if overlap is None:
             overlap = OVERLAP_ON_CPU if self.device.type == "cpu" else evaluation_overlap(self.seq_len)
         self.overlap = overlap
-        # one window already keeps a CPU busy: 8 a batch measured 0.94x to 1.10x in fp32 and 0.91x to
-        # 1.09x in int8, 32 lost (0.79x on 2 cores, the working set outgrowing the caches) in
-        # benchmarks/classify.py; GPUs need the batch
+        # one window already keeps a CPU busy, and larger batches outgrow its caches
+        # (benchmarks/classify.py, docs/speed.md); GPUs need the batch
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 1)
 
     def encode(self, src: MidiSource) -> Encoding:

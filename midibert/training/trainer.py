@@ -69,8 +69,8 @@ class FlushDenormals(pl.Callback):
     """Denormal floats flushed to zero while a trainer fits, as they were before afterwards.
 
     A training LSTM drifts into denormal floats, which x86 CPUs compute many times slower: the
-    BiLSTM's steps went from 2 s to 14 s over 60 steps of fine-tuning, and stayed at 2 s with
-    denormals flushed (docs/recipe.md). Values below 1e-38 change no prediction. The setting is
+    BiLSTM's steps slow down several-fold as it learns unless they are flushed (docs/speed.md).
+    Values below 1e-38 change no prediction. The setting is
     the process's, so it is undone when fitting ends rather than left for the caller's code.
     """
 
