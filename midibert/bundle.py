@@ -136,9 +136,9 @@ def save_bundle(
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     tokenizer.save(tmp)
     save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "midibert_weights": weights})
-    if mlm_head is not None:  # kept in fp32, or fp16 beside compact weights
+    if mlm_head is not None:  # stored as the encoder's weights are
         head = mlm_head.state_dict() if isinstance(mlm_head, torch.nn.Module) else mlm_head
-        save_file(compact_state(_on_cpu(head), "fp32" if weights == "fp32" else "fp16"), str(tmp / HEAD_FILE))
+        save_file(compact_state(_on_cpu(head), weights), str(tmp / HEAD_FILE))
     ordinary_permissions(tmp)  # mkdtemp made it private; a finished bundle is shared like any folder
     publish_dir(tmp, directory)
     return directory

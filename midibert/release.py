@@ -232,6 +232,14 @@ def _augmentation(task) -> str:
         parts.append(f"each training window transposed at random by up to {task['transpose']} semitones")
     if (task.get("data") or {}).get("jitter"):
         parts.append(f"each training window moved by up to {task['data']['jitter']} tokens, anew each pass")
+    if task.get("piece_features"):
+        parts.append(
+            "the piece's note statistics (the features baseline's numbers, standardized on the training split) "
+            "joined to each window's pooled encoding, in training and in `midibert.classify`"
+        )
+    timing = ((task.get("data") or {}).get("options") or {}).get("timing")
+    if timing == "both":
+        parts.append("every training song read twice: realigned to its beat annotations, and as the raw file")
     return "".join(f"; {p}" for p in parts)
 
 
@@ -702,7 +710,7 @@ def export_encoder(
             f"{pre['data']['tokenizer']} tokens, lr {pre['optim']['lr']}, positions {arch.position}, "
             f"{'pre' if arch.pre_norm else 'post'}-LN, mask {pre['mask']['mode']} at {pre['mask']['rate']}, families "
             f"weighted {pre['mask'].get('loss_weighting', 'vocab')} in the loss; seed {pre['seed']}.",
-            f"- Shipped weights: {weights}, the masked-LM head in fp16 (so `python -m midibert.pretrain "
+            f"- Shipped weights: {weights}, the masked-LM head too (so `python -m midibert.pretrain "
             f"init_from={name}` goes on pre-training)"
             + (
                 f"; piece embeddings from them agree with the fp32 original's to a cosine similarity of at least "
