@@ -22,7 +22,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from midibert.tasks import level
+from midibert.tasks import REGISTRY, level
 from midibert.training import (
     CONF_DIR,
     build_trainer,
@@ -184,6 +184,13 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
     }
     if arch == "bert":
         task["head"]["freeze_encoder"] = bool(cfg.model.get("freeze", False))
+    if cfg.task.name not in REGISTRY:  # a task of the user's own: the bundle describes it (tasks.of_bundle)
+        task["spec"] = {
+            "dataset": cfg.task.data.dataset,
+            "label": cfg.task.data.get("label_key") or cfg.task.data.get("label") or "",
+            "baselines": list(_baselines(cfg)),
+            "writes": "tracks" if task["level"] == "note" else "marker",
+        }
     if getattr(dm, "feature_norm", None):  # the piece's note statistics joined to its pooled encoding
         if arch != "bert":
             raise ValueError("task.piece_features: only the BERT head reads piece features (model=bert)")

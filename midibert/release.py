@@ -31,7 +31,7 @@ from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from midibert.fsutil import publish_dir, write_atomic
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
-from midibert.tasks import Task, level, of_bundle
+from midibert.tasks import REGISTRY, Task, level, of_bundle
 
 MIN_AGREEMENT = 0.995  # of test notes, compact weights vs fp32
 SPLITS = {  # how the fine-tuning dataset is split, where it is not a seeded group-disjoint split
@@ -284,7 +284,7 @@ def _card(
         "",
         "```bash",
         f"midibert classify song.mid --task {task.name}"
-        if task.dataset
+        if task.name in REGISTRY
         else f"midibert classify song.mid --model {name}",
         "```",
         "",

@@ -359,3 +359,28 @@ def test_piece_features_join_the_pooled_encoding(workdir, encoder, monkeypatch):
     before = clf.predict(SHIPPED_SONGS[0]).probs
     monkeypatch.setattr(clf, "_features", lambda enc: np.full(n, 3.0, dtype=np.float32))
     assert not np.allclose(clf.predict(SHIPPED_SONGS[0]).probs, before)  # the head reads them
+
+
+def test_a_task_of_your_own_is_described_by_its_bundle(workdir, encoder, tmp_path):
+    """The bundle of a task the registry does not know carries its description: level, classes,
+    dataset, label and rule baselines, which classify and the release read."""
+    from midibert.classify import Classifier
+
+    root = _own_folder(tmp_path / "mine", {"calm": 4, "lively": 4})
+    res = run(
+        workdir,
+        "folder",
+        "bert",
+        f"pretrained={encoder}",
+        "task.data.dataset=folder",
+        f"task.data.path={root}",
+        "name=described",
+    )
+    spec = Classifier.from_pretrained(res["dir"] / "bundle").spec
+    assert (spec.name, spec.level, spec.classes) == ("folder", "piece", ("calm", "lively"))
+    assert (spec.dataset, spec.label, spec.baselines, spec.writes) == (
+        "folder",
+        "label",
+        ("majority", "features"),
+        "marker",
+    )
