@@ -1,17 +1,19 @@
-"""Export a main-job run's fine-tuned BERT models as the bundles midibert ships, each with a model
-card, and list them in the models index (`midibert models`):
+"""Export a main-job run's fine-tuned BERT models, and a pre-training's encoder, as the bundles
+midibert ships, each with a model card, and list them in the models index (`midibert models`):
 
     python -m midibert.run experiment=release
     midibert release export runs/run/release midibert/models
+    midibert release encoder runs/run/release/pretrain midibert/models
 
-For each task's BERT run (`<task>-bert`, or the lowest seed of `<task>-bert-seed<n>`): the weights are stored compactly (int8 by default, which keeps four
-bert-small models within the package's 20 MB budget); the shipped model is measured again on the
-test split through `midibert.classify`, as users run it, and compared with the fp32 original
-(a note-level model whose stored weights, computed in fp32, agree on fewer than 99.5 % of the
-test notes is refused); its licence comes from every dataset it
-learned from, pre-training included (refused where one states no terms we can repeat); and
-MODEL_CARD.md says all of it, with the commands. Bundles are written whole before the index
-names them.
+For each task's pre-trained BERT run (its results.json says so; of several seeds the lowest): the
+weights are stored compactly (int8 by default; encoders int4, so the task models and the encoders
+fit the package's 20 MB budget); the shipped model is measured again on the test split through
+`midibert.classify`, as users run it, and compared with the fp32 original (a note-level model
+whose stored weights, computed in fp32, agree on fewer than 99.5 % of the test notes is refused);
+a model that does not beat every rule baseline of its task on its test split is refused; its
+licence comes from every dataset it learned from, pre-training included (refused where one
+states no terms we can repeat); and MODEL_CARD.md says all of it, with the commands. Bundles are
+written whole before the index names them.
 """
 
 from __future__ import annotations
