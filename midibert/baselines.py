@@ -113,6 +113,12 @@ def skyline_melody(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
     return (pitch == top[group]).astype(np.int64)
 
 
+def skyline_classes(pitch: np.ndarray, onset: np.ndarray, n_classes: int) -> np.ndarray:
+    """The skyline rule in a melody task's classes: class 0 (melody) for the top notes, the last
+    class (accompaniment) for the rest."""
+    return np.where(skyline_melody(pitch, onset) == 1, 0, n_classes - 1)
+
+
 def note_statistics(notes: Notes, resolution: int, *, velocity: bool) -> np.ndarray:
     """A piece as a row of summary statistics of its tokenized notes, timed in quarter notes:
     notes and onsets per quarter, notes per onset, pitch centre and spread, durations, the

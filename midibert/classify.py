@@ -36,7 +36,7 @@ from midibert.bundle import Bundle, load_bundle, save_bundle
 from midibert.fsutil import atomic_path
 from midibert.network import build_network, hidden_families, network_input
 from midibert.pretrained import default_model, resolve
-from midibert.tasks import REGISTRY, Task, answers, of_bundle
+from midibert.tasks import REGISTRY, Task, answers, of_bundle, writes_of
 from midibert.tokenize import Encoding
 from midibert.tokenize.labels import VELOCITY_EDGES
 from midibert.tokenize.notes import MidiSource, describe
@@ -146,7 +146,7 @@ class Prediction:
         score = symusic.Score(n.tpq)
         velocity = n.velocity[order]
         labels = np.asarray(self.labels)
-        writes = _writes(self)
+        writes = writes_of(self.task, self.level)
         if writes == "velocity":  # the middle of each predicted bin; a note without tokens keeps its own
             edges = np.asarray(VELOCITY_EDGES)
             mid = ((edges[:-1] + edges[1:]) // 2).clip(1, 127)
@@ -174,13 +174,6 @@ class Prediction:
         with atomic_path(path) as tmp:
             score.dump_midi(str(tmp))
         return Path(path)
-
-
-def _writes(pred: Prediction) -> str:
-    task = REGISTRY.get(pred.task)
-    if task is not None:
-        return task.writes
-    return "tracks" if pred.level == "note" else "marker"
 
 
 def int8_engine() -> str:
@@ -312,7 +305,10 @@ class WindowReader:
     def _read(self, sources: list[MidiSource]) -> list[tuple[Encoding, Windows, np.ndarray]]:
         """(encoding, windows, network output per window) of each source; raises midibert.MidiError
         on the first bad file."""
-        encs = [self.encode(s) for s in sources]
+        return self._read_encoded([self.encode(s) for s in sources])
+
+    def _read_encoded(self, encs: list[Encoding]) -> list[tuple[Encoding, Windows, np.ndarray]]:
+        """`_read` of pieces already tokenized (by this reader's tokenizer)."""
         wins = [self._windows(e) for e in encs]
         feats = [self._features(e) for e in encs]
         per_window = [None if f is None else np.repeat(f[None], len(w), axis=0) for f, w in zip(feats, wins)]
@@ -357,6 +353,9 @@ class Classifier(WindowReader):
         self.level, self.width = self.spec.level, len(self.model_classes)
         self.answer = bool(answer and self.spec.answer)
         self.class_names = self.spec.answer_classes if self.answer else self.model_classes
+        self.task_name = self._task_name()
+        """What the predictions answer: the bundle's task, or the registry's task of the model's own
+        classes where that task answers in others (melody -> melody3)."""
         # answer class <- the model classes it adds up: (model classes, answer classes)
         self._merge = np.array(
             [
@@ -380,14 +379,15 @@ class Classifier(WindowReader):
         With `task`, a model fine-tuned for another task is refused, and a task of the model's
         family answers in its own classes (melody3: a melody model's three)."""
         bundle = load_bundle(resolve(name, task))
-        if task is not None and bundle.task is not None and not answers(bundle.task["name"], task):
-            raise ValueError(f"{name} was fine-tuned for {bundle.task['name']!r}, not {task!r}")
-        if task is not None and bundle.task is not None and task != bundle.task["name"]:
-            kwargs.setdefault("answer", False)
+        trained = (bundle.task or {}).get("name")
+        if task is not None and trained is not None:
+            if not answers(trained, task):
+                raise ValueError(f"{name} was fine-tuned for {trained!r}, not {task!r}")
+            if task != trained:  # a task of the model's family answers in the model's own classes
+                kwargs.setdefault("answer", False)
         return cls(bundle, **kwargs)
 
-    @property
-    def task_name(self) -> str:
+    def _task_name(self) -> str:
         """What the predictions answer: the bundle's task, or, in the model's own classes where that
         task answers in others, the registry's task with those classes (melody -> melody3)."""
         if self.answer or not self.spec.answer:

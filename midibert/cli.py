@@ -55,35 +55,44 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _each_file(args: argparse.Namespace, work) -> int:
+    """`work(file)` for every file of the command; one that fails, whatever went wrong, is one line
+    on stderr and the rest still get done. The number of failed files."""
+    from midibert.errors import user_errors
+
+    failed = 0
+    for file in args.files:
+        try:
+            work(file)
+        except user_errors() as e:
+            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
+            failed += 1
+        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
+            _internal_error(e, args, f" on {file}")
+            failed += 1
+    return failed
+
+
 def _classify(args: argparse.Namespace) -> int:
     from midibert.classify import Classifier
-    from midibert.errors import user_errors
     from midibert.pretrained import default_model
 
     if not (args.model or args.task):
         raise ValueError("say which model: --task TASK (its packaged model) or --model NAME|DIR")
     # unknown name, not a bundle, a mismatched one, another task's model: one line, exit 2, before any output
     clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
-    failed = 0
-    for file in args.files:
-        try:  # one bad file is reported and the rest still get classified, whatever went wrong
-            res = clf.predict(file)
-            if args.out:
-                res.to_midi(Path(args.out) / Path(file).name)
-        except user_errors() as e:
-            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
-            _internal_error(e, args, f" on {file}")
-            failed += 1
-            continue
+
+    def classify(file: str) -> None:
+        res = clf.predict(file)
+        if args.out:
+            res.to_midi(Path(args.out) / Path(file).name)
         if args.json:
             print(res.to_json(), flush=True)
-            continue
+            return
         shares = "" if res.level == "piece" else "  " + " ".join(f"{c} {v:.0%}" for c, v in res.shares().items())
         print(f"{file}\t{res.label}\t{res.confidence:.2f}{shares}", flush=True)
-    return 1 if failed else 0
+
+    return 1 if _each_file(args, classify) else 0
 
 
 def _embed(args: argparse.Namespace) -> int:
@@ -92,21 +101,16 @@ def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from midibert.embedding import Embedder
-    from midibert.errors import user_errors
     from midibert.fsutil import atomic_path
 
     embedder = Embedder.from_pretrained(args.model, level=args.level)
-    names, vectors, failed = [], [], 0
-    for file in args.files:
-        try:
-            vectors.append(embedder.embed([file])[0])
-            names.append(file)
-        except user_errors() as e:
-            print(f"midibert: error: {e}" if file in str(e) else f"midibert: error: {file}: {e}", file=sys.stderr)
-            failed += 1
-        except Exception as e:  # noqa: BLE001  (a bug: still one line, so the other files go on)
-            _internal_error(e, args, f" on {file}")
-            failed += 1
+    names, vectors = [], []
+
+    def embed(file: str) -> None:
+        vectors.append(embedder.embed([file])[0])
+        names.append(file)
+
+    failed = _each_file(args, embed)
     if args.level == "piece":
         arrays = {"embeddings": np.stack(vectors) if vectors else np.zeros((0, embedder.width), np.float32)}
     else:  # one array of rows per file, and which file each row belongs to
@@ -121,7 +125,7 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from midibert.pretrained import models_dir, packaged
+    from midibert.pretrained import ENCODER, models_dir, packaged
 
     models = packaged()
     if args.json:
@@ -131,8 +135,6 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print(f"no packaged models in {models_dir()}")
         return 0
-    from midibert.pretrained import ENCODER
-
     print("| name | task | size | trained on | licence | test accuracy | rule baselines | files read raw |")
     print("| --- | --- | --- | --- | --- | ---: | --- | --- |")
     for name, m in models.items():

@@ -89,7 +89,11 @@ class Embedder(WindowReader):
     def embed(self, sources: list[MidiSource]) -> list[np.ndarray]:
         """One (hidden,) vector or (n_notes, hidden) array per source; raises midibert.MidiError on
         the first bad file."""
-        return [self._vectors(e, out, w) for e, w, out in self._read(sources)] if sources else []
+        return self.embed_encoded([self.encode(s) for s in sources])
+
+    def embed_encoded(self, encs: list[Encoding]) -> list[np.ndarray]:
+        """`embed` of pieces already tokenized by this embedder's tokenizer."""
+        return [self._vectors(e, out, w) for e, w, out in self._read_encoded(encs)] if encs else []
 
 
 @lru_cache(maxsize=4)

@@ -90,8 +90,6 @@ def evaluate_predictions(cfg: DictConfig, predictions: list[dict], names: list[s
 
 def _baselines(cfg: DictConfig) -> tuple[str, ...]:
     """The rule baselines the task's registry entry names (a task not in it: those its config lists)."""
-    from midibert.tasks import REGISTRY
-
     task = REGISTRY.get(cfg.task.name)
     return task.baselines if task else tuple(cfg.task.get("baselines") or ())
 
@@ -99,7 +97,7 @@ def _baselines(cfg: DictConfig) -> tuple[str, ...]:
 def rule_baseline(cfg: DictConfig, dm) -> dict:
     """Skyline (highest sounding pitch is melody), majority class, or (piece tasks) a logistic
     regression on note statistics fitted to the train split, on the test split's notes / pieces."""
-    from midibert.baselines import note_statistics, skyline_melody
+    from midibert.baselines import note_statistics, skyline_classes
     from midibert.evaluate import metrics
 
     names = class_names(cfg, dm)
@@ -130,8 +128,7 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
     y_true, y_pred = [], []
     for enc, labels in dm.test_notes():  # Encoding and true class per note
         keep = enc.notes.tokenized
-        melody = skyline_melody(enc.notes.pitch[keep], enc.notes.onset[keep])
-        y_pred.append(np.where(melody == 1, 0, len(names) - 1))  # melody, else accompaniment
+        y_pred.append(skyline_classes(enc.notes.pitch[keep], enc.notes.onset[keep], len(names)))
         y_true.append(labels[keep])
     return {"note": metrics(np.concatenate(y_true), np.concatenate(y_pred), names)}
 
@@ -189,7 +186,6 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
             "dataset": cfg.task.data.dataset,
             "label": cfg.task.data.get("label_key") or cfg.task.data.get("label") or "",
             "baselines": list(_baselines(cfg)),
-            "writes": "tracks" if task["level"] == "note" else "marker",
         }
     if getattr(dm, "feature_norm", None):  # the piece's note statistics joined to its pooled encoding
         if arch != "bert":

@@ -28,7 +28,7 @@ from midibert.datasets import get_info, read
 from midibert.embedding import Embedder, encoder_state
 from midibert.evaluate import metrics
 from midibert.model import MidiBert
-from midibert.pretrained import resolve
+from midibert.pretrained import default_encoder, resolve
 
 
 def random_twin(bundle: Bundle, seed: int = 0) -> Bundle:
@@ -68,7 +68,7 @@ def linear_probe(
     three (the result's "skipped" says how many)."""
     info = get_info(dataset)
     key = label_key or info.label_key
-    bundle = load_bundle(resolve(encoder)) if encoder else load_bundle(resolve(_default(info.kind)))
+    bundle = load_bundle(resolve(encoder or default_encoder(info.kind)))
     encoder_state(bundle)  # refuses a bundle with no BERT encoder before any work
     pieces = [p for p in read(dataset, path, seed=split_seed, **options) if p.split and p.labels.get(key)]
     kind = bundle.tokenizer.config.kind
@@ -81,8 +81,8 @@ def linear_probe(
             enc = readers["encoder"].encode(src)
         except ValueError:  # a file that does not read is a skipped piece, for every probe alike
             continue
-        for name, reader in readers.items():
-            rows[name].append(reader.embed([src])[0])
+        for name, reader in readers.items():  # the twin shares the tokenizer: one encoding serves both
+            rows[name].append(reader.embed_encoded([enc])[0])
         rows["note statistics"].append(
             note_statistics(enc.notes, bundle.tokenizer.config.resolution, velocity=bundle.tokenizer.config.performance)
         )
@@ -97,12 +97,6 @@ def linear_probe(
         out[name] = _fit_score({s: x_all[split == s] for s in ("train", "test")}, y, classes, c)
     out["skipped"] = len(pieces) - len(kept)
     return out
-
-
-def _default(kind: str) -> str:
-    from midibert.pretrained import default_encoder
-
-    return default_encoder(kind)
 
 
 def table(results: dict[str, dict[str, dict]]) -> str:

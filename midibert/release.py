@@ -208,16 +208,16 @@ def _skyline(preds: list, pieces: list) -> dict:
     """The skyline rule's metrics on the notes of `preds` (melody where highest at its onset)."""
     import numpy as np
 
-    from midibert.baselines import skyline_melody
+    from midibert.baselines import skyline_classes
     from midibert.evaluate import IGNORE, metrics, prediction_truth
 
     truth, guess = [], []
     for p, piece in zip(preds, pieces):
         t = prediction_truth(p, piece)
-        top = skyline_melody(p.pitch, p.encoding.notes.onset[np.argsort(p.encoding.notes.source_index, kind="stable")])
+        onset = p.encoding.notes.onset[np.argsort(p.encoding.notes.source_index, kind="stable")]  # file order
         keep = t != IGNORE
         truth.append(t[keep])
-        guess.append(np.where(top == 1, 0, len(p.class_names) - 1)[keep])
+        guess.append(skyline_classes(p.pitch, onset, len(p.class_names))[keep])
     return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
 
 
@@ -400,15 +400,20 @@ def _card(
     return "\n".join(lines) + "\n"
 
 
-def _bert_runs(run_dir: Path) -> list[Path]:
+def _run_results(run_dir: Path) -> dict[Path, dict]:
+    """Each stage folder of a main-job run -> its results.json, read once for the whole export."""
+    return {path.parent: json.loads(path.read_text()) for path in sorted(run_dir.glob("*/results.json"))}
+
+
+def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
     """One fine-tuned, pre-trained BERT run per task (its results.json says so, and it has a bundle):
     of several seeds the lowest (chosen before looking at any score, so the shipped model is not
     picked on its test split)."""
-    found = []
-    for path in run_dir.glob("*/results.json"):
-        r = json.loads(path.read_text())
-        if r.get("model") == "bert" and (path.parent / "bundle").is_dir():
-            found.append((r["task"], r.get("seed", 0), path.parent))
+    found = [
+        (r["task"], r.get("seed", 0), run)
+        for run, r in results.items()
+        if r.get("model") == "bert" and (run / "bundle").is_dir()
+    ]
     runs: dict[str, Path] = {}
     for task, _, run in sorted(found):
         runs.setdefault(task, run)
@@ -422,15 +427,14 @@ def _shown(folder: Path) -> str:
     return str(folder) if not folder.is_absolute() else str(Path(*folder.parts[-2:]))
 
 
-def _baselines(run_dir: Path, task: Task, ft: dict) -> dict[str, dict]:
-    """Rule baseline -> its results, of the runs under `run_dir` that tested `task` on the pieces
-    `ft` was tested on (their results.json say what they are; rule baselines have no bundle)."""
-    found = {}
-    for path in sorted(run_dir.glob("*/results.json")):
-        r = json.loads(path.read_text())
-        if r["task"] == task.name and (r.get("scale") or {}).get("rule") and _same_test_split(path.parent, ft):
-            found[r["model"]] = r
-    return found
+def _baselines(results: dict[Path, dict], task: Task, ft: dict) -> dict[str, dict]:
+    """Rule baseline -> its results, of the runs of a main job that tested `task` on the pieces
+    `ft` was tested on (their results.json say what they are)."""
+    return {
+        r["model"]: r
+        for run, r in results.items()
+        if r["task"] == task.name and (r.get("scale") or {}).get("rule") and _same_test_split(run, ft)
+    }
 
 
 def _gate(name: str, task: Task, results: dict, baselines: dict[str, dict], run_dir: Path) -> str:
@@ -443,7 +447,8 @@ def _gate(name: str, task: Task, results: dict, baselines: dict[str, dict], run_
             f"shipped only beside every rule baseline of its task ({', '.join(task.baselines)})"
         )
     ours = _level_metrics(results)["accuracy"]
-    beaten = {a: _level_metrics(r)["accuracy"] for a, r in baselines.items() if _level_metrics(r)["accuracy"] >= ours}
+    rules = {a: _level_metrics(r)["accuracy"] for a, r in baselines.items()}
+    beaten = {a: acc for a, acc in rules.items() if acc >= ours}
     if beaten:
         rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted(beaten.items()))
         return f"{name}: {ours:.2%} on its test split does not beat every rule baseline ({rules}); not shipped"
@@ -460,10 +465,11 @@ def _stage(
     commit: str | None,
     command: str,
     export_cmd: str,
+    run_results: dict[Path, dict],
     allow_below: bool = False,
 ) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
-    results = json.loads((run / "results.json").read_text())
+    results = run_results[run]
     ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
     pre = _pretraining(ft, run_dir)
     source = load_bundle(run / "bundle")
@@ -489,7 +495,7 @@ def _stage(
     params = sum(t.numel() for t in source.state_dict.values())
     mb = (staged / WEIGHTS_FILE).stat().st_size / 1e6
     size = f"{preset}, {params / 1e6:.1f} M parameters, {mb:.1f} MB ({weights})"
-    baselines = _baselines(run_dir, task, ft)
+    baselines = _baselines(run_results, task, ft)
     below = _gate(name, task, results, baselines, run_dir)
     if below and not allow_below:
         raise ValueError(below)
@@ -558,7 +564,8 @@ def export(
     beat every rule baseline of its task on its test split is refused, unless
     `allow_below_baselines` (then its card says so)."""
     run_dir, to = Path(run_dir), Path(to)
-    runs = _bert_runs(run_dir)
+    run_results = _run_results(run_dir)
+    runs = _bert_runs(run_dir, run_results)
     command = _command(run_dir)
     # the card names the run as the main job lays it out, never a folder of the machine that made it
     export_cmd = f"midibert release export runs/run/{run_dir.name} {_shown(to)} --weights {weights}" + (
@@ -577,6 +584,7 @@ def export(
                     commit=commit,
                     command=command,
                     export_cmd=export_cmd,
+                    run_results=run_results,
                     allow_below=allow_below_baselines,
                 )
             )
@@ -584,18 +592,22 @@ def export(
         for folder in to.glob(".*.unchecked"):  # those staged, and the one that failed
             shutil.rmtree(folder, ignore_errors=True)
         raise
+    for name, folder, _ in staged:
+        publish_dir(folder, to / name)
+    _list(to, {name: entry for name, _, entry in staged})
+    return [to / name for name, _, _ in staged]
+
+
+def _list(to: Path, entries: dict[str, dict]) -> None:
+    """Name published bundles in `to`'s index; the newest of a task (and token kind) becomes its default."""
     index_path = to / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
-    written = []
-    for name, folder, entry in staged:
-        publish_dir(folder, to / name)
-        written.append(to / name)
-        for other in index["models"].values():  # the newest export of a task becomes its default
-            if other["task"] == entry["task"]:
+    for name, entry in entries.items():
+        for other in index["models"].values():
+            if (other["task"], other.get("kind")) == (entry["task"], entry.get("kind")):
                 other["default"] = False
         index["models"][name] = entry
     write_atomic(index_path, json.dumps(index, indent=1) + "\n")
-    return written
 
 
 ENCODER_NAMES = {"score": "score", "performance": "performance"}  # tokenizer kind -> the name's ending
@@ -741,9 +753,7 @@ def export_encoder(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     publish_dir(staged, to / name)
-    index_path = to / INDEX_FILE
-    index = json.loads(index_path.read_text()) if index_path.is_file() else {"format_version": 1, "models": {}}
-    index["models"][name] = {
+    entry = {
         "task": ENCODER,
         "kind": kind,
         "default": True,
@@ -755,5 +765,5 @@ def export_encoder(
         "masked": scores,
         "embedding_agreement_fp32": agreement,
     }
-    write_atomic(index_path, json.dumps(index, indent=1) + "\n")
+    _list(to, {name: entry})
     return to / name

@@ -91,23 +91,30 @@ def level(value: str) -> str:
     return value
 
 
+def writes_of(name: str, level: str) -> str:
+    """How a result of task `name` is written to MIDI: the registry's say, else by its level (a
+    label per note: a track per class; per piece: a marker)."""
+    task = REGISTRY.get(name)
+    return task.writes if task else ("tracks" if level == "note" else "marker")
+
+
 def of_bundle(task: dict, class_names: list[str]) -> Task:
     """The Task a bundle's stored `task` dict describes: the registry's, for a built-in task with the
     same classes; else one built from the bundle itself (a custom task, or a bundle of old)."""
     builtin = REGISTRY.get(task.get("name", ""))
     if builtin is not None and list(builtin.classes) == list(class_names):
         return builtin
-    stored = task.get("spec") or {}
+    stored, level_ = task.get("spec") or {}, level(task["level"])
     return Task(
         name=task.get("name", "custom"),
-        level=level(task["level"]),
+        level=level_,
         classes=tuple(class_names),
         dataset=stored.get("dataset", ""),
         label=stored.get("label", ""),
         baselines=tuple(stored.get("baselines", ())),
         summary=stored.get("summary", ""),
         limits=stored.get("limits", ""),
-        writes=stored.get("writes") or ("tracks" if level(task["level"]) == "note" else "marker"),
+        writes=stored.get("writes") or writes_of("", level_),
     )
 
 
