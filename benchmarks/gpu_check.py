@@ -827,11 +827,17 @@ def pack(dest: Path, data_root: Path) -> None:
     """DIR/data.tar.gz: the files stages 2-4 read (every piece the readers list, with the options
     the configs give, and each dataset's non-MIDI files: splits, beats, metadata); DIR/*.whl: the
     packages the GPU machine's image lacks, for its Python 3.12 (docs/contributing.md says how they are used)."""
+    cfg = _compose("pretrain", [f"paths.data_root={data_root}", "data=pretrain_reference"])
+    tar_data(dest, data_root, {(d.name, d.path, json.dumps(dict(d.options or {}))) for d in cfg.data.datasets})
+    wheels(dest)
+
+
+def tar_data(dest: Path, data_root: Path, wanted: set[tuple[str, str, str]]) -> None:
+    """DEST/data.tar.gz: of each (dataset, path, reader options as JSON), every piece the reader
+    lists and the dataset's non-MIDI files (splits, beats, metadata), under data/."""
     from midibert.datasets.base import dataset_dir, midi_files, read
 
     dest.mkdir(parents=True, exist_ok=True)
-    cfg = _compose("pretrain", [f"paths.data_root={data_root}", "data=pretrain_reference"])
-    wanted = {(d.name, d.path, json.dumps(dict(d.options or {}))) for d in cfg.data.datasets}
     files = set()
     for name, path, options in sorted(wanted):
         root = dataset_dir(name, path)
@@ -842,6 +848,10 @@ def pack(dest: Path, data_root: Path) -> None:
         for f in sorted(files):
             tar.add(f, arcname=str(Path("data") / f.relative_to(data_root)))
     print(f"{dest / 'data.tar.gz'}: {len(files)} files, {(dest / 'data.tar.gz').stat().st_size / 2**20:.1f} MiB")
+
+
+def wheels(dest: Path) -> None:
+    """DEST/*.whl: the packages the GPU machine's image lacks (WHEELS), for its Python 3.12."""
     pins = [f"{n}=={metadata.version(n)}" for n in WHEELS]
     platforms = [
         a

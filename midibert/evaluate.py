@@ -214,6 +214,20 @@ def score_predictions(preds: Sequence, pieces: Sequence, label_key: str | None =
     return metrics(truth[known], predicted[known], preds[0].class_names)
 
 
+def skyline_metrics(preds: list, pieces: list) -> dict:
+    """The skyline rule's metrics on the notes of `preds` (melody where highest at its onset)."""
+    from midibert.baselines import skyline_classes
+
+    truth, guess = [], []
+    for p, piece in zip(preds, pieces):
+        t = prediction_truth(p, piece)
+        onset = p.encoding.notes.onset[np.argsort(p.encoding.notes.source_index, kind="stable")]  # file order
+        keep = t != IGNORE
+        truth.append(t[keep])
+        guess.append(skyline_classes(p.pitch, onset, len(p.class_names))[keep])
+    return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
+
+
 def agreement(a: Sequence, b: Sequence) -> float:
     """Share of notes (or pieces) two classifiers' predictions of the same pieces label alike."""
     x, y = np.concatenate([_predicted(p) for p in a]), np.concatenate([_predicted(p) for p in b])

@@ -160,7 +160,7 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     figures on the raw test files too, beside the skyline's on them ("raw")."""
     from midibert.classify import Classifier
     from midibert.datasets import get_info
-    from midibert.evaluate import agreement, score_predictions, split_sources
+    from midibert.evaluate import agreement, score_predictions, skyline_metrics, split_sources
     from midibert.tokenize.windows import evaluation_overlap
 
     clf = Classifier.from_pretrained(shipped, device="cpu", answer=False)
@@ -200,25 +200,8 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
         m = score_predictions(preds, pieces, data.get("label_key"))
         out["raw"] = {"accuracy": round(m["accuracy"], 6), "macro_f1": round(m["macro_f1"], 6), "n": m["n"]}
         if "skyline" in clf.spec.baselines:
-            out["raw"]["skyline"] = round(_skyline(preds, pieces)["accuracy"], 6)
+            out["raw"]["skyline"] = round(skyline_metrics(preds, pieces)["accuracy"], 6)
     return out
-
-
-def _skyline(preds: list, pieces: list) -> dict:
-    """The skyline rule's metrics on the notes of `preds` (melody where highest at its onset)."""
-    import numpy as np
-
-    from midibert.baselines import skyline_classes
-    from midibert.evaluate import IGNORE, metrics, prediction_truth
-
-    truth, guess = [], []
-    for p, piece in zip(preds, pieces):
-        t = prediction_truth(p, piece)
-        onset = p.encoding.notes.onset[np.argsort(p.encoding.notes.source_index, kind="stable")]  # file order
-        keep = t != IGNORE
-        truth.append(t[keep])
-        guess.append(skyline_classes(p.pitch, onset, len(p.class_names))[keep])
-    return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
 
 
 def _augmentation(task) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -28,6 +28,7 @@ class Piece:
     kind: "score" (quantised, notated) or "performance" (expressive timing and velocity).
     reading: how the dataset's loader reads the file where it offers more than one reading
     (POP909: "beats", realigned to its beat annotations, or "raw", the file as it is); "" = its default.
+    augment: augmentations applied to the file as read, a training copy's (`midibert.augment`).
     """
 
     id: str
@@ -37,6 +38,7 @@ class Piece:
     kind: str = "performance"
     split: str | None = None
     reading: str = ""
+    augment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,39 @@ def dataset_dir(name: str, path: str | os.PathLike | None = None) -> Path:
     return data_root() / info.folder
 
 
-def read(name: str, path: str | os.PathLike | None = None, *, seed: int = 0, **options) -> list[Piece]:
-    """All pieces of dataset `name`, each with its split (published split where one exists)."""
+def read(
+    name: str,
+    path: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    augment: Sequence[str] = (),
+    augment_copies: int = 1,
+    **options,
+) -> list[Piece]:
+    """All pieces of dataset `name`, each with its split (published split where one exists).
+
+    augment: names from `midibert.augment`; each training piece then gets `augment_copies` more
+    copies (id "<id>@aug<k>", same group) read through them. Other options go to the reader.
+    """
+    from midibert.augment import check
+
     info = get_info(name)
     root = dataset_dir(name, path)
     if not root.is_dir() and not info.generated:
         raise FileNotFoundError(f"{name}: no dataset at {root} (run `midibert data download {name}` or pass --path)")
-    return info.read(root, seed=seed, **options)
+    pieces = info.read(root, seed=seed, **options)
+    if not augment:
+        return pieces
+    names = check(augment)
+    if augment_copies < 1:
+        raise ValueError(f"augment_copies must be at least 1 when augmenting, got {augment_copies}")
+    out = []
+    for p in pieces:  # each copy right after its piece, so max_pieces subsets keep some
+        out.append(p)
+        if p.split == "train":
+            group = p.group or p.id
+            out += [replace(p, id=f"{p.id}@aug{k}", group=group, augment=names) for k in range(1, augment_copies + 1)]
+    return out
 
 
 def midi_files(root: Path) -> list[Path]:

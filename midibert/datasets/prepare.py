@@ -103,11 +103,15 @@ def _init_worker(
 
 def _encode(piece: Piece) -> dict | str:
     """Arrays of one piece, or the reason it was skipped (never raises: one bad file must not stop a run)."""
+    from midibert.augment import augment, rng_for
     from midibert.tokenize.labels import melody_labels, to_tokens, track_classes, velocity_labels
+    from midibert.tokenize.notes import read_score
 
     tok, info = _worker["tok"], _worker["info"]
     try:
         src = info.load(piece, tok.config.kind) if info.load else piece.path
+        if piece.augment:
+            src = augment(read_score(src), piece.augment, rng_for(piece.id))
         enc = tok.encode(src, max_tokens=_worker["max_tokens"])
         if len(enc) == 0:
             return "no tokens"
