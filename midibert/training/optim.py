@@ -48,7 +48,11 @@ def adamw_with_schedule(
     The schedule scales every group's own learning rate (a group's "lr", else `lr`), so layer-wise
     learning rates keep their ratios through warmup and decay.
     """
-    opt = adamw(groups, lr=lr, betas=betas)
+    # Lightning refuses to clip the gradients of a fused optimizer under mixed precision (it takes
+    # such an optimizer to unscale them itself): a trainer that clips gets the unfused kernels
+    trainer = module.trainer
+    clips = bool(trainer.gradient_clip_val) and "mixed" in str(trainer.precision)
+    opt = adamw(groups, lr=lr, betas=betas, fused=False if clips else None)
     progress = _decay_progress(module.trainer, warmup_steps)
 
     def factor(step: int) -> float:
