@@ -15,7 +15,8 @@ read realigned to their beat annotations and as the raw files, beside the skylin
 
 Variants run in parallel child processes (`--parallel`; they share one GPU); `robustness.json` and
 `robustness.md` in `--out` are rewritten as each one ends, so a run cut short keeps what it measured.
-`--keep-best` also writes the best variant's bundle (by raw-file accuracy) as `best_bundle.tar`.
+`--keep VARIANT-SEED` also writes that run's bundle as `VARIANT-SEED.tar` (named before the run:
+picking the best by its test figures would select on the test set).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=6, help="variants trained at once")
     p.add_argument("--minutes", type=float, default=9.0, help="no run starts after this; each is killed at it")
     p.add_argument("--work", type=Path, help="runs and caches (default: a temporary folder)")
-    p.add_argument("--keep-best", action="store_true", help="--out/best_bundle.tar: the best variant's bundle")
+    p.add_argument("--keep", metavar="VARIANT-SEED", help="--out/VARIANT-SEED.tar: that run's bundle and results")
     p.add_argument("--tiny", action="store_true", help="4 steps at bert-small on 2 songs a split (CPU): code paths")
     p.add_argument("--pack", type=Path, metavar="DIR", help="write DIR/data.tar.gz (POP909) and DIR/*.whl")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -206,16 +207,11 @@ def main() -> None:
     with ThreadPoolExecutor(args.parallel) as pool:
         list(pool.map(go, jobs))
     print(markdown(rows))
-    if args.keep_best:
-        done = [r for r in rows if "raw" in r]
-        if done:
-            best = max(done, key=lambda r: r["raw"]["accuracy"])
-            with tarfile.open(args.out / "best_bundle.tar", "w") as tar:
-                tar.add(Path(best["run_dir"]) / "bundle", arcname=f"{best['variant']}-{best['seed']}/bundle")
-                tar.add(
-                    Path(best["run_dir"]) / "results.json", arcname=f"{best['variant']}-{best['seed']}/results.json"
-                )
-                tar.add(Path(best["run_dir"]) / "config.yaml", arcname=f"{best['variant']}-{best['seed']}/config.yaml")
+    kept = next((r for r in rows if f"{r['variant']}-{r['seed']}" == args.keep and "raw" in r), None)
+    if kept:
+        with tarfile.open(args.out / f"{args.keep}.tar", "w") as tar:
+            for name in ("bundle", "results.json", "config.yaml"):
+                tar.add(Path(kept["run_dir"]) / name, arcname=f"{args.keep}/{name}")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,17 @@ class MissingExtra(ImportError):
     """A command needs packages that `pip install midibert` leaves out (inference needs none of them)."""
 
 
-def require_extra(extra: str, *, main: bool = False) -> None:
-    """Refuse, in one line, to go on without the packages of `extra`: raise MissingExtra, or, in
-    a module run as a program (`main`), print the line and exit with status 2."""
-    missing = [package for module, package in EXTRAS[extra].items() if find_spec(module) is None]
+# imported only by the option that uses it (logger=wandb), which asks for it itself: a training
+# run logging elsewhere does not need it
+ON_DEMAND = {"wandb"}
+
+
+def require_extra(extra: str, *, main: bool = False, modules: tuple[str, ...] | None = None) -> None:
+    """Refuse, in one line, to go on without the packages of `extra` (all but ON_DEMAND's, or just
+    `modules`): raise MissingExtra, or, in a module run as a program (`main`), print the line and
+    exit with status 2."""
+    wanted = modules or [m for m in EXTRAS[extra] if m not in ON_DEMAND]
+    missing = [EXTRAS[extra][m] for m in wanted if find_spec(m) is None]
     if not missing:
         return
     message = f'this needs midibert\'s {extra} extra: pip install "midibert[{extra}]" (missing: {", ".join(missing)})'

@@ -81,11 +81,26 @@ def test_training_without_the_train_extra_says_what_to_install(monkeypatch, caps
 
     real = importlib.util.find_spec
     monkeypatch.setattr(errors, "find_spec", lambda name: None if name in ("hydra", "wandb") else real(name))
-    with pytest.raises(errors.MissingExtra, match=r'pip install "midibert\[train\]" \(missing: hydra-core, wandb\)'):
+    with pytest.raises(errors.MissingExtra, match=r'pip install "midibert\[train\]" \(missing: hydra-core\)$'):
         errors.require_extra("train")
     with pytest.raises(SystemExit) as stop:
         errors.require_extra("train", main=True)
     assert stop.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_only_the_wandb_logger_needs_wandb(monkeypatch, tmp_path):
+    """Training that logs elsewhere runs without wandb (a GPU image may lack it); logger=wandb
+    asks for it in one line."""
+    import importlib.util
+
+    from midibert import errors
+    from midibert.training.trainer import wandb_logger
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(errors, "find_spec", lambda name: None if name == "wandb" else real(name))
+    errors.require_extra("train")
+    with pytest.raises(errors.MissingExtra, match=r"\(missing: wandb\)$"):
+        wandb_logger("p", str(tmp_path))
 
 
 def test_setup_cfg_extras_match_what_the_code_requires():

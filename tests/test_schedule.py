@@ -71,3 +71,25 @@ def test_a_run_bounded_by_time_alone_decays_to_zero_at_its_time_budget(monkeypat
     assert lr[25] == pytest.approx(0.5e-3)  # 55 s: half of the 90 s left after warmup
     assert lr[30] == pytest.approx(1e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 60 / 90)).item()))
     assert lr[40] == pytest.approx(0.0, abs=1e-12)  # 100 s: the budget, where the Timer stops the run
+
+
+@pytest.mark.parametrize(("clip", "precision", "fused"), [(1.0, "bf16-mixed", False), (0.0, "bf16-mixed", None),
+                                                           (1.0, "32-true", None)])  # fmt: skip
+def test_a_trainer_that_clips_under_mixed_precision_gets_the_unfused_optimizer(monkeypatch, clip, precision, fused):
+    """Lightning refuses to clip a fused AdamW's gradients under mixed precision (every GPU run
+    failed at its first step): such a trainer gets the unfused kernels; others the default."""
+    from types import SimpleNamespace
+
+    from midibert.training import optim
+
+    asked, real = {}, optim.adamw
+
+    def adamw(*args, fused=None, **kwargs):
+        asked["fused"] = fused
+        return real(*args, fused=fused, **kwargs)
+
+    monkeypatch.setattr(optim, "adamw", adamw)
+    param = torch.nn.Parameter(torch.zeros(2))
+    trainer = SimpleNamespace(gradient_clip_val=clip, precision=precision, callbacks=[], max_steps=10)
+    optim.adamw_with_schedule(SimpleNamespace(trainer=trainer), [{"params": [param]}], lr=1e-3, warmup_steps=1)
+    assert asked["fused"] is fused

@@ -36,6 +36,10 @@ def wandb_logger(project: str, save_dir: str, name: str | None = None, **kwargs)
     """A WandbLogger that never hangs or prompts: offline without an API key or a reachable server."""
     from pytorch_lightning.loggers import WandbLogger
 
+    from midibert.errors import require_extra
+
+    require_extra("train", modules=("wandb",))
+
     mode = os.environ.get("WANDB_MODE")  # the user's choice; else decided here, for this run only
     if mode is None:
         online = bool(os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()) and _reachable("api.wandb.ai")

@@ -1,0 +1,117 @@
+"""Augmented training copies: what each augmentation changes and keeps, which pieces get copies,
+and that a preparation holds them in its training split only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import symusic
+
+from midibert import augment as aug
+from midibert.datasets import read
+from midibert.datasets.prepare import load_split, prepare
+
+
+def _score(n: int = 64) -> symusic.Score:
+    """A tune over an accompaniment, two tracks, on sixteenths at 480 ticks a quarter."""
+    s = symusic.Score(480)
+    rng = np.random.default_rng(0)
+    for name, low in (("MELODY", 64), ("PIANO", 40)):
+        t = symusic.Track(name)
+        on = np.sort(rng.integers(0, 64, n)) * 120 + 480
+        t.notes = symusic.Note.from_numpy(
+            time=on.astype(np.int32),
+            duration=np.full(n, 240, np.int32),
+            pitch=rng.integers(low, low + 12, n).astype(np.int8),
+            velocity=np.full(n, 80, np.int8),
+        )
+        s.tracks.append(t)
+    return s
+
+
+def _notes(score: symusic.Score) -> list[dict]:
+    return [t.notes.numpy() for t in score.tracks]
+
+
+@pytest.mark.parametrize("name", list(aug.AUGMENTATIONS))
+def test_every_augmentation_keeps_tracks_and_notes_and_is_reproducible(name):
+    src = _score()
+    out = aug.augment(src, [name], aug.rng_for("song@aug1"))
+    assert [t.name for t in out.tracks] == ["MELODY", "PIANO"]
+    assert [len(t.notes) for t in out.tracks] == [len(t.notes) for t in src.tracks]
+    again = aug.augment(src, [name], aug.rng_for("song@aug1"))
+    other = aug.augment(src, [name], aug.rng_for("song@aug2"))
+    same = all(np.array_equal(a["time"], b["time"]) and np.array_equal(a["pitch"], b["pitch"])
+               for a, b in zip(_notes(out), _notes(again)))  # fmt: skip
+    differs = any(not (np.array_equal(a["time"], b["time"]) and np.array_equal(a["pitch"], b["pitch"]))
+                  for a, b in zip(_notes(out), _notes(other)))  # fmt: skip
+    assert same and differs
+    # the source is never changed in place    assert np.array_equal(_notes(src)[0]["time"], _notes(_score())[0]["time"])
+
+
+def test_what_each_augmentation_changes():
+    src, rng = _score(), aug.rng_for("x")
+    before = _notes(src)
+    stretched = _notes(aug.stretch(src, rng))
+    ratio = stretched[0]["time"][-1] / before[0]["time"][-1]
+    assert 1 / aug.STRETCH - 0.01 <= ratio <= aug.STRETCH + 0.01 and abs(ratio - 1) > 1e-3
+    assert np.allclose(stretched[1]["time"], before[1]["time"] * ratio, atol=1)  # one factor for every track
+    jittered = _notes(aug.jitter(src, rng))
+    moved = np.concatenate([j["time"] - b["time"] for j, b in zip(jittered, before)])
+    assert np.abs(moved).max() <= aug.JITTER_BEATS * 480 and moved.any()
+    warped = _notes(aug.tempo(src, rng))
+    assert all((np.diff(w["time"]) >= 0).all() for w in warped)  # order kept: the warp is monotonic
+    ratios = warped[0]["time"][1:] / before[0]["time"][1:]
+    assert ratios.std() > 0.005  # not one stretch: the tempo changes along the piece
+    for _ in range(5):
+        moved = [
+            a["pitch"].astype(int) - b["pitch"].astype(int) for a, b in zip(_notes(aug.register(src, rng)), before)
+        ]
+        assert all(len(set(m)) == 1 and m[0] in (-12, 0, 12) for m in moved)
+
+
+def test_register_keeps_notes_on_the_keyboard():
+    s = _score()
+    t = s.tracks[0]
+    n = t.notes.numpy()
+    t.notes = symusic.Note.from_numpy(time=n["time"], duration=n["duration"],
+                                      pitch=np.full(len(n["time"]), 100, np.int8), velocity=n["velocity"])  # fmt: skip
+    for seed in range(10):
+        top = aug.register(s, aug.rng_for(str(seed))).tracks[0].notes.numpy()["pitch"]
+        assert top.max() <= aug.PIANO[1]
+
+
+def test_unknown_augmentation_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown augmentation 'reverse'; known: stretch, tempo"):
+        aug.check(["stretch", "reverse"])
+
+
+def test_reader_adds_copies_of_training_pieces_only(tmp_path):
+    plain = read("sample", tmp_path / "s", n_pieces=12)
+    copied = read("sample", tmp_path / "s", n_pieces=12, augment=["jitter"], augment_copies=2)
+    train = [p for p in plain if p.split == "train"]
+    assert len(copied) == len(plain) + 2 * len(train)
+    assert [p for p in copied if not p.augment] == plain
+    first = copied.index(train[0])
+    assert [p.id for p in copied[first : first + 3]] == [train[0].id, f"{train[0].id}@aug1", f"{train[0].id}@aug2"]
+    assert all(p.split == "train" and p.augment == ("jitter",) for p in copied if "@aug" in p.id)
+    assert {p.group for p in copied if "@aug" in p.id} <= {p.group or p.id for p in train}
+    with pytest.raises(ValueError, match="augment_copies"):
+        read("sample", tmp_path / "s", n_pieces=12, augment=["jitter"], augment_copies=0)
+
+
+def test_preparation_holds_augmented_copies_in_training_only(tmp_path):
+    kw = dict(tokenizer="cp-score", workers=1, progress=False, n_pieces=12)
+    plain = prepare("sample", tmp_path / "s", tmp_path / "a", **kw)
+    augmented = prepare("sample", tmp_path / "s", tmp_path / "b", augment=["stretch", "register"], **kw)
+    for split in ("valid", "test"):
+        a, b = load_split(plain, split), load_split(augmented, split)
+        assert np.array_equal(a.ids, b.ids) and a.pieces == b.pieces
+    a, b = load_split(plain, "train"), load_split(augmented, "train")
+    assert len(b) == 2 * len(a)
+    original, copy = b.piece(0), b.piece(1)
+    assert b.pieces[1]["id"] == b.pieces[0]["id"] + "@aug1"
+    assert not np.array_equal(b.ids[original], b.ids[copy][: len(b.ids[original])])
+    # labels come from the copy's own tracks: as many labelled notes as in the original
+    mel = np.asarray(b.labels["melody3"])
+    assert (mel[original] >= 0).sum() == (mel[copy] >= 0).sum()
