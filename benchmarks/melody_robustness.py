@@ -2,12 +2,14 @@
 users have them.
 
     python benchmarks/melody_robustness.py --out robustness                 # a GPU: every variant, two seeds
+    python benchmarks/melody_robustness.py --out r task.data.seq_len=512    # ... with overrides after the recipe's
     python benchmarks/melody_robustness.py --tiny --out /tmp/robustness     # any machine: every code path, toy size
     python benchmarks/melody_robustness.py --pack .gpu                      # POP909 and wheels for a GPU machine
 
 Every variant fine-tunes the same pre-trained encoder (default: the packaged midibert-small-score)
-with the shipped melody recipe, read from `experiment=release` (its steps, warm-up, transposition,
-and POP909 read both realigned and raw), and adds its own reader options: augmented training
+with the shipped melody recipe, read from `experiment=release` (its window size and batch, steps,
+warm-up, transposition, and POP909 read both realigned and raw), then the overrides given on the
+command line, and adds its own reader options: augmented training
 copies of each song (`midibert.augment`: stretch, tempo, jitter, register). Steps, batch, seeds
 and the encoder are the same for all: the variants differ only in what the training windows hold.
 Each model is then scored as a user meets it, through `midibert.classify` on POP909's test songs
@@ -50,9 +52,10 @@ TINY = ["trainer.max_steps=4", "trainer.val_check_interval=2", "optim.warmup_ste
 
 
 def recipe() -> list[str]:
-    """The shipped melody model's fine-tuning overrides, as `experiment=release` gives them."""
+    """The shipped melody model's fine-tuning overrides, as `experiment=release` gives them: the
+    main job's for every trained model, then melody's own."""
     cfg = _compose("run", ["experiment=release"])
-    return list(cfg.pipeline.tasks.melody)
+    return [*cfg.pipeline.finetune, *cfg.pipeline.tasks.melody]
 
 
 def child(spec: dict) -> dict:
@@ -76,6 +79,7 @@ def child(spec: dict) -> dict:
         "logger=csv",
         "trainer.enable_progress_bar=false",
         *recipe(),
+        *spec["overrides"],
         *([f"+task.data.options.augment=[{','.join(augment)}]"] if augment else []),
         *(TINY if spec["tiny"] else []),
     ]
@@ -157,6 +161,7 @@ def main() -> None:
     p.add_argument("--keep", metavar="VARIANT-SEED", help="--out/VARIANT-SEED.tar: that run's bundle and results")
     p.add_argument("--tiny", action="store_true", help="4 steps at bert-small on 2 songs a split (CPU): code paths")
     p.add_argument("--pack", type=Path, metavar="DIR", help="write DIR/data.tar.gz (POP909) and DIR/*.whl")
+    p.add_argument("overrides", nargs="*", help="fine-tuning overrides after the recipe's, for every variant")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -192,7 +197,7 @@ def main() -> None:
         for v in args.variants
     ]
     rows: list[dict] = []
-    info = {"recipe": recipe(), "encoder": args.encoder, "seeds": args.seeds, "tiny": args.tiny}
+    info = {"recipe": [*recipe(), *args.overrides], "encoder": args.encoder, "seeds": args.seeds, "tiny": args.tiny}
 
     def go(spec: dict) -> None:
         left = deadline - time.monotonic()

@@ -146,3 +146,19 @@ def note_statistics(notes: Notes, resolution: int, *, velocity: bool) -> np.ndar
         v = notes.velocity[keep].astype(float)
         row += [v.mean(), v.std()]
     return np.asarray(row, dtype=float)
+
+
+def statistics_matrix(encodings, tokens) -> np.ndarray:
+    """note_statistics of each Encoding, one row a piece, as tokenizer config `tokens` reads
+    them: what the note-statistics baseline (and task.piece_features) reads."""
+    return np.stack([note_statistics(e.notes, tokens.resolution, velocity=tokens.performance) for e in encodings])
+
+
+def statistics_classifier(C: float = 1.0):
+    """The note-statistics baseline's model, to fit on a train split's statistics_matrix:
+    standardized statistics, then a logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))

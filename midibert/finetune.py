@@ -97,7 +97,7 @@ def _baselines(cfg: DictConfig) -> tuple[str, ...]:
 def rule_baseline(cfg: DictConfig, dm) -> dict:
     """Skyline (highest sounding pitch is melody), majority class, or (piece tasks) a logistic
     regression on note statistics fitted to the train split, on the test split's notes / pieces."""
-    from midibert.baselines import note_statistics, skyline_classes
+    from midibert.baselines import skyline_classes, statistics_classifier, statistics_matrix
     from midibert.evaluate import metrics
 
     names = class_names(cfg, dm)
@@ -106,21 +106,11 @@ def rule_baseline(cfg: DictConfig, dm) -> dict:
         y = dm.test_targets()  # one label per note (token tasks) or per piece
         return {dm.eval_level: metrics(y, np.full_like(y, majority), names)}
     if cfg.model.arch == "features":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         if dm.eval_level != "piece":
             raise ValueError(f"the note-statistics baseline is for piece-level tasks, not {cfg.task.name!r}")
-        tokens = dm.tokenizer.config  # performance tokens carry velocity, score tokens do not
-
-        def statistics(split: str) -> np.ndarray:
-            return np.stack(
-                [note_statistics(e.notes, tokens.resolution, velocity=tokens.performance) for e in dm.encodings(split)]
-            )
-
-        x = {split: statistics(split) for split in ("train", "test")}
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.model.get("C", 1.0), max_iter=5000))
+        # performance tokens carry velocity, score tokens do not
+        x = {split: statistics_matrix(dm.encodings(split), dm.tokenizer.config) for split in ("train", "test")}
+        clf = statistics_classifier(cfg.model.get("C", 1.0))
         clf.fit(x["train"], dm.piece_labels["train"])
         return {"piece": metrics(dm.test_targets(), clf.predict(x["test"]), names)}
     if "skyline" not in _baselines(cfg):

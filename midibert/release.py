@@ -601,7 +601,7 @@ def _pretrain_command(pretrain_dir: Path) -> str:
     `midibert.pretrain` with Hydra's record of its overrides (its run_dir left out: a machine's path)."""
     import shlex
 
-    if (pretrain_dir.parent / "commands.txt").is_file() and pretrain_dir.name == "pretrain":
+    if (pretrain_dir.parent / "commands.txt").is_file() and pretrain_dir.name.startswith("pretrain"):
         return _command(pretrain_dir.parent)
     overrides = pretrain_dir / ".hydra" / "overrides.yaml"
     if not overrides.is_file():

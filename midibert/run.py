@@ -52,9 +52,7 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
         f"paths.data_root={cfg.paths.data_root}",
         *p.get("common", []),
     ]
-    stages = [
-        (name, entry, [*common, *overrides]) for name, entry, overrides in _stages(cfg, root / "pretrain" / "bundle")
-    ]
+    stages = [(name, entry, [*common, *overrides]) for name, entry, overrides in _stages(cfg, root)]
     _check_splits(cfg, stages)
     todo = []
     for name, entry, overrides in stages:
@@ -84,8 +82,12 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
     return report
 
 
-def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
+def _stages(cfg: DictConfig, root: Path) -> list[tuple[str, str, list[str]]]:
     """(run name, entry point, overrides) of every stage in order.
+
+    Encoders: `pipeline.pretrain` makes one ("pretrain"); `pipeline.encoders` (name -> overrides)
+    makes one stage "pretrain-<name>" each instead, and a task fine-tunes from the encoder that
+    `pipeline.encoder_of` names for it (default: the first).
 
     Models: "bert" starts from the pre-trained bundle, "scratch" is the same BERT from random
     weights under the same budget (so the pre-training gain is measured in the run), "rnn" the
@@ -95,12 +97,14 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     split, so every model is compared on the same test pieces.
     """
     p = cfg.pipeline
-    stages = []
-    if p.get("pretrain") is not None:
-        stages.append(("pretrain", "pretrain", [f"seed={cfg.seed}", f"split_seed={cfg.split_seed}", *p.pretrain]))
+    encoders = encoder_stages(p)
+    stages = [
+        (name, "pretrain", [f"seed={cfg.seed}", f"split_seed={cfg.split_seed}", *o]) for name, o in encoders.items()
+    ]
     for task, task_overrides in p.tasks.items():
         if task_overrides is None:  # an experiment drops a task it inherited
             continue
+        bundle = root / encoder_of(p, task) / "bundle" if encoders else None
         seeds = list((p.get("seeds") or {}).get(task) or [])
         resplit = task in (p.get("split_with_seed") or [])
         if resplit and not seeds:
@@ -109,7 +113,7 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
         runs = [(seed, seed if resplit else cfg.split_seed, f"-seed{seed}") for seed in seeds] or once
         for model in p.models:
             arch = "bert" if model == "scratch" else model
-            extra = [f"pretrained={bundle}"] if model == "bert" and p.get("pretrain") is not None else []
+            extra = [f"pretrained={bundle}"] if model == "bert" and bundle else []
             trained = p.finetune if arch in ("bert", "rnn") else []
             stages += [
                 _finetune_stage(
@@ -129,6 +133,27 @@ def _stages(cfg: DictConfig, bundle: Path) -> list[tuple[str, str, list[str]]]:
     return stages
 
 
+def encoder_stages(p: DictConfig) -> dict[str, list[str]]:
+    """Pre-training stages, name -> overrides: "pretrain-<name>" for each of `pipeline.encoders`,
+    else "pretrain" for `pipeline.pretrain` (null: none, every model starts from random weights)."""
+    if p.get("encoders"):
+        return {f"pretrain-{name}": list(overrides) for name, overrides in p.encoders.items()}
+    return {} if p.get("pretrain") is None else {"pretrain": list(p.pretrain)}
+
+
+def encoder_of(p: DictConfig, task: str) -> str:
+    """The pre-training stage whose encoder `task` fine-tunes from."""
+    stages = list(encoder_stages(p))
+    name = (p.get("encoder_of") or {}).get(task)
+    if name is None:
+        return stages[0]
+    if f"pretrain-{name}" not in stages:
+        raise ValueError(
+            f"pipeline.encoder_of.{task}={name}: no such encoder in pipeline.encoders ({', '.join(p.encoders or [])})"
+        )
+    return f"pretrain-{name}"
+
+
 def _finetune_stage(
     name: str, seed: int, split_seed: int, task: str, arch: str, overrides: list[str]
 ) -> tuple[str, str, list[str]]:
@@ -139,13 +164,13 @@ def _check_splits(cfg: DictConfig, stages: list[tuple[str, str, list[str]]]) -> 
     """Refuse a task whose split varies with the seed when pre-training reads its dataset: the
     encoder would have learned from one split's training pieces, which another split tests on."""
     resplit = cfg.pipeline.get("split_with_seed") or []
-    pretraining = [overrides for _, entry, overrides in stages if entry == "pretrain"]
+    pretraining = {name: overrides for name, entry, overrides in stages if entry == "pretrain"}
     if not resplit or not pretraining:
         return
-    corpus = {d.name for d in hydra.compose("pretrain", pretraining[0]).data.datasets}
     for task in resplit:
         overrides = next((o for name, entry, o in stages if entry == "finetune" and name.startswith(f"{task}-")), None)
         dataset = overrides and hydra.compose("finetune", overrides).task.data.dataset
+        corpus = {d.name for d in hydra.compose("pretrain", pretraining[encoder_of(cfg.pipeline, task)]).data.datasets}
         if dataset in corpus:
             raise ValueError(
                 f"pipeline.split_with_seed: {task}'s dataset {dataset} is in the pre-training corpus, which "
@@ -207,7 +232,7 @@ def _plots(root: Path) -> None:
 
     for metrics in root.glob("*/logs/metrics.csv"):
         training_curves(metrics, metrics.parent.parent / "training_curves.png")
-    tasks = sorted({f.parent.parent.name.split("-")[0] for f in root.glob("*-*/logs/metrics.csv")})
+    tasks = sorted({f.parent.name.split("-")[0] for f in root.glob("*-*/results.json")})  # not pre-training
     for task in tasks:
         files = sorted(root.glob(f"{task}-*/logs/metrics.csv"))
         training_curves(files, root / f"learning_curve_{task}.png", metrics=["val/acc"])

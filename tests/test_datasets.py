@@ -71,6 +71,19 @@ def test_emopia_layout_song_disjoint_seeded(tmp_path):
     assert [p.split for p in read("emopia", tmp_path, seed=2)] != [p.split for p in a]
 
 
+def test_emopia_holdout_is_the_same_songs_for_every_split_seed_and_in_no_split(tmp_path):
+    emopia_layout(tmp_path / "emopia")
+    plain = read("emopia", tmp_path, seed=1)
+    held = {s: read("emopia", tmp_path, seed=s, holdout=0.3) for s in (1, 2, 3)}
+    out = {p.id for p in held[1] if p.split == "holdout"}
+    assert out and all({p.id for p in h if p.split == "holdout"} == out for h in held.values())
+    assert len(out) < len(plain) and all(_counts([p for p in held[1] if p.split != "holdout"]))
+    check_groups(held[1])  # whole songs: no song both held out and in a split
+    assert [p.id for p in held[1]] == [p.id for p in plain]
+    with pytest.raises(ValueError, match="holdout is a share of the songs"):
+        read("emopia", tmp_path, holdout=1.0)
+
+
 def test_folder_reader_labels_from_subfolders_and_csv(tmp_path):
     for label in ("jazz", "pop"):
         (tmp_path / label).mkdir()

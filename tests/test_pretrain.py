@@ -29,7 +29,6 @@ PRIMARY = {
     "cpu_reference": "run",
     "cpu_reference_performance": "run",
     "release": "run",
-    "release_performance": "run",
 }
 
 
@@ -41,7 +40,7 @@ def test_every_experiment_composes(experiment, tmp_path):
     if PRIMARY[experiment] == "run":  # each stage of a pipeline composes too
         from midibert.run import _stages
 
-        for _name, entry, overrides in _stages(cfg, tmp_path / "bundle"):
+        for _name, entry, overrides in _stages(cfg, tmp_path):
             config(entry, [*cfg.pipeline.common, *overrides], tmp_path)
 
 

@@ -44,16 +44,39 @@ def test_stages_scratch_column_and_seeds(tmp_path):
         ["experiment=cpu_reference", "pipeline.models=[bert,scratch,rnn]", "pipeline.seeds={style:[1,2,3]}"],
         tmp_path,
     )
-    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
+    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path)}
     assert stages["melody-scratch"][:4] == ["seed=42", "split_seed=42", "task=melody", "model=bert"]
     assert not any(o.startswith("pretrained=") for o in stages["melody-scratch"])
-    assert f"pretrained={tmp_path / 'bundle'}" in stages["melody-bert"]
+    assert f"pretrained={tmp_path / 'pretrain' / 'bundle'}" in stages["melody-bert"]
     assert {n for n in stages if n.startswith("style-bert")} == {f"style-bert-seed{s}" for s in (1, 2, 3)}
     assert stages["style-rnn-seed2"][:2] == ["seed=2", "split_seed=42"]  # one test set for every seed
     assert "melody-skyline" in stages and next(iter(stages)) == "pretrain"
     performance = config("run", ["experiment=cpu_reference_performance"], tmp_path)
-    stages = {name: overrides for name, entry, overrides in _stages(performance, tmp_path / "bundle")}
+    stages = {name: overrides for name, entry, overrides in _stages(performance, tmp_path)}
     assert "task.tokenizer=cp-performance" in stages["emotion-features-seed1"]  # baselines read the models' tokens
+
+
+def test_one_run_pretrains_several_encoders_and_each_task_starts_from_its_own(tmp_path):
+    """experiment=release: the score encoder for the note tasks, the performance encoder for the
+    piece tasks, both pre-trained in the same run; an unknown encoder name is refused."""
+    from midibert.run import _stages
+
+    release = config("run", ["experiment=release"], tmp_path)
+    stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path)}
+    assert list(stages)[:2] == ["pretrain-score", "pretrain-performance"]
+    assert "data=pretrain_reference" in stages["pretrain-score"]
+    assert "data=pretrain_performance" in stages["pretrain-performance"]
+    for task, encoder in (
+        ("melody", "score"),
+        ("velocity", "score"),
+        ("style", "performance"),
+        ("emotion", "performance"),
+    ):
+        bert = next(o for n, o in stages.items() if n.startswith(f"{task}-bert"))
+        assert f"pretrained={tmp_path / f'pretrain-{encoder}' / 'bundle'}" in bert
+    wrong = config("run", ["experiment=release", "pipeline.encoder_of.style=audio"], tmp_path)
+    with pytest.raises(ValueError, match="encoder_of.style=audio: no such encoder in pipeline.encoders"):
+        _stages(wrong, tmp_path)
 
 
 def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
@@ -63,17 +86,15 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
     from midibert.training import CONF_DIR
 
     cfg = config("run", ["experiment=cpu_reference"], tmp_path)  # seeds 1-3, emotion split with each
-    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path / "bundle")}
+    stages = {name: overrides for name, entry, overrides in _stages(cfg, tmp_path)}
     for model in ("bert", "scratch", "rnn", "features", "majority"):
         for seed in (1, 2, 3):
             assert stages[f"emotion-{model}-seed{seed}"][:2] == [f"seed={seed}", f"split_seed={seed}"]
     assert "emotion-features" not in stages
     assert stages["style-bert-seed2"][:2] == ["seed=2", "split_seed=42"]  # Pianist8's published split
     assert stages["style-features"][:2] == ["seed=42", "split_seed=42"]
-    release = config(
-        "run", ["experiment=release_performance"], tmp_path
-    )  # the packaged models: seed 1 on split 1 first
-    stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path / "bundle")}
+    release = config("run", ["experiment=release"], tmp_path)  # the packaged models: seed 1 on split 1 first
+    stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path)}
     assert stages["emotion-bert-seed1"][:2] == ["seed=1", "split_seed=1"] and "emotion-features-seed1" in stages
     with pytest.raises(ValueError, match="melody, to which pipeline.seeds gives no seeds"):
         _stages(config("run", ["experiment=cpu_reference", "pipeline.split_with_seed=[melody]"], tmp_path), tmp_path)
@@ -83,5 +104,5 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
     )
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         with pytest.raises(ValueError, match="emotion's dataset sample is in the pre-training corpus"):
-            _check_splits(demo, _stages(demo, tmp_path / "bundle"))
-        _check_splits(cfg, _stages(cfg, tmp_path / "bundle"))  # EMOPIA is not in cpu_reference's corpus
+            _check_splits(demo, _stages(demo, tmp_path))
+        _check_splits(cfg, _stages(cfg, tmp_path))  # EMOPIA is not in cpu_reference's corpus

@@ -1,12 +1,16 @@
 """EMOPIA: 1,087 pop-piano clips from 387 songs labelled with an emotion quadrant (Q1-Q4).
 
 Clips of one song share its YouTube id, so the default split keeps songs whole (seeded);
-splitting by clip would leak a song's other clips into evaluation.
+splitting by clip would leak a song's other clips into evaluation. `holdout` keeps a fixed share
+of the songs (chosen by a hash of the song's id, the same for every split seed) out of all three
+splits, as split "holdout": an evaluation no training, validation or model selection has seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from midibert.datasets.base import DatasetInfo, Piece, assign_splits, read_csv, register
@@ -16,8 +20,19 @@ QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 CLIP_NAME = re.compile(r"^(Q[1-4])_(.+)_(\d+)$")
 
 
-def read(root: Path, *, seed: int = 0) -> list[Piece]:
-    """The clips under midis/, quadrant from label.csv (else the file name), split by song."""
+HOLDOUT = "holdout"
+
+
+def held_out(song: str, share: float) -> bool:
+    """Whether `song` is in the held-out share of songs: fixed by its id alone."""
+    return int.from_bytes(hashlib.sha256(song.encode()).digest()[:8], "big") / 2**64 < share
+
+
+def read(root: Path, *, seed: int = 0, holdout: float = 0.0) -> list[Piece]:
+    """The clips under midis/, quadrant from label.csv (else the file name), split by song;
+    songs in the `holdout` share are split "holdout", in no training split."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"emopia: holdout is a share of the songs in [0, 1), got {holdout}")
     csv_label = {}
     if (root / "label.csv").is_file():
         csv_label = {r["ID"]: f"Q{r['4Q']}" for r in read_csv(root / "label.csv") if r.get("ID") and r.get("4Q")}
@@ -36,6 +51,7 @@ def read(root: Path, *, seed: int = 0) -> list[Piece]:
                 kind="performance",
             )
         )
+    pieces = [replace(p, split=HOLDOUT) if held_out(p.group, holdout) else p for p in pieces]
     return assign_splits(pieces, seed)
 
 

@@ -424,15 +424,10 @@ class SequenceClassificationDataModule(_Base):
     def _features(self) -> dict[str, np.ndarray]:
         """Each split's pieces as standardized note statistics (the features baseline's), scaled by
         the train split's mean and spread, which `feature_norm` keeps for the bundle."""
-        from midibert.baselines import note_statistics
+        from midibert.baselines import statistics_matrix
 
         tokens = self.tokenizer.config
-        raw = {
-            s: np.stack(
-                [note_statistics(e.notes, tokens.resolution, velocity=tokens.performance) for e in self.encodings(s)]
-            )
-            for s in ("train", "valid", "test")
-        }
+        raw = {s: statistics_matrix(self.encodings(s), tokens) for s in ("train", "valid", "test")}
         mean, scale = raw["train"].mean(0), raw["train"].std(0)
         scale = np.where(scale > 0, scale, 1.0)
         self.feature_norm = {"mean": mean.tolist(), "scale": scale.tolist(), "velocity": tokens.performance}

@@ -1,0 +1,92 @@
+"""Emotion models on EMOPIA songs no split has seen, beside the note-statistics baseline.
+
+    python benchmarks/emotion_holdout.py runs/run/release                  # after experiment=release
+    python benchmarks/emotion_holdout.py runs/run/release --shipped midibert-small-emotion
+
+`experiment=release` trains emotion with `holdout=0.15`: about a seventh of EMOPIA's songs (fixed by the
+song's id, `datasets.emopia.held_out`) stays out of the train, valid and test split of every
+seed, so no training, early stopping or choice of the shipped seed has seen them. For each
+`emotion-bert-seed<n>` run of RUN_DIR this scores, on those held-out clips read from disk through
+`midibert.classify`: the fine-tuned model, and the note-statistics baseline (logistic regression
+on `baselines.note_statistics`, the rule the release gate compares with) fitted to that run's own
+train split. `--shipped` adds the packaged model as users get it (its CPU default: int8 linears).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from midibert.baselines import statistics_classifier, statistics_matrix
+from midibert.classify import Classifier
+from midibert.evaluate import metrics, score_predictions, split_sources
+from midibert.tokenize import Tokenizer
+
+
+def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
+    """One row per emotion-bert-seed<n> run (and the shipped model, scored against seed 1's baseline)."""
+    rows = []
+    for stage in sorted(run.glob("emotion-bert-seed*")):
+        cfg = OmegaConf.load(stage / "config.yaml")
+        data = cfg.task.data
+        options = dict(data.get("options") or {})
+        if not options.get("holdout"):
+            raise SystemExit(f"{stage}: trained without a held-out share (task.data.options.holdout); nothing to score")
+        read = dict(path=data.path, kind="performance", split_seed=cfg.split_seed, **options)
+        held, held_files = split_sources("emopia", split="holdout", **read)
+        train, train_files = split_sources("emopia", split="train", **read)
+        tokenizer = Tokenizer.load(stage / "bundle")
+        names = list(cfg.task.class_names)
+        truth = np.array([names.index(p.labels["emotion"]) for p in held])
+        baseline = statistics_classifier()
+        baseline.fit(
+            statistics_matrix([tokenizer.encode(f) for f in train_files], tokenizer.config),
+            [names.index(p.labels["emotion"]) for p in train],
+        )
+        guess = baseline.predict(statistics_matrix([tokenizer.encode(f) for f in held_files], tokenizer.config))
+        stats = metrics(truth, guess, names)
+        models = [(stage.name, stage / "bundle", {"device": "cpu", "quantize": False})]
+        if shipped and stage.name.endswith("seed1"):
+            models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
+        for name, bundle, how in models:
+            m = score_predictions(Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held)
+            rows.append({"model": name, "split_seed": cfg.split_seed, "clips": len(held), "songs": len({p.group for p in held}),
+                         "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                         "statistics_accuracy": stats["accuracy"], "statistics_macro_f1": stats["macro_f1"]})  # fmt: skip
+    if not rows:
+        raise SystemExit(f"{run}: no emotion-bert-seed<n> runs")
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| model | split | held-out clips (songs) | accuracy | macro-F1 | note statistics: accuracy | macro-F1 | ahead by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ahead = r["accuracy"] - r["statistics_accuracy"]
+        lines.append(
+            f"| {r['model']} | {r['split_seed']} | {r['clips']} ({r['songs']}) | {r['accuracy']:.2%} | {r['macro_f1']:.2%} "
+            f"| {r['statistics_accuracy']:.2%} | {r['statistics_macro_f1']:.2%} | {100 * ahead:+.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", type=Path, help="the main job's run folder (experiment=release)")
+    p.add_argument("--shipped", help="also the packaged model of this name (scored on split 1's held-out clips)")
+    p.add_argument("--json", type=Path, help="write the rows here too")
+    args = p.parse_args()
+    rows = evaluate_run(args.run, args.shipped)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
