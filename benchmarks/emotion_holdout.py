@@ -41,11 +41,11 @@ def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
         train, train_files = split_sources("emopia", split="train", **read)
         tokenizer = Tokenizer.load(stage / "bundle")
         names = list(cfg.task.class_names)
-        truth = np.array([names.index(p.labels["emotion"]) for p in held])
+        truth = np.array([names.index(p.labels[data.label_key]) for p in held])
         baseline = statistics_classifier()
         baseline.fit(
             statistics_matrix([tokenizer.encode(f) for f in train_files], tokenizer.config),
-            [names.index(p.labels["emotion"]) for p in train],
+            [names.index(p.labels[data.label_key]) for p in train],
         )
         guess = baseline.predict(statistics_matrix([tokenizer.encode(f) for f in held_files], tokenizer.config))
         stats = metrics(truth, guess, names)
@@ -53,7 +53,7 @@ def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
         if shipped and stage.name.endswith("seed1"):
             models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
         for name, bundle, how in models:
-            m = score_predictions(Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held)
+            m = score_predictions(Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held, data.label_key)
             rows.append({"model": name, "split_seed": cfg.split_seed, "clips": len(held), "songs": len({p.group for p in held}),
                          "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "statistics_accuracy": stats["accuracy"], "statistics_macro_f1": stats["macro_f1"]})  # fmt: skip
