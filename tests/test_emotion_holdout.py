@@ -1,0 +1,53 @@
+"""benchmarks/emotion_holdout.py: it scores only runs that kept songs out, and (slow) a tiny emotion
+run on EMOPIA with a held-out share, model and note statistics on the same held-out clips."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import ROOT, SHARED_DATA
+from tests.hydra_configs import config
+
+SCRIPT = ROOT / "benchmarks" / "emotion_holdout.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("emotion_holdout", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_without_held_out_songs_is_refused(tmp_path):
+    stage = tmp_path / "emotion-bert-seed1"
+    stage.mkdir()
+    OmegaConf.save(config("finetune", ["task=emotion"], tmp_path), stage / "config.yaml")
+    with pytest.raises(SystemExit, match="trained without a held-out share"):
+        _script().evaluate_run(tmp_path)
+    with pytest.raises(SystemExit, match="no emotion-bert-seed"):
+        _script().evaluate_run(tmp_path / "empty")
+
+
+def test_table_says_how_far_ahead_of_the_statistics():
+    row = {"model": "m", "split_seed": 1, "clips": 10, "songs": 4, "accuracy": 0.6, "macro_f1": 0.5,
+           "statistics_accuracy": 0.7, "statistics_macro_f1": 0.65}  # fmt: skip
+    assert "| m | 1 | 10 (4) | 60.00% | 50.00% | 70.00% | 65.00% | -10.00 |" in _script().markdown([row])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "emopia").is_dir(), reason="needs EMOPIA (../shared/data/emopia)")
+def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
+    from midibert.finetune import finetune
+
+    run = tmp_path / "run"
+    cfg = config("finetune", ["task=emotion", "model=bert", "encoder=bert-tiny", "trainer.max_steps=2",
+                              "trainer.val_check_interval=2", "model.head.hidden=16", "task.data.max_pieces=4",
+                              f"task.data.path={SHARED_DATA / 'emopia'}", "+task.data.options.holdout=0.15",
+                              "split_seed=1", "logger=csv", f"run_dir={run / 'emotion-bert-seed1'}"], tmp_path)  # fmt: skip
+    finetune(cfg)
+    (row,) = _script().evaluate_run(run)
+    assert row["clips"] > 50 and row["songs"] > 20 and row["split_seed"] == 1
+    assert 0 <= row["accuracy"] <= 1 and 0 < row["statistics_accuracy"] <= 1
