@@ -44,7 +44,7 @@ def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
 
     run = tmp_path / "run"
     cfg = config("finetune", ["task=emotion", "model=bert", "encoder=bert-tiny", "trainer.max_steps=2",
-                              "trainer.val_check_interval=2", "model.head.hidden=16", "task.data.max_pieces=4",
+                              "trainer.val_check_interval=2", "model.head.hidden=16",
                               f"task.data.path={SHARED_DATA / 'emopia'}", "+task.data.options.holdout=0.15",
                               "split_seed=1", "logger=csv", f"run_dir={run / 'emotion-bert-seed1'}"], tmp_path)  # fmt: skip
     finetune(cfg)
