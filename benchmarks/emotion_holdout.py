@@ -53,7 +53,9 @@ def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
         if shipped and stage.name.endswith("seed1"):
             models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
         for name, bundle, how in models:
-            m = score_predictions(Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held, data.label_key)
+            m = score_predictions(
+                Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held, data.label_key
+            )
             rows.append({"model": name, "split_seed": cfg.split_seed, "clips": len(held), "songs": len({p.group for p in held}),
                          "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "statistics_accuracy": stats["accuracy"], "statistics_macro_f1": stats["macro_f1"]})  # fmt: skip
