@@ -41,6 +41,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,22 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from tqdm import tqdm
 
 from midibert.baselines import skyline_melody
+from midibert.bundle import weights_digest
 from midibert.classify import Classifier
 from midibert.fsutil import atomic_path, write_atomic
+from midibert.pretrained import resolve
 
 TPQ = 480
 # the part names of each genre in score order (substrings of the lower-cased name); the first is the melody
 ROLES = {
     "chorale": ("soprano", "alto", "tenor", "bass"),
     "string quartet": ("violin", "violin", "viola", "cello"),
+}
+# what each genre is, as a model card names its sources
+SOURCES = {
+    "chorale": "J.S. Bach's four-part chorales (the soprano as melody)",
+    "string quartet": "string quartet movements by Beethoven, Haydn, Mozart and Schumann (the first violin as "
+    "melody, a proxy)",
 }
 FOLDERS = {"chorale": ("bach",), "string quartet": ("beethoven", "haydn", "mozart", "schumann_robert")}
 # never read, whatever the metadata says: they overlap held-out evaluation sets (Dichterliebe is op. 48)
@@ -241,16 +250,19 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_genre(genre: str, clf: Classifier, cache: Path, limit: int | None, result: dict) -> dict[str, np.ndarray]:
-    """Score up to `limit` files of a genre into `result` (files, skipped, excluded); returns the
-    pooled truth, model and skyline labels."""
+def run_genre(
+    genre: str, clf: Classifier, paths: list[str], read: Callable, limit: int | None, result: dict
+) -> dict[str, np.ndarray]:
+    """Score up to `limit` of a genre's files (`read(path)`: its score, one track per part, the
+    melody's first; None when it is not of the genre) into `result` (files, skipped, excluded);
+    returns the pooled truth, model and skyline labels."""
     pooled: dict[str, list[np.ndarray]] = {"truth": [], "model": [], "skyline": []}
     done = 0
-    for path in tqdm(candidates(genre), desc=genre):
+    for path in tqdm(paths, desc=genre):
         if limit is not None and done >= limit:
             break
         try:
-            score = load(path, genre, cache)
+            score = read(path)
             if score is None:
                 result["excluded"].append({"genre": genre, "path": path})
                 continue
@@ -269,6 +281,36 @@ def run_genre(genre: str, clf: Classifier, cache: Path, limit: int | None, resul
     return {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in pooled.items()}
 
 
+def measure(
+    model: str, genres: dict[str, tuple[list[str], Callable]], corpus: str, sources: dict[str, str], limit=None
+) -> dict:
+    """The result of scoring `model` on every genre (name -> its paths and reader, see `run_genre`):
+    per file, per genre and over all files, with what was skipped and why."""
+    started = time.monotonic()
+    clf = Classifier.from_pretrained(model)
+    result = {
+        "model": str(model),
+        # what `midibert release export --cross-domain` matches the result to: the very weights scored
+        "weights_sha256": weights_digest(resolve(model, task="melody")),
+        "corpus": corpus,
+        "sources": sources,
+        "limit": limit,
+        "files": [],
+        "skipped": [],
+        "excluded": [],
+        "genres": {},
+    }
+    pooled = {genre: run_genre(genre, clf, paths, read, limit, result) for genre, (paths, read) in genres.items()}
+    pooled["all"] = {k: np.concatenate([g[k] for g in pooled.values()]) for k in ("truth", "model", "skyline")}
+    for name, labels in pooled.items():
+        files = [f for f in result["files"] if name in (f["genre"], "all")]
+        result["genres"][name] = {"files": len(files), **scores(labels["truth"], labels["model"], labels["skyline"])}
+    result["unlabelled"] = sum(f["unlabelled"] for f in result["files"])
+    result["duplicates"] = sum(f["duplicates"] for f in result["files"])
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, help="folder for cross_domain.json and cross_domain.md")
@@ -281,18 +323,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="converted MIDI files (default: in the temporary folder)",
     )
     args = p.parse_args(argv)
-    started = time.monotonic()
     args.cache.mkdir(parents=True, exist_ok=True)
-    clf = Classifier.from_pretrained(args.model)
-    result = {"model": args.model, "limit": args.limit, "files": [], "skipped": [], "excluded": [], "genres": {}}
-    pooled = {genre: run_genre(genre, clf, args.cache, args.limit, result) for genre in ROLES}
-    pooled["all"] = {k: np.concatenate([g[k] for g in pooled.values()]) for k in ("truth", "model", "skyline")}
-    for name, labels in pooled.items():
-        files = [f for f in result["files"] if name in (f["genre"], "all")]
-        result["genres"][name] = {"files": len(files), **scores(labels["truth"], labels["model"], labels["skyline"])}
-    result["unlabelled"] = sum(f["unlabelled"] for f in result["files"])
-    result["duplicates"] = sum(f["duplicates"] for f in result["files"])
-    result["seconds"] = round(time.monotonic() - started, 1)
+    genres = {g: (candidates(g), lambda path, g=g: load(path, g, args.cache)) for g in ROLES}
+    result = measure(args.model, genres, "music21's bundled corpus", SOURCES, args.limit)
     table = markdown(result)
     print(table)
     if args.out:

@@ -9,6 +9,7 @@ bundles small; they always load back as fp32, so computation is the same code ei
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -188,6 +189,12 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
             f"head has {task.get('num_classes')} (0..{task.get('num_classes', 0) - 1})"
         )
     return Bundle(directory, model_config, tokenizer, state, task, id2label)
+
+
+def weights_digest(directory: str | os.PathLike) -> str:
+    """The sha256 of a bundle's weights file: names the very model a measurement made outside its
+    export was made on, so the measurement cannot be attached to another."""
+    return hashlib.sha256((Path(directory) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def load_mlm_head(directory: str | os.PathLike) -> dict[str, torch.Tensor] | None:

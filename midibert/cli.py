@@ -135,17 +135,26 @@ def _models(args: argparse.Namespace) -> int:
     if not models:
         print(f"no packaged models in {models_dir()}")
         return 0
-    print("| name | task | size | trained on | licence | test accuracy | rule baselines | files read raw |")
-    print("| --- | --- | --- | --- | --- | ---: | --- | --- |")
+    print(
+        "| name | task | size | trained on | licence | test accuracy | rule baselines | files read raw "
+        "| music it never saw |"
+    )
+    print("| --- | --- | --- | --- | --- | ---: | --- | --- | --- |")
     for name, m in models.items():
         if m["task"] == ENCODER:
             continue
-        test, raw = m["test"], m.get("raw")
+        test, raw, cross = m["test"], m.get("raw"), m.get("cross_domain")
         rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted((m.get("baselines") or {}).items())) or "-"
         raw = f"{raw['accuracy']:.2%} of {raw['n']:,} {test['unit']}" if raw else "-"
+        cross = (
+            f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}) on {cross['files']:,} files of "
+            f"{', '.join(cross['genres'])} ({cross['corpus']})"
+            if cross
+            else "-"
+        )
         print(
             f"| {name}{' (default)' if m.get('default') else ''} | {m['task']} | {m['size']} | {m['data']} | "
-            f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {rules} | {raw} |"
+            f"{m['licence']} | {test['accuracy']:.2%} of {test['n']:,} {test['unit']} | {rules} | {raw} | {cross} |"
         )
     encoders = {n: m for n, m in models.items() if m["task"] == ENCODER}
     if encoders:
@@ -169,6 +178,7 @@ def _release(args: argparse.Namespace) -> int:
         weights=args.weights,
         commit=args.commit,
         allow_below_baselines=args.allow_below_baselines,
+        cross_domain=args.cross_domain or (),
     )
     return 0
 
@@ -312,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="export a model that does not beat every rule baseline of its task (its card says so); "
         "for demos, never for the packaged models",
+    )
+    ex.add_argument(
+        "--cross-domain",
+        action="append",
+        metavar="JSON",
+        help="a result of benchmarks/melody_cross_domain.py, run on a bundle of RUN_DIR: shown on its card "
+        "and in `midibert models` (repeatable)",
     )
     ex.set_defaults(func=_release)
     en = rel_sub.add_parser("encoder", help="a pre-training run's encoder as a packaged one, with its card")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle
+from midibert.bundle import CARD_FILE, WEIGHTS_FILE, load_bundle, save_bundle, weights_digest
 from midibert.fsutil import publish_dir, write_atomic
 from midibert.model import BertConfig
 from midibert.pretrained import INDEX_FILE
@@ -210,6 +210,42 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     return out
 
 
+def _cross_domain(files: list[Path]) -> dict[str, tuple[Path, dict]]:
+    """Weights digest -> (file, what a card and the index say of it) for each result of
+    benchmarks/melody_cross_domain.py: a model scored on music no stage of its training saw."""
+    out: dict[str, tuple[Path, dict]] = {}
+    for file in map(Path, files):
+        try:
+            r = json.loads(file.read_text())
+            every = r["genres"]["all"]
+            out[r["weights_sha256"]] = (
+                file,
+                {
+                    "f1": round(every["model"]["f1"], 4),
+                    "skyline_f1": round(every["skyline"]["f1"], 4),
+                    "files": every["files"],
+                    "notes": every["notes"],
+                    "corpus": r["corpus"],
+                    "genres": {
+                        g: {
+                            "source": r["sources"][g],
+                            "files": s["files"],
+                            "f1": round(s["model"]["f1"], 4),
+                            "skyline_f1": round(s["skyline"]["f1"], 4),
+                        }
+                        for g, s in r["genres"].items()
+                        if g != "all"
+                    },
+                    "skipped": len(r["skipped"]),
+                },
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"{file}: not a result of benchmarks/melody_cross_domain.py ({type(e).__name__}: {e})"
+            ) from e
+    return out
+
+
 def _augmentation(task) -> str:
     """How the fine-tuning moved its windows, as the card's recipe line ends: a user re-training the
     model needs it, and a key-moved model reads files the same way."""
@@ -350,6 +386,21 @@ def _card(
             f"{raw['accuracy']:.2%} of {raw['n']:,} {unit} (macro-F1 {raw['macro_f1']:.4f})"
             + (f"; the skyline rule on the same notes: {raw['skyline']:.2%}." if "skyline" in raw else "."),
         ]
+    cross = measured.get("cross_domain")
+    if cross:
+        genres = "; ".join(
+            f"{g['source']}: {g['files']} files, {g['f1']:.3f} (skyline {g['skyline_f1']:.3f})"
+            for g in cross["genres"].values()
+        )
+        lines += [
+            "",
+            f"**Music it never saw.** On {cross['files']:,} files of {cross['corpus']} ({cross['notes']:,} notes), "
+            f"which no stage of training or model selection read, each file's parts merged into one track: "
+            f"melody F1 {cross['f1']:.3f} (the tune, melody or bridge, as `midibert classify` answers), the "
+            f"skyline rule {cross['skyline_f1']:.3f} ({cross['f1'] - cross['skyline_f1']:+.3f}). Per genre, "
+            f"F1: {genres}. Measured on the original weights, read as `midibert classify` reads a file, by "
+            f"`{cross['command']}`" + (f" ({cross['skipped']} files skipped)." if cross["skipped"] else "."),
+        ]
     lines += [
         "",
         f"The shipped model labels {measured['agreement']:.2%} of the test {unit} as the fp32 original does"
@@ -417,6 +468,11 @@ def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
     return [runs[t] for t in sorted(runs)]
 
 
+def _shown_run(run_dir: Path, stage: Path) -> str:
+    """A stage folder of a main-job run as the main job lays it out, never a folder of the machine."""
+    return f"runs/run/{run_dir.name}/{stage.name}"
+
+
 def _shown(folder: Path) -> str:
     """A folder as a card may name it: relative as given, else its last two parts (no machine's path)."""
     return str(folder) if not folder.is_absolute() else str(Path(*folder.parts[-2:]))
@@ -462,6 +518,7 @@ def _stage(
     export_cmd: str,
     run_results: dict[Path, dict],
     allow_below: bool = False,
+    cross_domain: dict | None = None,
 ) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
     results = run_results[run]
@@ -482,6 +539,9 @@ def _stage(
         weights=weights,
     )
     measured = _measure(run / "bundle", staged, ft)
+    if cross_domain:
+        script = "python benchmarks/melody_cross_domain.py"
+        measured["cross_domain"] = {**cross_domain, "command": f"{script} --model {_shown_run(run_dir, run)}/bundle"}
     if results["levels"].get("note") and measured["weights_agreement"] < MIN_AGREEMENT:
         raise ValueError(
             f"{name}: {weights} weights agree with fp32 on only {measured['weights_agreement']:.2%} of "
@@ -536,6 +596,7 @@ def _stage(
         # the rule baselines on the test pieces of fine-tuning's evaluation, and the raw-file figure
         "baselines": {a: round(_level_metrics(r)["accuracy"], 6) for a, r in sorted(baselines.items())},
         **({"raw": measured["raw"]} if "raw" in measured else {}),
+        **({"cross_domain": measured["cross_domain"]} if "cross_domain" in measured else {}),
         "agreement_fp32": measured["agreement"],
         "weights_agreement_fp32": measured["weights_agreement"],
     }
@@ -554,18 +615,32 @@ def export(
     prefix: str = "midibert",
     commit: str | None = None,
     allow_below_baselines: bool = False,
+    cross_domain: list[str | os.PathLike] = (),
 ) -> list[Path]:
     """Each task's BERT run under `run_dir` as a packaged bundle in `to`, listed in its index. All
     or nothing: every model is checked before any replaces what `to` held. A model that does not
     beat every rule baseline of its task on its test split is refused, unless
-    `allow_below_baselines` (then its card says so)."""
+    `allow_below_baselines` (then its card says so). `cross_domain`: results of
+    benchmarks/melody_cross_domain.py, each shown on the card of the run whose weights it scored
+    (refused where it scored none of them)."""
     run_dir, to = Path(run_dir), Path(to)
     run_results = _run_results(run_dir)
     runs = _bert_runs(run_dir, run_results)
+    digests = {weights_digest(run / "bundle"): run for run in runs}
+    evaluations = _cross_domain(list(cross_domain))
+    for digest, (file, _) in evaluations.items():
+        if digest not in digests:
+            raise ValueError(
+                f"{file}: scored a model that is none of the bundles under {run_dir} (weights sha256 {digest[:12]}); "
+                f"run the benchmark on the run's bundle (--model {run_dir}/<task>-bert/bundle)"
+            )
+    by_run = {run: evaluations[d][1] for d, run in digests.items() if d in evaluations}
     command = _command(run_dir)
     # the card names the run as the main job lays it out, never a folder of the machine that made it
-    export_cmd = f"midibert release export runs/run/{run_dir.name} {_shown(to)} --weights {weights}" + (
-        f" --commit {commit}" if commit else ""
+    export_cmd = (
+        f"midibert release export runs/run/{run_dir.name} {_shown(to)} --weights {weights}"
+        + (f" --commit {commit}" if commit else "")
+        + "".join(f" --cross-domain {file.name if file.is_absolute() else file}" for file, _ in evaluations.values())
     )
     staged: list[tuple[str, Path, dict]] = []
     try:
@@ -582,6 +657,7 @@ def export(
                     export_cmd=export_cmd,
                     run_results=run_results,
                     allow_below=allow_below_baselines,
+                    cross_domain=by_run.get(run),
                 )
             )
     except BaseException:  # nothing unchecked is left behind to be mistaken for a model

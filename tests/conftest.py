@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,16 @@ os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to wandb's s
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MIDIBERT_DATA", ROOT.parent / "shared" / "data"))
+
+
+def script(path: Path, name: str | None = None):
+    """A script of benchmarks/ or docs/ (no packages) as a module, registered under `name` (default:
+    its file name), as dataclasses defined in it need."""
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared(*parts: str) -> Path:

@@ -7,28 +7,23 @@ The code blocks of the same pages are tested by tests/test_readme.py.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, script
 
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.glob("*.md"))]
 
 
-def script(name: str):
-    """A script of docs/ as a module (docs/ is no package)."""
-    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def docs_script(name: str):
+    return script(DOCS / f"{name}.py", f"docs_{name}")
 
 
-tables = script("tables")
+tables = docs_script("tables")
 
 
 def test_models_tables_are_the_output_of_midibert_models():
@@ -76,13 +71,13 @@ def test_every_page_is_in_the_navigation():
 
 def test_api_reference_shows_no_undocumented_object():
     pytest.importorskip("griffe")
-    hooks = script("hooks")
+    hooks = docs_script("hooks")
     assert hooks.undocumented((DOCS / "api.md").read_text()) == []
 
 
 def test_api_reference_names_the_public_api():
     """The objects the reference must show are there."""
-    shown = {path for path, _ in script("hooks").directives((DOCS / "api.md").read_text())}
+    shown = {path for path, _ in docs_script("hooks").directives((DOCS / "api.md").read_text())}
     wanted = {
         "midibert.classify.Classifier",
         "midibert.classify.Prediction",

@@ -3,22 +3,17 @@ run on EMOPIA with a held-out share, model and note statistics on the same held-
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import ROOT, SHARED_DATA, script
 from tests.hydra_configs import config
 
 SCRIPT = ROOT / "benchmarks" / "emotion_holdout.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("emotion_holdout", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(SCRIPT)
 
 
 def test_a_run_without_held_out_songs_is_refused(tmp_path):

@@ -6,7 +6,6 @@ time in all. Without it the suite still checks the plan and the run without data
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,17 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import ROOT, SHARED_DATA, script
 
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 
 def _script():
-    """The script as a module (benchmarks/ is no package); registered, as its dataclasses need."""
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = sys.modules["gpu_check"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(SCRIPT)
 
 
 def _gpu_check(*args: str, timeout: float) -> tuple[dict, str, str]:

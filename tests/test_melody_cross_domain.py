@@ -4,7 +4,6 @@ files per genre."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from types import SimpleNamespace
 
@@ -12,16 +11,13 @@ import numpy as np
 import pytest
 import symusic
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, script
 
 SCRIPT = ROOT / "benchmarks" / "melody_cross_domain.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("melody_cross_domain", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(SCRIPT)
 
 
 def _track(name: str, notes: list[tuple[int, int, int]]) -> symusic.Track:
@@ -139,3 +135,25 @@ def test_two_files_per_genre_give_the_table_and_its_files(tmp_path, monkeypatch)
     assert len(list((tmp_path / "cache").glob("*.mid"))) == 4
     again = m.main(["--limit", "2", "--cache", str(tmp_path / "cache")])  # from the cache: the same notes, labels
     assert again["genres"] == result["genres"]
+
+
+def test_measure_pools_the_files_of_every_genre_and_names_what_it_skipped(two_parts):
+    """Without music21: the readers are given. The result names the weights it scored, so that an
+    export attaches it to that model alone."""
+    from midibert.bundle import weights_digest
+    from midibert.pretrained import resolve
+
+    m = _script()
+
+    def read(path: str):
+        if path == "broken":
+            raise ValueError("no notes")
+        return None if path == "trio" else two_parts
+
+    genres = {"duet": (["a", "trio", "broken", "b"], read), "again": (["c"], read)}
+    result = m.measure("melody", genres, "generated duets", {"duet": "two parts", "again": "two parts"})
+    assert [(g, s["files"]) for g, s in result["genres"].items()] == [("duet", 2), ("again", 1), ("all", 3)]
+    assert result["skipped"] == [{"genre": "duet", "path": "broken", "reason": "ValueError: no notes"}]
+    assert result["excluded"] == [{"genre": "duet", "path": "trio"}]
+    assert result["genres"]["all"]["notes"] == 3 * 9 and result["genres"]["all"]["melody_notes"] == 3 * 4
+    assert result["weights_sha256"] == weights_digest(resolve("melody")) and result["corpus"] == "generated duets"

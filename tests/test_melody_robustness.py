@@ -3,23 +3,19 @@ whole run at toy size on the CPU, so the prepared GPU run is known to work befor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import ROOT, SHARED_DATA, script
 
 SCRIPT = ROOT / "benchmarks" / "melody_robustness.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("melody_robustness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script(SCRIPT)
 
 
 def test_variants_start_from_the_release_recipe_and_augment_only_with_known_names():

@@ -4,6 +4,7 @@ generated corpus), licences inherited from every dataset, and the models shipped
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from midibert.evaluate import score_predictions, split_sources
 from midibert.pretrained import ENCODER, packaged
 from midibert.tasks import get_task
 from midibert.tokenize.labels import melody_classes, velocity_classes
-from tests.conftest import ROOT, shared
+from tests.conftest import ROOT, script, shared
 from tests.factories import TINY
 from tests.midi_factory import make_score
 
@@ -50,10 +51,24 @@ def released(tmp_path_factory) -> tuple[Path, Path]:
     )
     assert made.returncode == 0, made.stderr[-3000:]
     run_dir, models = out / "runs" / "run" / "demo", out / "models"
+    cross = out / "cross_domain.json"
+    cross.write_text(json.dumps(duets_scored(run_dir / "melody-bert" / "bundle")))
     # models this tiny need not beat the rules: exported all the same, their cards say so
-    exported = run("release", "export", str(run_dir), str(models), "--allow-below-baselines")
+    exported = run(
+        "release", "export", str(run_dir), str(models), "--allow-below-baselines", "--cross-domain", str(cross)
+    )
     assert exported.returncode == 0, exported.stderr[-3000:]
     return run_dir, models
+
+
+def duets_scored(bundle: Path) -> dict:
+    """benchmarks/melody_cross_domain.py's result for `bundle` on generated duets (a tune over a
+    bass line; no music21), as `midibert release export --cross-domain` reads it."""
+    tune = [(t * 480, 480, 72 + (t * 5) % 7, 90) for t in range(16)]
+    duet = make_score({"tune": tune, "bass": [(t * 960, 960, 48 + t % 5, 70) for t in range(8)]}, meters=[(0, 4, 4)])
+    bench = script(ROOT / "benchmarks" / "melody_cross_domain.py")
+    genres = {"duet": (["a", "b"], lambda _: duet)}
+    return bench.measure(str(bundle), genres, "generated duets", {"duet": "a tune over a bass line"})
 
 
 @pytest.fixture
@@ -104,6 +119,42 @@ def test_export_writes_bundles_cards_and_index(released):
     for moved in ("transposed at random by up to 2 semitones", "moved by up to 8 tokens, anew each pass"):
         assert moved in melody and moved not in velocity
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
+
+
+def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):
+    """The melody card and `midibert models` show the benchmark's figure beside the skyline's, with
+    its sources and command; the other models have none; a result of other weights is refused."""
+    run_dir, models = released
+    index = packaged(models)
+    cross = index["midibert-tiny-melody"]["cross_domain"]
+    scored = duets_scored(run_dir / "melody-bert" / "bundle")["genres"]  # deterministic: measured again
+    assert (cross["f1"], cross["skyline_f1"]) == (
+        round(scored["all"]["model"]["f1"], 4),
+        round(scored["all"]["skyline"]["f1"], 4),
+    )
+    assert cross["files"] == 2 and cross["genres"]["duet"]["source"] == "a tune over a bass line"
+    assert [n for n, e in index.items() if "cross_domain" in e] == ["midibert-tiny-melody"]
+    card = (models / "midibert-tiny-melody" / "MODEL_CARD.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("**Music it never saw.**"))
+    assert f"melody F1 {cross['f1']:.3f}" in line and f"skyline rule {cross['skyline_f1']:.3f}" in line
+    assert "a tune over a bass line: 2 files" in line
+    assert "`python benchmarks/melody_cross_domain.py --model runs/run/demo/melody-bert/bundle`" in line
+    assert "--cross-domain cross_domain.json" in card  # the export command, without the folder it was in
+    env = {**os.environ, "MIDIBERT_MODELS": str(models)}
+    listed = subprocess.run([sys.executable, "-m", "midibert", "models"], capture_output=True, text=True, env=env)
+    assert (
+        f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}) on 2 files of duet (generated duets)"
+        in listed.stdout
+    )
+    other = json.loads(json.dumps(duets_scored(run_dir / "melody-bert" / "bundle")))
+    other["weights_sha256"] = "0" * 64
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="other.json: scored a model that is none of the bundles"):
+        release.export(run_dir, tmp_path / "models", cross_domain=[tmp_path / "other.json"])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json: not a result of benchmarks/melody_cross_domain.py"):
+        release.export(run_dir, tmp_path / "models", cross_domain=[tmp_path / "bad.json"])
+    assert not (tmp_path / "models").exists()
 
 
 def test_card_figures_are_reproducible(released):
