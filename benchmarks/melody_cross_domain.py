@@ -167,13 +167,13 @@ def load(path: str, genre: str, cache: Path) -> symusic.Score | None:
 
 
 def merge(score: symusic.Score, melody_track: int = 0) -> tuple[symusic.Score, np.ndarray, int]:
-    """All tracks of `score` as one piano track sorted by onset and pitch, whether each of its notes
-    came from the melody track, and how many duplicates (same onset and pitch) were dropped: of
-    those the melody's copy is kept, since a doubled tune note is still the tune."""
+    """All tracks of `score` as one piano track sorted by onset and pitch, the track each of its
+    notes came from, and how many duplicates (same onset and pitch) were dropped: of those the
+    melody track's copy is kept, since a doubled tune note is still the tune."""
     arrays = [t.notes.numpy() for t in score.tracks]
     cols = {k: np.concatenate([a[k] for a in arrays]).astype(np.int64) for k in arrays[0].keys()}
-    melody = np.concatenate([np.full(len(a["time"]), i == melody_track) for i, a in enumerate(arrays)])
-    order = np.lexsort((~melody, cols["pitch"], cols["time"]))
+    part = np.concatenate([np.full(len(a["time"]), i) for i, a in enumerate(arrays)])
+    order = np.lexsort((part != melody_track, cols["pitch"], cols["time"]))
     t, p = cols["time"][order], cols["pitch"][order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (t[1:] != t[:-1]) | (p[1:] != p[:-1])
@@ -188,7 +188,7 @@ def merge(score: symusic.Score, melody_track: int = 0) -> tuple[symusic.Score, n
         velocity=cols["velocity"][keep].astype(np.int8),
     )
     out.tracks.append(track)
-    return out, melody[keep], int(len(order) - len(keep))
+    return out, part[keep], int(len(order) - len(keep))
 
 
 def predict(clf: Classifier, merged: symusic.Score) -> tuple[np.ndarray, int]:
@@ -241,6 +241,13 @@ def markdown(result: dict) -> str:
         "",
         "String quartet: the first violin stands in for the melody, a proxy (the tune sometimes moves to "
         "another voice).",
+        "Share of each part's notes the model calls melody: "
+        + "; ".join(
+            f"{g}: " + ", ".join(f"{n} {x:.0%}" for n, x in zip(result["parts"][g], s["model_tune_share_by_part"]))
+            for g, s in result["genres"].items()
+            if "model_tune_share_by_part" in s
+        )
+        + ".",
         f"Notes without a label (dropped by the tokenizer, counted as accompaniment): {result['unlabelled']}; "
         f"duplicate notes merged: {result['duplicates']}.",
         f"Skipped: {len(result['skipped'])} files; not of the genre's parts: {len(result['excluded'])} files; "
@@ -256,7 +263,7 @@ def run_genre(
     """Score up to `limit` of a genre's files (`read(path)`: its score, one track per part, the
     melody's first; None when it is not of the genre) into `result` (files, skipped, excluded);
     returns the pooled truth, model and skyline labels."""
-    pooled: dict[str, list[np.ndarray]] = {"truth": [], "model": [], "skyline": []}
+    pooled: dict[str, list[np.ndarray]] = {"truth": [], "model": [], "skyline": [], "part": []}
     done = 0
     for path in tqdm(paths, desc=genre):
         if limit is not None and done >= limit:
@@ -266,14 +273,16 @@ def run_genre(
             if score is None:
                 result["excluded"].append({"genre": genre, "path": path})
                 continue
-            merged, truth, duplicates = merge(score)
+            merged, part, duplicates = merge(score)
             model, unlabelled = predict(clf, merged)
+            truth = part == 0
+            result["parts"].setdefault(genre, [t.name for t in score.tracks])
         except Exception as e:  # music21 and the tokenizer raise many kinds; one bad file must not end the run
             result["skipped"].append({"genre": genre, "path": path, "reason": f"{type(e).__name__}: {e}"})
             continue
         notes = merged.tracks[0].notes.numpy()
         skyline = skyline_melody(notes["pitch"], notes["time"])
-        for key, labels in (("truth", truth.astype(np.int64)), ("model", model), ("skyline", skyline)):
+        for key, labels in (("truth", truth.astype(np.int64)), ("model", model), ("skyline", skyline), ("part", part)):
             pooled[key].append(labels)
         s = scores(truth, model, skyline)
         result["files"].append({"genre": genre, "path": path, "duplicates": duplicates, "unlabelled": unlabelled, **s})
@@ -298,6 +307,7 @@ def measure(
         "files": [],
         "skipped": [],
         "excluded": [],
+        "parts": {},  # genre -> its parts' names, in score order (the melody's first)
         "genres": {},
     }
     pooled = {genre: run_genre(genre, clf, paths, read, limit, result) for genre, (paths, read) in genres.items()}
@@ -305,6 +315,11 @@ def measure(
     for name, labels in pooled.items():
         files = [f for f in result["files"] if name in (f["genre"], "all")]
         result["genres"][name] = {"files": len(files), **scores(labels["truth"], labels["model"], labels["skyline"])}
+        if name in result["parts"]:  # where the model finds the tune: the share of each part's notes it calls so
+            part, model = labels["part"], labels["model"]
+            result["genres"][name]["model_tune_share_by_part"] = [
+                float(model[part == k].mean()) if (part == k).any() else 0.0 for k in range(len(result["parts"][name]))
+            ]
     result["unlabelled"] = sum(f["unlabelled"] for f in result["files"])
     result["duplicates"] = sum(f["duplicates"] for f in result["files"])
     result["seconds"] = round(time.monotonic() - started, 1)

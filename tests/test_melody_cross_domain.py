@@ -52,7 +52,8 @@ def clf():
 
 def test_merge_keeps_every_note_once_in_one_track_with_the_melody_marked(two_parts):
     m = _script()
-    merged, melody, duplicates = m.merge(two_parts)
+    merged, part, duplicates = m.merge(two_parts)
+    melody = part == 0
     assert len(merged.tracks) == 1 and merged.tpq == 480 and merged.time_signatures[0].numerator == 3
     notes = merged.tracks[0].notes.numpy()
     got = list(zip(notes["time"].tolist(), notes["pitch"].tolist(), melody.tolist()))
@@ -60,13 +61,15 @@ def test_merge_keeps_every_note_once_in_one_track_with_the_melody_marked(two_par
                    (960, 76, True), (1440, 53, False), (1440, 60, False), (1440, 77, True)]  # fmt: skip
     assert duplicates == 1 and notes["duration"][1] == 480  # the doubled note is the tune's copy
     # the melody may be any track: then the viola's doubled note is the one kept
-    other, viola, _ = m.merge(two_parts, melody_track=1)
+    other, part, _ = m.merge(two_parts, melody_track=1)
+    viola = part == 1
     assert viola.sum() == 6 and viola[1] and not viola[2] and other.tracks[0].notes[1].duration == 960
 
 
 def test_predictions_land_on_the_notes_they_label(two_parts, clf):
     m = _script()
-    merged, melody, _ = m.merge(two_parts)
+    merged, part, _ = m.merge(two_parts)
+    melody = part == 0
     model, unlabelled = m.predict(clf, merged)
     pred = clf.predict(merged)
     by_note = dict(zip(zip(pred.onset.tolist(), pred.pitch.tolist()), pred.labels))
@@ -141,6 +144,7 @@ def test_measure_pools_the_files_of_every_genre_and_names_what_it_skipped(two_pa
     """Without music21: the readers are given. The result names the weights it scored, so that an
     export attaches it to that model alone."""
     from midibert.bundle import weights_digest
+    from midibert.classify import Classifier
     from midibert.pretrained import resolve
 
     m = _script()
@@ -157,3 +161,9 @@ def test_measure_pools_the_files_of_every_genre_and_names_what_it_skipped(two_pa
     assert result["excluded"] == [{"genre": "duet", "path": "trio"}]
     assert result["genres"]["all"]["notes"] == 3 * 9 and result["genres"]["all"]["melody_notes"] == 3 * 4
     assert result["weights_sha256"] == weights_digest(resolve("melody")) and result["corpus"] == "generated duets"
+    assert result["parts"] == {"duet": ["Violin I", "Viola"], "again": ["Violin I", "Viola"]}
+    shares = result["genres"]["duet"]["model_tune_share_by_part"]
+    merged, part, _ = m.merge(two_parts)
+    model, _ = m.predict(Classifier.from_pretrained("melody"), merged)
+    assert shares == [model[part == 0].mean(), model[part == 1].mean()]
+    assert "model_tune_share_by_part" not in result["genres"]["all"]
