@@ -3,7 +3,7 @@ midibert ships, each with a model card, and list them in the models index (`midi
 
     python -m midibert.run experiment=release
     midibert release export runs/run/release midibert/models
-    midibert release encoder runs/run/release/pretrain midibert/models
+    midibert release encoder runs/run/release/pretrain-score midibert/models
 
 For each task's pre-trained BERT run (its results.json says so; of several seeds the lowest): the
 weights are stored compactly (int8 by default; encoders int4, so the task models and the encoders
@@ -12,7 +12,8 @@ fit the package's 20 MB budget); the shipped model is measured again on the test
 whose stored weights, computed in fp32, agree on fewer than 99.5 % of the test notes is refused);
 a model that does not beat every rule baseline of its task on its test split is refused; its
 licence comes from every dataset it learned from, pre-training included (refused where one
-states no terms we can repeat); and MODEL_CARD.md says all of it, with the commands. Bundles are
+states no terms we can repeat); a result of benchmarks/melody_cross_domain.py given for a run's
+bundle (`--cross-domain`) joins its card; and MODEL_CARD.md says all of it, with the commands. Bundles are
 written whole before the index names them.
 """
 
