@@ -123,6 +123,18 @@ def part_notes(part, shift: float) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
+def _track(name: str, time, duration, pitch, velocity) -> symusic.Track:
+    """A piano track of the given note columns."""
+    track = symusic.Track(name, 0, False)
+    track.notes = symusic.Note.from_numpy(
+        time=np.asarray(time, dtype=np.int32),
+        duration=np.asarray(duration, dtype=np.int32),
+        pitch=np.asarray(pitch, dtype=np.int8),
+        velocity=np.asarray(velocity, dtype=np.int8),
+    )
+    return track
+
+
 def to_score(score, genre: str) -> symusic.Score | None:
     """A music21 score as one symusic track per part, or None when its parts are not the genre's."""
     from music21 import meter, stream
@@ -138,14 +150,7 @@ def to_score(score, genre: str) -> symusic.Score | None:
         out.time_signatures.append(symusic.TimeSignature(tick, ts.numerator, ts.denominator))
     for part, name in zip(score.parts, names):
         notes = part_notes(part, shift)
-        track = symusic.Track(name, 0, False)
-        track.notes = symusic.Note.from_numpy(
-            time=notes[:, 0].astype(np.int32),
-            duration=notes[:, 1].astype(np.int32),
-            pitch=notes[:, 2].astype(np.int8),
-            velocity=np.full(len(notes), 80, dtype=np.int8),
-        )
-        out.tracks.append(track)
+        out.tracks.append(_track(name, notes[:, 0], notes[:, 1], notes[:, 2], np.full(len(notes), 80)))
     return out
 
 
@@ -180,14 +185,7 @@ def merge(score: symusic.Score, melody_track: int = 0) -> tuple[symusic.Score, n
     keep = order[first]
     out = symusic.Score(score.tpq)
     out.time_signatures = score.time_signatures.copy()
-    track = symusic.Track("Piano", 0, False)
-    track.notes = symusic.Note.from_numpy(
-        time=cols["time"][keep].astype(np.int32),
-        duration=cols["duration"][keep].astype(np.int32),
-        pitch=cols["pitch"][keep].astype(np.int8),
-        velocity=cols["velocity"][keep].astype(np.int8),
-    )
-    out.tracks.append(track)
+    out.tracks.append(_track("Piano", *(cols[k][keep] for k in ("time", "duration", "pitch", "velocity"))))
     return out, part[keep], int(len(order) - len(keep))
 
 
@@ -262,7 +260,7 @@ def run_genre(
 ) -> dict[str, np.ndarray]:
     """Score up to `limit` of a genre's files (`read(path)`: its score, one track per part, the
     melody's first; None when it is not of the genre) into `result` (files, skipped, excluded);
-    returns the pooled truth, model and skyline labels."""
+    returns the pooled truth, model and skyline labels and each note's part."""
     pooled: dict[str, list[np.ndarray]] = {"truth": [], "model": [], "skyline": [], "part": []}
     done = 0
     for path in tqdm(paths, desc=genre):
@@ -296,11 +294,12 @@ def measure(
     """The result of scoring `model` on every genre (name -> its paths and reader, see `run_genre`):
     per file, per genre and over all files, with what was skipped and why."""
     started = time.monotonic()
-    clf = Classifier.from_pretrained(model)
+    bundle = resolve(model, task="melody")  # once: a Hub id is fetched here
+    clf = Classifier.from_pretrained(bundle)
     result = {
         "model": str(model),
         # what `midibert release export --cross-domain` matches the result to: the very weights scored
-        "weights_sha256": weights_digest(resolve(model, task="melody")),
+        "weights_sha256": weights_digest(bundle),
         "corpus": corpus,
         "sources": sources,
         "limit": limit,

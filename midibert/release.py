@@ -469,9 +469,9 @@ def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
     return [runs[t] for t in sorted(runs)]
 
 
-def _shown_run(run_dir: Path, stage: Path) -> str:
-    """A stage folder of a main-job run as the main job lays it out, never a folder of the machine."""
-    return f"runs/run/{run_dir.name}/{stage.name}"
+def _shown_run(run_dir: Path, *inside: str) -> str:
+    """A main-job run (or a path inside it) as the main job lays it out, never a folder of the machine."""
+    return "/".join(("runs/run", run_dir.name, *inside))
 
 
 def _shown(folder: Path) -> str:
@@ -542,7 +542,10 @@ def _stage(
     measured = _measure(run / "bundle", staged, ft)
     if cross_domain:
         script = "python benchmarks/melody_cross_domain.py"
-        measured["cross_domain"] = {**cross_domain, "command": f"{script} --model {_shown_run(run_dir, run)}/bundle"}
+        measured["cross_domain"] = {
+            **cross_domain,
+            "command": f"{script} --model {_shown_run(run_dir, run.name, 'bundle')}",
+        }
     if results["levels"].get("note") and measured["weights_agreement"] < MIN_AGREEMENT:
         raise ValueError(
             f"{name}: {weights} weights agree with fp32 on only {measured['weights_agreement']:.2%} of "
@@ -639,7 +642,7 @@ def export(
     command = _command(run_dir)
     # the card names the run as the main job lays it out, never a folder of the machine that made it
     export_cmd = (
-        f"midibert release export runs/run/{run_dir.name} {_shown(to)} --weights {weights}"
+        f"midibert release export {_shown_run(run_dir)} {_shown(to)} --weights {weights}"
         + (f" --commit {commit}" if commit else "")
         + "".join(f" --cross-domain {file.name if file.is_absolute() else file}" for file, _ in evaluations.values())
     )
