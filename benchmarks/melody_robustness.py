@@ -10,7 +10,7 @@ Every variant fine-tunes the same pre-trained encoder (default: the packaged mid
 with the shipped melody recipe, read from `experiment=release` (its window size and batch, steps,
 warm-up, transposition, and POP909 read both realigned and raw), then the overrides given on the
 command line, and adds its own reader options: augmented training
-copies of each song (`midibert.augment`: stretch, tempo, jitter, register). Steps, batch, seeds
+copies of each song (`midibert.augment`: stretch, tempo, jitter, register, harmony). Steps, batch, seeds
 and the encoder are the same for all: the variants differ only in what the training windows hold.
 Each model is then scored as a user meets it, through `midibert.classify` on POP909's test songs
 read realigned to their beat annotations and as the raw files, beside the skyline on the raw files.
@@ -46,6 +46,7 @@ VARIANTS = {
     "jitter": ["jitter"],
     "register": ["register"],
     "all": ["stretch", "tempo", "jitter", "register"],
+    "harmony": ["harmony"],
 }
 TINY = ["trainer.max_steps=4", "trainer.val_check_interval=2", "optim.warmup_steps=1", "task.data.seq_len=64",
         "task.data.batch_size=4", "task.data.max_pieces=2"]  # fmt: skip

@@ -1,9 +1,9 @@
 """Note-level augmentations: extra training copies of a piece made the way users' files differ.
 
 A user's MIDI is rarely on a beat grid that matches its bar lines: it was played against a click
-it does not follow, stretched to another tempo, humanised, or voiced with the accompaniment above
-the tune. Each augmentation below changes a symusic Score in one of those ways, keeping every
-note's track (so labels read from track names stay right):
+it does not follow, stretched to another tempo, humanised, voiced with the accompaniment above
+the tune, or with other lines as tuneful as the tune. Each augmentation below changes a symusic
+Score in one of those ways, keeping every note's track (so labels read from track names stay right):
 
     stretch   every time scaled by one factor in [1/1.25, 1.25]: the file's beat is not the music's
     tempo     the music speeds up and slows down every few beats (x0.85 .. x1.15) against a
@@ -11,6 +11,12 @@ note's track (so labels read from track names stay right):
     jitter    each onset moved by up to an eighth of a beat: timing off the sixteenth grid
     register  each track moved by -1, 0 or +1 octave (within the piano's range): the
               accompaniment may sit above the tune
+    harmony   a second voice a third or a sixth under the tune, in the piece's scale, holding a
+              note now and then where the tune moves: a line that sings like the tune and is not
+              it, as a chorale's alto or a quartet's second violin
+
+All but `harmony` keep every note in its track; `harmony` adds its voice as a track of its own
+("HARMONY"), which the melody labels count as accompaniment.
 
 Datasets get augmented copies of their training pieces through the reader options `augment`
 (names above) and `augment_copies` (`datasets.base.read`); valid and test pieces are never
@@ -30,6 +36,8 @@ TEMPO = 0.15  # largest local tempo change either way
 TEMPO_SEGMENT_BEATS = 4  # how often the local tempo changes
 JITTER_BEATS = 0.125
 PIANO = (21, 108)
+HARMONY_BELOW = ((3, 4), (8, 9))  # a third or a sixth under the tune: (minor, major) in semitones
+HARMONY_HOLD = 0.3  # share of the tune's notes the second voice does not follow, holding its note
 
 
 def _map_times(score: symusic.Score, warp: Callable[[np.ndarray], np.ndarray]) -> symusic.Score:
@@ -90,11 +98,53 @@ def register(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
     return out
 
 
+def _scale(score: symusic.Score) -> np.ndarray:
+    """(12,) bool: the piece's seven pitch classes that sound longest, the scale its key most likely has."""
+    weight = np.zeros(12)
+    for track in score.tracks:
+        n = track.notes.numpy()
+        if not track.is_drum and len(n["pitch"]):
+            np.add.at(weight, n["pitch"] % 12, n["duration"].astype(np.float64))
+    scale = np.zeros(12, dtype=bool)
+    scale[np.argsort(weight, kind="stable")[-7:]] = True
+    return scale
+
+
+def harmony(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
+    out = score.copy()
+    tune = next((t for t in out.tracks if "MELODY" in t.name.upper() and len(t.notes)), None)
+    if tune is None:  # nothing to harmonise: the copy stays as read
+        return out
+    n = tune.notes.numpy()
+    order = np.argsort(n["time"], kind="stable")
+    on, end, pitch = n["time"][order], (n["time"] + n["duration"])[order], n["pitch"][order].astype(int)
+    small, large = HARMONY_BELOW[rng.integers(len(HARMONY_BELOW))]
+    # the interval whose lower note is in the scale: a diatonic third (or sixth), minor or major
+    below = np.where(_scale(out)[(pitch - small) % 12], pitch - small, pitch - large)
+    struck = rng.random(len(on)) >= HARMONY_HOLD
+    struck[0] = True
+    voice = np.cumsum(struck) - 1  # each tune note's harmony note: the last one struck
+    ends = np.zeros(voice[-1] + 1, dtype=np.int64)
+    np.maximum.at(ends, voice, end.astype(np.int64))
+    start, low = on[struck], below[struck]
+    keep = low >= PIANO[0]
+    track = symusic.Track("HARMONY", tune.program, False)
+    track.notes = symusic.Note.from_numpy(
+        time=start[keep].astype(np.int32),
+        duration=np.maximum(ends - start, 1)[keep].astype(np.int32),
+        pitch=low[keep].astype(np.int8),
+        velocity=np.maximum(n["velocity"][order][struck][keep].astype(int) * 4 // 5, 1).astype(np.int8),
+    )
+    out.tracks.append(track)
+    return out
+
+
 AUGMENTATIONS: dict[str, Callable[[symusic.Score, np.random.Generator], symusic.Score]] = {
     "stretch": stretch,
     "tempo": tempo,
     "jitter": jitter,
     "register": register,
+    "harmony": harmony,
 }
 
 

@@ -10,6 +10,7 @@ import symusic
 from midibert import augment as aug
 from midibert.datasets import read
 from midibert.datasets.prepare import load_split, prepare
+from midibert.tokenize.labels import melody_classes
 
 
 def _score(n: int = 64) -> symusic.Score:
@@ -33,7 +34,7 @@ def _notes(score: symusic.Score) -> list[dict]:
     return [t.notes.numpy() for t in score.tracks]
 
 
-@pytest.mark.parametrize("name", list(aug.AUGMENTATIONS))
+@pytest.mark.parametrize("name", [n for n in aug.AUGMENTATIONS if n != "harmony"])
 def test_every_augmentation_keeps_tracks_and_notes_and_is_reproducible(name):
     src = _score()
     out = aug.augment(src, [name], aug.rng_for("song@aug1"))
@@ -68,6 +69,53 @@ def test_what_each_augmentation_changes():
             a["pitch"].astype(int) - b["pitch"].astype(int) for a, b in zip(_notes(aug.register(src, rng)), before)
         ]
         assert all(len(set(m)) == 1 and m[0] in (-12, 0, 12) for m in moved)
+
+
+def _in_c() -> symusic.Score:
+    """A tune running up and down C major in eighths over a C major accompaniment."""
+    s = symusic.Score(480)
+    steps = [0, 2, 4, 5, 7, 9, 11]
+    tune = [72 + 12 * (k // 7) + steps[k % 7] for k in [*range(10), *range(10, 0, -1)] * 3]
+    for name, pitches, every in (("MELODY", tune, 240), ("PIANO", [48, 52, 55, 60] * 15, 240)):
+        t = symusic.Track(name)
+        n = len(pitches)
+        t.notes = symusic.Note.from_numpy(time=(np.arange(n) * every).astype(np.int32),
+                                          duration=np.full(n, every, np.int32), pitch=np.array(pitches, np.int8),
+                                          velocity=np.full(n, 80, np.int8))  # fmt: skip
+        s.tracks.append(t)
+    return s
+
+
+def test_harmony_adds_a_second_voice_under_the_tune_in_its_scale_labelled_accompaniment():
+    src = _in_c()
+    c_major = np.isin(np.arange(12), [0, 2, 4, 5, 7, 9, 11])
+    assert np.array_equal(aug._scale(src), c_major)
+    intervals = set()
+    for copy in range(8):
+        out = aug.augment(src, ["harmony"], aug.rng_for(f"song@aug{copy}"))
+        assert [t.name for t in out.tracks] == ["MELODY", "PIANO", "HARMONY"]
+        assert [len(t.notes) for t in out.tracks[:2]] == [len(t.notes) for t in src.tracks]  # the song is kept
+        assert list(melody_classes(np.array([t.name for t in out.tracks]))) == [0, 2, 2]
+        tune, voice = out.tracks[0].notes.numpy(), out.tracks[2].notes.numpy()
+        assert 0 < len(voice["time"]) < len(tune["time"])  # now and then it holds a note where the tune moves
+        at = np.searchsorted(tune["time"], voice["time"])
+        assert np.array_equal(tune["time"][at], voice["time"])  # struck with the tune
+        below = tune["pitch"][at].astype(int) - voice["pitch"].astype(int)
+        assert set(below) <= {3, 4} or set(below) <= {8, 9}  # a third or a sixth all through
+        assert c_major[voice["pitch"] % 12].all()  # in the scale: minor or major as the key has it
+        assert (voice["time"] + voice["duration"] <= tune["time"][-1] + tune["duration"][-1]).all()
+        intervals.add(int(below.max()))
+    assert intervals == {4, 9}  # both thirds and sixths are drawn
+    again = aug.augment(src, ["harmony"], aug.rng_for("song@aug1")).tracks[2].notes.numpy()
+    first = aug.augment(src, ["harmony"], aug.rng_for("song@aug1")).tracks[2].notes.numpy()
+    assert np.array_equal(again["time"], first["time"]) and np.array_equal(again["pitch"], first["pitch"])
+
+
+def test_harmony_leaves_a_piece_without_a_tune_as_it_is():
+    s = _score()
+    s.tracks[0].name = "RIGHT HAND"
+    out = aug.harmony(s, aug.rng_for("x"))
+    assert [t.name for t in out.tracks] == ["RIGHT HAND", "PIANO"] and len(out.tracks[0].notes) == 64
 
 
 def test_register_keeps_notes_on_the_keyboard():
