@@ -111,8 +111,11 @@ def _scale(score: symusic.Score) -> np.ndarray:
 
 
 def harmony(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
+    from midibert.tokenize.labels import melody_classes  # the one reading of which track is the tune
+
     out = score.copy()
-    tune = next((t for t in out.tracks if "MELODY" in t.name.upper() and len(t.notes)), None)
+    classes = melody_classes([t.name for t in out.tracks])
+    tune = next((t for t, c in zip(out.tracks, classes) if c == 0 and len(t.notes)), None)
     if tune is None:  # nothing to harmonise: the copy stays as read
         return out
     n = tune.notes.numpy()
@@ -126,14 +129,14 @@ def harmony(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
     voice = np.cumsum(struck) - 1  # each tune note's harmony note: the last one struck
     ends = np.zeros(voice[-1] + 1, dtype=np.int64)
     np.maximum.at(ends, voice, end.astype(np.int64))
-    start, low = on[struck], below[struck]
+    start, low, loud = on[struck], below[struck], n["velocity"][order][struck].astype(int)
     keep = low >= PIANO[0]
     track = symusic.Track("HARMONY", tune.program, False)
     track.notes = symusic.Note.from_numpy(
         time=start[keep].astype(np.int32),
         duration=np.maximum(ends - start, 1)[keep].astype(np.int32),
         pitch=low[keep].astype(np.int8),
-        velocity=np.maximum(n["velocity"][order][struck][keep].astype(int) * 4 // 5, 1).astype(np.int8),
+        velocity=np.maximum(loud[keep] * 4 // 5, 1).astype(np.int8),
     )
     out.tracks.append(track)
     return out
