@@ -11,6 +11,8 @@ right padding (real tokens first), which is what the batches hold.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -111,6 +113,32 @@ def skyline_melody(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
     top = np.full(group.max() + 1, np.iinfo(np.int64).min)
     np.maximum.at(top, group, pitch.astype(np.int64))
     return (pitch == top[group]).astype(np.int64)
+
+
+def top_line(pitch: np.ndarray, onset: np.ndarray, end: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """The highest sounding line: a note is on it when no other note sounding as it starts (struck
+    at or before its onset, not yet released) is higher; per-note 0/1. With `among` (0/1 per note)
+    only those notes are weighed and only they can be on the line.
+
+    In part music the tune is the top voice, and this is that voice: the skyline also takes every
+    inner-voice note struck under a held tune note, this does not."""
+    pitch, onset, end = (np.asarray(x, dtype=np.int64) for x in (pitch, onset, end))
+    line = np.zeros(len(pitch), dtype=np.int64)
+    idx = np.flatnonzero(np.ones(len(pitch), dtype=bool) if among is None else np.asarray(among, dtype=bool))
+    if not len(idx):
+        return line
+    idx = idx[np.argsort(onset[idx], kind="stable")]
+    end = np.maximum(end, onset + 1)  # a note of no length still sounds as it starts
+    sounding: list[tuple[int, int]] = []  # (-pitch, end) heap; released notes leave it once on top
+    starts = np.flatnonzero(np.r_[True, onset[idx][1:] != onset[idx][:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], len(idx)]):
+        now = idx[a:b]
+        for i in now:
+            heapq.heappush(sounding, (-int(pitch[i]), int(end[i])))
+        while sounding[0][1] <= onset[now[0]]:
+            heapq.heappop(sounding)
+        line[now] = pitch[now] >= -sounding[0][0]
+    return line
 
 
 def skyline_classes(pitch: np.ndarray, onset: np.ndarray, n_classes: int) -> np.ndarray:

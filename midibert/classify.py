@@ -6,6 +6,7 @@ emotion) of any MIDI file, of any length.
     res = clf.predict("song.mid")          # also bytes, symusic / miditoolkit / pretty_midi objects
     res.labels, res.probs                  # per note (file order) or per piece
     res.to_midi("annotated.mid")
+    res.line()                             # melody: the tune as one line (part music)
 
     import midibert.classify as mc
     mc.melody("song.mid")                  # the packaged melody model (`midibert models` lists them)
@@ -24,7 +25,7 @@ import json
 import os
 import warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,6 +88,21 @@ class Prediction:
         """Share of notes per class (note-level tasks)."""
         labels = np.asarray(self.labels)
         return {c: float((labels == c).mean()) for c in self.class_names}
+
+    def line(self) -> Prediction:
+        """The tune as one line, for music whose tune is one voice (a hymn's soprano, a quartet's
+        first violin): a note keeps its tune label (any class but accompaniment) only when no
+        higher tune note sounds as it starts (`midibert.baselines.top_line`); the others become
+        accompaniment. The probabilities stay the model's. POP909's tune is not one line (its
+        bridge is in chords a quarter of the time), so there this loses tune notes."""
+        if self.level != "note" or "accompaniment" not in self.class_names:
+            raise ValueError(f"{self.source}: one tune line is for a melody model's prediction, not {self.task!r}")
+        from midibert.baselines import top_line
+
+        labels = np.asarray(self.labels)
+        tune = (labels != "accompaniment") & (labels != "")
+        on = top_line(self.pitch, self.onset, self.onset + self.duration, among=tune).astype(bool)
+        return replace(self, labels=np.where(tune & ~on, "accompaniment", labels).tolist())
 
     def _file_order(self) -> np.ndarray:
         return np.argsort(self.encoding.notes.source_index, kind="stable")

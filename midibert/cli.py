@@ -81,9 +81,13 @@ def _classify(args: argparse.Namespace) -> int:
         raise ValueError("say which model: --task TASK (its packaged model) or --model NAME|DIR")
     # unknown name, not a bundle, a mismatched one, another task's model: one line, exit 2, before any output
     clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
+    if args.line and (clf.level != "note" or "accompaniment" not in clf.class_names):
+        raise ValueError(f"--line is for melody models; {args.model or args.task} answers {clf.task_name}")
 
     def classify(file: str) -> None:
         res = clf.predict(file)
+        if args.line:
+            res = res.line()
         if args.out:
             res.to_midi(Path(args.out) / Path(file).name)
         if args.json:
@@ -147,7 +151,8 @@ def _models(args: argparse.Namespace) -> int:
         rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted((m.get("baselines") or {}).items())) or "-"
         raw = f"{raw['accuracy']:.2%} of {raw['n']:,} {test['unit']}" if raw else "-"
         cross = (
-            f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}) on {cross['files']:,} files of "
+            f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}, top line {cross['top_line_f1']:.3f}) "
+            f"on {cross['files']:,} files of "
             f"{', '.join(cross['genres'])} ({cross['corpus']})"
             if cross
             else "-"
@@ -302,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="packaged model name, bundle directory, or Hugging Face Hub repo id (org/name)")
     c.add_argument("--out", help="write annotated MIDI files into this directory")
     c.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
+    c.add_argument(
+        "--line",
+        action="store_true",
+        help="melody: the tune as one line, the highest tune note sounding at each moment (part music: hymns, "
+        "quartets; POP909's tune is partly in chords)",
+    )
     c.set_defaults(func=_classify)
 
     m = sub.add_parser("models", help="the models shipped with midibert: task, size, data, licence, test scores")

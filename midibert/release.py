@@ -211,6 +211,13 @@ def _measure(run_bundle: Path, shipped: Path, ft: dict) -> dict:
     return out
 
 
+def _cross_f1(scored: dict) -> dict[str, float]:
+    """The F1s a card shows of one row of a cross-domain result: the model as it answers and as one
+    line (`--line`), the skyline and top-line rules."""
+    keys = {"f1": "model", "line_f1": "line", "skyline_f1": "skyline", "top_line_f1": "top_line"}
+    return {k: round(scored[v]["f1"], 4) for k, v in keys.items()}
+
+
 def _cross_domain(files: list[Path]) -> dict[str, tuple[Path, dict]]:
     """Weights digest -> (file, what a card and the index say of it) for each result of
     benchmarks/melody_cross_domain.py: a model scored on music no stage of its training saw."""
@@ -222,18 +229,12 @@ def _cross_domain(files: list[Path]) -> dict[str, tuple[Path, dict]]:
             out[r["weights_sha256"]] = (
                 file,
                 {
-                    "f1": round(every["model"]["f1"], 4),
-                    "skyline_f1": round(every["skyline"]["f1"], 4),
+                    **_cross_f1(every),
                     "files": every["files"],
                     "notes": every["notes"],
                     "corpus": r["corpus"],
                     "genres": {
-                        g: {
-                            "source": r["sources"][g],
-                            "files": s["files"],
-                            "f1": round(s["model"]["f1"], 4),
-                            "skyline_f1": round(s["skyline"]["f1"], 4),
-                        }
+                        g: {"source": r["sources"][g], "files": s["files"], **_cross_f1(s)}
                         for g, s in r["genres"].items()
                         if g != "all"
                     },
@@ -390,7 +391,8 @@ def _card(
     cross = measured.get("cross_domain")
     if cross:
         genres = "; ".join(
-            f"{g['source']}: {g['files']} files, {g['f1']:.3f} (skyline {g['skyline_f1']:.3f})"
+            f"{g['source']}: {g['files']} files, {g['f1']:.3f} (skyline {g['skyline_f1']:.3f}, top line "
+            f"{g['top_line_f1']:.3f}; as one line {g['line_f1']:.3f})"
             for g in cross["genres"].values()
         )
         lines += [
@@ -398,7 +400,9 @@ def _card(
             f"**Music it never saw.** On {cross['files']:,} files of {cross['corpus']} ({cross['notes']:,} notes), "
             f"which no stage of training or model selection read, each file's parts merged into one track: "
             f"melody F1 {cross['f1']:.3f} (the tune, melody or bridge, as `midibert classify` answers), the "
-            f"skyline rule {cross['skyline_f1']:.3f} ({cross['f1'] - cross['skyline_f1']:+.3f}). Per genre, "
+            f"skyline rule {cross['skyline_f1']:.3f} ({cross['f1'] - cross['skyline_f1']:+.3f}), the top-line rule "
+            f"(the highest note sounding) {cross['top_line_f1']:.3f}; answered as one line (`midibert classify "
+            f"--line`) {cross['line_f1']:.3f}. Per genre, "
             f"F1: {genres}. Measured on the original weights, read as `midibert classify` reads a file, by "
             f"`{cross['command']}`" + (f" ({cross['skipped']} files skipped)." if cross["skipped"] else "."),
         ]

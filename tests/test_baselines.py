@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from midibert.baselines import BiLSTM, BiLSTMSequenceClassifier, BiLSTMTokenClassifier, note_statistics, skyline_melody
+from midibert.baselines import (
+    BiLSTM,
+    BiLSTMSequenceClassifier,
+    BiLSTMTokenClassifier,
+    note_statistics,
+    skyline_melody,
+    top_line,
+)
 from midibert.model import BertConfig, Embeddings
 from midibert.tokenize import Tokenizer
 from tests.factories import CP_VOCAB, REMI_VOCAB, batch
@@ -65,6 +74,37 @@ def test_skyline_melody():
     shuffled = np.random.default_rng(0).permutation(len(pitch))
     assert skyline_melody(pitch[shuffled], onset[shuffled]).tolist() == skyline_melody(pitch, onset)[shuffled].tolist()
     assert skyline_melody(np.array([]), np.array([])).tolist() == []
+
+
+def test_top_line_is_the_top_voice_not_every_note_struck_under_it():
+    # soprano holds 72 over the alto's two notes, then 74 over a chord; a lower note of no length
+    pitch = np.array([72, 64, 65, 74, 60, 67, 40])
+    onset = np.array([0, 0, 480, 960, 960, 960, 1200])
+    end = np.array([960, 480, 960, 1440, 1440, 1440, 1200])
+    assert skyline_melody(pitch, onset).tolist() == [1, 0, 1, 1, 0, 0, 1]  # takes the alto under the held note
+    assert top_line(pitch, onset, end).tolist() == [1, 0, 0, 1, 0, 0, 0]
+    # among the notes the soprano is not one of, the alto is the top line until the 74
+    among = np.array([0, 1, 1, 1, 1, 1, 1])
+    assert top_line(pitch, onset, end, among=among).tolist() == [0, 1, 1, 1, 0, 0, 0]
+    # released notes no longer count: after the 74 ends, a low note is the top line
+    assert top_line(np.array([74, 50]), np.array([0, 480]), np.array([480, 960])).tolist() == [1, 1]
+    assert top_line(np.array([]), np.array([]), np.array([])).tolist() == []
+    assert top_line(pitch, onset, end, among=np.zeros(len(pitch))).tolist() == [0] * len(pitch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4), st.integers(40, 50), st.booleans()), max_size=30))
+def test_top_line_is_the_definition(notes):
+    """Against the rule as stated, note by note: no other weighed note sounding as it starts is higher."""
+    onset, length, pitch, among = (np.array([n[k] for n in notes], dtype=np.int64) for k in range(4))
+    end = onset + length
+    sounds = np.maximum(end, onset + 1)
+    expected = [
+        int(among[i] and not any(among[j] and j != i and onset[j] <= onset[i] < sounds[j] and pitch[j] > pitch[i]
+                                 for j in range(len(notes))))
+        for i in range(len(notes))
+    ]  # fmt: skip
+    assert top_line(pitch, onset, end, among=among).tolist() == expected
 
 
 def test_note_statistics_read_only_what_the_tokens_carry():

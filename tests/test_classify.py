@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,38 @@ def test_cli_one_bad_file_never_stops_the_others(tmp_path, capsys, monkeypatch):
     )
     assert main(["classify", str(files[2]), "--model", str(model), "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_line_is_the_top_tune_voice(clf, tmp_path):
+    """A held upper voice over a moving lower one, each its own track: called tune throughout, the
+    line is the upper voice; notes called accompaniment stay so; probabilities stay the model's."""
+    score = symusic.Score(480)
+    for name, notes in (
+        ("Violin I", [(0, 960, 76), (960, 960, 77)]),
+        ("Viola", [(t, 240, 60 + t // 240) for t in range(0, 1920, 240)]),
+    ):
+        track = symusic.Track(name, 0, False)
+        for time, duration, pitch in notes:
+            track.notes.append(symusic.Note(time, duration, pitch, 80))
+        score.tracks.append(track)
+    score.dump_midi(str(tmp_path / "duet.mid"))
+    res = clf.predict(tmp_path / "duet.mid")
+    line = replace(res, labels=["melody"] * len(res.labels)).line()
+    assert [lab == "melody" for lab in line.labels] == [t == "Violin I" for t in res.track]
+    mixed = replace(res, labels=["accompaniment", "melody"] + ["melody"] * (len(res.labels) - 2)).line()
+    assert mixed.labels[:3] == ["accompaniment", "melody", "melody"]  # under a note not called tune: on the line
+    np.testing.assert_array_equal(mixed.probs, res.probs)
+    with pytest.raises(ValueError, match="melody model"):
+        replace(res, level="piece").line()
+
+
+def test_cli_line_for_melody_models_only(melody_dir, pieces, tmp_path):
+    default = run("classify", str(pieces[0]), "--model", str(melody_dir), "--json")
+    line = run("classify", str(pieces[0]), "--model", str(melody_dir), "--json", "--line")
+    assert default.returncode == line.returncode == 0, line.stderr
+    tune = [n["label"] != "accompaniment" for n in json.loads(default.stdout)["notes"]]
+    on = [n["label"] != "accompaniment" for n in json.loads(line.stdout)["notes"]]
+    assert len(on) == len(tune) and all(t or not o for t, o in zip(tune, on))
+    style = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
+    refused = run("classify", str(pieces[0]), "--model", str(style), "--line")
+    assert refused.returncode == 2 and "--line is for melody models" in refused.stderr and not refused.stdout

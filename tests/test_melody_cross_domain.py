@@ -70,13 +70,16 @@ def test_predictions_land_on_the_notes_they_label(two_parts, clf):
     m = _script()
     merged, part, _ = m.merge(two_parts)
     melody = part == 0
-    model, unlabelled = m.predict(clf, merged)
+    model, line, unlabelled = m.predict(clf, merged)
     pred = clf.predict(merged)
     by_note = dict(zip(zip(pred.onset.tolist(), pred.pitch.tolist()), pred.labels))
     notes = merged.tracks[0].notes.numpy()
     expected = [by_note[t, p] == "melody" for t, p in zip(notes["time"].tolist(), notes["pitch"].tolist())]
     assert model.tolist() == [int(e) for e in expected] and unlabelled == 0 and len(model) == len(melody)
-    assert set(m.scores(melody.astype(int), model, model)) >= {"notes", "melody_notes", "model", "skyline"}
+    assert line.tolist() == (np.asarray(pred.line().labels) == "melody").astype(int).tolist()
+    assert set(line.nonzero()[0]) <= set(model.nonzero()[0])  # the line is of the notes called tune
+    got = m.scores(melody.astype(int), model=model, skyline=model)
+    assert set(got) >= {"notes", "melody_notes", "model", "skyline"} and got["f1_difference"] == 0
 
 
 def test_a_prediction_for_other_notes_is_refused(two_parts):
@@ -164,6 +167,6 @@ def test_measure_pools_the_files_of_every_genre_and_names_what_it_skipped(two_pa
     assert result["parts"] == {"duet": ["Violin I", "Viola"], "again": ["Violin I", "Viola"]}
     shares = result["genres"]["duet"]["model_tune_share_by_part"]
     merged, part, _ = m.merge(two_parts)
-    model, _ = m.predict(Classifier.from_pretrained("melody"), merged)
+    model, _, _ = m.predict(Classifier.from_pretrained("melody"), merged)
     assert shares == [model[part == 0].mean(), model[part == 1].mean()]
     assert "model_tune_share_by_part" not in result["genres"]["all"]

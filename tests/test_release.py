@@ -128,23 +128,24 @@ def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released,
     index = packaged(models)
     cross = index["midibert-tiny-melody"]["cross_domain"]
     scored = duets_scored(run_dir / "melody-bert" / "bundle")["genres"]  # deterministic: measured again
-    assert (cross["f1"], cross["skyline_f1"]) == (
-        round(scored["all"]["model"]["f1"], 4),
-        round(scored["all"]["skyline"]["f1"], 4),
+    assert (cross["f1"], cross["line_f1"], cross["skyline_f1"], cross["top_line_f1"]) == tuple(
+        round(scored["all"][k]["f1"], 4) for k in ("model", "line", "skyline", "top_line")
     )
     assert cross["files"] == 2 and cross["genres"]["duet"]["source"] == "a tune over a bass line"
     assert [n for n, e in index.items() if "cross_domain" in e] == ["midibert-tiny-melody"]
     card = (models / "midibert-tiny-melody" / "MODEL_CARD.md").read_text()
     line = next(x for x in card.splitlines() if x.startswith("**Music it never saw.**"))
     assert f"melody F1 {cross['f1']:.3f}" in line and f"skyline rule {cross['skyline_f1']:.3f}" in line
+    assert f"top-line rule (the highest note sounding) {cross['top_line_f1']:.3f}" in line
+    assert f"as one line (`midibert classify --line`) {cross['line_f1']:.3f}" in line
     assert "a tune over a bass line: 2 files" in line
     assert "`python benchmarks/melody_cross_domain.py --model runs/run/demo/melody-bert/bundle`" in line
     assert "--cross-domain cross_domain.json" in card  # the export command, without the folder it was in
     env = {**os.environ, "MIDIBERT_MODELS": str(models)}
     listed = subprocess.run([sys.executable, "-m", "midibert", "models"], capture_output=True, text=True, env=env)
     assert (
-        f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}) on 2 files of duet (generated duets)"
-        in listed.stdout
+        f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}, top line {cross['top_line_f1']:.3f}) "
+        "on 2 files of duet (generated duets)" in listed.stdout
     )
     other = json.loads(json.dumps(duets_scored(run_dir / "melody-bert" / "bundle")))
     other["weights_sha256"] = "0" * 64
