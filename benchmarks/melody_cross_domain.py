@@ -203,9 +203,13 @@ def predict(clf: Classifier, merged: symusic.Score) -> tuple[np.ndarray, np.ndar
     notes = merged.tracks[0].notes.numpy()
     if not (np.array_equal(pred.pitch, notes["pitch"]) and np.array_equal(pred.onset, notes["time"])):
         raise ValueError("the prediction's notes are not the file's notes, in its order")
-    labels = np.asarray(pred.labels)
-    line = np.asarray(pred.line().labels) == "melody"
-    return (labels == "melody").astype(np.int64), line.astype(np.int64), int((labels == "").sum())
+    said = answers(pred)
+    return said["model"], said["line"], int((np.asarray(pred.labels) == "").sum())
+
+
+def answers(pred) -> dict[str, np.ndarray]:
+    """A melody prediction's melody (1) / accompaniment (0) per note: as the model answers, as one line."""
+    return {k: (np.asarray(p.labels) == "melody").astype(np.int64) for k, p in (("model", pred), ("line", pred.line()))}
 
 
 def rules(pitch: np.ndarray, onset: np.ndarray, duration: np.ndarray) -> dict[str, np.ndarray]:
@@ -321,8 +325,7 @@ def pop909(clf: Classifier) -> dict:
         keep = truth != IGNORE
         guesses = {
             "truth": (truth == pred.class_names.index("melody")).astype(np.int64),
-            "model": (np.asarray(pred.labels) == "melody").astype(np.int64),
-            "line": (np.asarray(pred.line().labels) == "melody").astype(np.int64),
+            **answers(pred),
             **rules(pred.pitch, pred.onset, pred.duration),
         }
         for k, v in guesses.items():

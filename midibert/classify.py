@@ -52,6 +52,11 @@ OVERLAP_ON_CPU = 0
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
 
 
+def has_tune(level: str, class_names: list[str]) -> bool:
+    """Whether predictions of these classes say which notes are the tune (a melody task's)."""
+    return level == "note" and "accompaniment" in class_names
+
+
 @dataclass
 class Prediction:
     """What a classifier says about one piece.
@@ -95,13 +100,14 @@ class Prediction:
         higher tune note sounds as it starts (`midibert.baselines.top_line`); the others become
         accompaniment. The probabilities stay the model's. POP909's tune is not one line (its
         bridge is in chords a quarter of the time), so there this loses tune notes."""
-        if self.level != "note" or "accompaniment" not in self.class_names:
+        if not has_tune(self.level, self.class_names):
             raise ValueError(f"{self.source}: one tune line is for a melody model's prediction, not {self.task!r}")
         from midibert.baselines import top_line
 
+        n, order = self.encoding.notes, self._file_order()
         labels = np.asarray(self.labels)
         tune = (labels != "accompaniment") & (labels != "")
-        on = top_line(self.pitch, self.onset, self.onset + self.duration, among=tune).astype(bool)
+        on = top_line(n.pitch[order], n.start[order], n.end[order], among=tune).astype(bool)
         return replace(self, labels=np.where(tune & ~on, "accompaniment", labels).tolist())
 
     def _file_order(self) -> np.ndarray:

@@ -74,14 +74,14 @@ def _each_file(args: argparse.Namespace, work) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from midibert.classify import Classifier
+    from midibert.classify import Classifier, has_tune
     from midibert.pretrained import default_model
 
     if not (args.model or args.task):
         raise ValueError("say which model: --task TASK (its packaged model) or --model NAME|DIR")
     # unknown name, not a bundle, a mismatched one, another task's model: one line, exit 2, before any output
     clf = Classifier.from_pretrained(args.model or default_model(args.task), task=args.task)
-    if args.line and (clf.level != "note" or "accompaniment" not in clf.class_names):
+    if args.line and not has_tune(clf.level, clf.class_names):
         raise ValueError(f"--line is for melody models; {args.model or args.task} answers {clf.task_name}")
 
     def classify(file: str) -> None:
