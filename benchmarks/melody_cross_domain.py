@@ -20,7 +20,8 @@ The music is music21's bundled corpus (no network), two genres:
 Files are picked by the corpus's metadata (four parts, in sorted path order; where a piece comes
 in several formats, MusicXML first) and kept when their part names are those above, so the first
 part is always the melody. Lieder and the `nottingham-dataset` folder are never read: they
-overlap held-out evaluation sets.
+overlap held-out evaluation sets; nor are Monteverdi's madrigals, which the packaged melody model
+trains on (`midibert.datasets.madrigals`, which converts scores for both).
 
 Each score is written as one track per part (480 ticks per quarter, its time signatures, a pickup
 bar completed by a rest so bar lines fall where the score has them; cached under `--cache`, never
@@ -57,10 +58,11 @@ from tqdm import tqdm
 from midibert.baselines import skyline_melody, top_line
 from midibert.bundle import weights_digest
 from midibert.classify import Classifier
-from midibert.fsutil import atomic_path, write_atomic
+from midibert.datasets.madrigals import convert, part_names, track
+from midibert.datasets.madrigals import to_score as score_of
+from midibert.fsutil import write_atomic
 from midibert.pretrained import resolve
 
-TPQ = 480
 # the part names of each genre in score order (substrings of the lower-cased name); the first is the melody
 ROLES = {
     "chorale": ("soprano", "alto", "tenor", "bass"),
@@ -101,79 +103,30 @@ def candidates(genre: str) -> list[str]:
     return sorted(best.values())
 
 
-def part_notes(part, shift: float) -> np.ndarray:
-    """(start tick, duration ticks, pitch) of every pitched note of a music21 part, chords spread
-    into their notes, tied notes joined into one, starting `shift` quarters late. Ties are joined
-    here: music21's `stripTies` takes seconds per part of a quartet movement."""
-    from music21 import chord, note
+def genre_parts(genre: str):
+    """The track names of a score of `genre` from its part names (`madrigals.convert`): its part
+    names, or None when they are not the genre's."""
 
-    rows: list[list[int]] = []
-    tied: dict[int, int] = {}  # pitch -> its row, while a tie is open
-    for n in part.flatten().notes:
-        if not isinstance(n, (note.Note, chord.Chord)):  # unpitched percussion
-            continue
-        start = round(float(n.offset + shift) * TPQ)
-        end = start + round(float(n.quarterLength) * TPQ)
-        for x in n.notes if isinstance(n, chord.Chord) else (n,):
-            pitch, tie = x.pitch.midi, x.tie.type if x.tie is not None else None
-            if tie in ("continue", "stop") and pitch in tied:
-                row = rows[tied[pitch]]
-                row[1] = max(row[1], end - row[0])
-                if tie == "stop":
-                    del tied[pitch]
-                continue
-            if tie in ("start", "continue"):
-                tied[pitch] = len(rows)
-            rows.append([start, max(end - start, 1), pitch])  # a grace note still sounds
-    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+    def names(parts: list[str]) -> list[str] | None:
+        roles = ROLES[genre]
+        return parts if len(parts) == len(roles) and all(r in n for r, n in zip(roles, parts)) else None
 
-
-def _track(name: str, time, duration, pitch, velocity) -> symusic.Track:
-    """A piano track of the given note columns."""
-    track = symusic.Track(name, 0, False)
-    track.notes = symusic.Note.from_numpy(
-        time=np.asarray(time, dtype=np.int32),
-        duration=np.asarray(duration, dtype=np.int32),
-        pitch=np.asarray(pitch, dtype=np.int8),
-        velocity=np.asarray(velocity, dtype=np.int8),
-    )
-    return track
+    return names
 
 
 def to_score(score, genre: str) -> symusic.Score | None:
     """A music21 score as one symusic track per part, or None when its parts are not the genre's."""
-    from music21 import meter, stream
-
-    names = [(p.partName or "").lower() for p in score.parts]
-    if len(names) != len(ROLES[genre]) or not all(role in name for role, name in zip(ROLES[genre], names)):
-        return None
-    first = score.parts[0].getElementsByClass(stream.Measure).first()
-    shift = float(first.paddingLeft) if first is not None else 0.0  # a pickup ends where bar 1 starts
-    out = symusic.Score(TPQ)
-    for ts in score.parts[0].flatten().getElementsByClass(meter.TimeSignature):
-        tick = round(float(ts.offset + shift) * TPQ) if ts.offset else 0
-        out.time_signatures.append(symusic.TimeSignature(tick, ts.numerator, ts.denominator))
-    for part, name in zip(score.parts, names):
-        notes = part_notes(part, shift)
-        out.tracks.append(_track(name, notes[:, 0], notes[:, 1], notes[:, 2], np.full(len(notes), 80)))
-    return out
+    names = genre_parts(genre)(part_names(score))
+    return None if names is None else score_of(score, names)
 
 
 def load(path: str, genre: str, cache: Path) -> symusic.Score | None:
     """The score of a corpus file as a MIDI file holds it, one track per part (the melody's first),
     converted once into `cache`; None when its parts are not the genre's."""
-    midi = cache / (path.replace("/", "__") + ".mid")
-    if not midi.is_file():
-        from music21 import corpus
-
-        score = to_score(corpus.parse(path), genre)
-        if score is None:
-            return None
-        with atomic_path(midi) as tmp:
-            score.dump_midi(str(tmp))
+    midi = convert(path, cache / (path.replace("/", "__") + ".mid"), genre_parts(genre))
     # read back even when just written: MIDI pairs the ends of overlapping notes of one pitch in
     # a track its own way, and the first run must see the notes every later run reads
-    return symusic.Score(str(midi))
+    return None if midi is None else symusic.Score(str(midi))
 
 
 def merge(score: symusic.Score, melody_track: int = 0) -> tuple[symusic.Score, np.ndarray, int]:
@@ -190,7 +143,7 @@ def merge(score: symusic.Score, melody_track: int = 0) -> tuple[symusic.Score, n
     keep = order[first]
     out = symusic.Score(score.tpq)
     out.time_signatures = score.time_signatures.copy()
-    out.tracks.append(_track("Piano", *(cols[k][keep] for k in ("time", "duration", "pitch", "velocity"))))
+    out.tracks.append(track("Piano", *(cols[k][keep] for k in ("time", "duration", "pitch", "velocity"))))
     return out, part[keep], int(len(order) - len(keep))
 
 

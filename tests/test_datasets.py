@@ -119,3 +119,24 @@ def test_pop909_beat_quantisation_puts_beats_on_the_grid():
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(ValueError, match="pop909"):
         read("nope")
+
+
+def test_pop909_extra_training_pieces_join_its_training_split_only(tmp_path):
+    # listing reads no file: an empty folder stands for POP909, the generated sample corpus for the extra data
+    (tmp_path / "pop909").mkdir()
+    base = read("pop909", tmp_path, timing="both")
+    extra = read("sample", tmp_path / "sample")
+    pieces = read(
+        "pop909", tmp_path, timing="both", extra_train="sample", extra_path=str(tmp_path / "sample"), extra_copies=2
+    )
+    added = [p for p in pieces if p.id.startswith("sample/")]
+    train = [p for p in extra if p.split == "train"]
+    assert len(pieces) == len(base) + 2 * len(train) and len(added) == 2 * len(train) > 0
+    assert {p.split for p in added} == {"train"} and {p.reading for p in added} == {"raw"}  # never realigned
+    assert _counts([p for p in pieces if p not in added]) == _counts(base)
+    assert sorted({p.id.rsplit("@", 1)[0] for p in added}) == sorted(f"sample/{p.id}" for p in train)
+    check_groups(pieces)
+    with pytest.raises(ValueError, match="extra_train='pop1k7' has no melody labels"):
+        read("pop909", tmp_path, extra_train="pop1k7", extra_path=str(tmp_path))
+    with pytest.raises(ValueError, match="extra_copies must be at least 1"):
+        read("pop909", tmp_path, extra_train="sample", extra_path=str(tmp_path / "sample"), extra_copies=0)

@@ -170,3 +170,9 @@ def test_measure_pools_the_files_of_every_genre_and_names_what_it_skipped(two_pa
     model, _, _ = m.predict(Classifier.from_pretrained("melody"), merged)
     assert shares == [model[part == 0].mean(), model[part == 1].mean()]
     assert "model_tune_share_by_part" not in result["genres"]["all"]
+
+
+def test_the_check_never_reads_the_music_the_melody_model_trains_on():
+    from midibert.datasets import madrigals
+
+    assert madrigals.COMPOSER not in {folder for folders in _script().FOLDERS.values() for folder in folders}

@@ -226,11 +226,23 @@ def test_refused_export_leaves_nothing(released, tmp_path, monkeypatch):
         (["emopia"], "non-commercial, share-alike"),
         (["pianist8"], "research use only"),
         (["pop909", "pop1k7", "asap", "pianist8"], "research use only, non-commercial, share-alike"),
+        (["sample"], "MIT"),
+        (["pop909", "madrigals"], "research use only"),  # music21's corpus states no terms for them
     ],
 )
 def test_licence_is_inherited_from_every_dataset(datasets, terms):
     short, licences = release.licence_terms(datasets)
     assert short == terms and list(licences) == datasets
+
+
+def test_extra_training_data_is_named_and_never_read_into_the_test_split():
+    data = {
+        "dataset": "pop909",
+        "options": {"timing": "both", "extra_train": "madrigals", "extra_path": "m", "holdout": 0.1},
+    }
+    assert release._extra_datasets({"task": {"data": data}}) == ["madrigals"]
+    assert release._test_reading(data) == {"holdout": 0.1}  # and no folder of the machine reaches the index
+    assert release._extra_datasets({"task": {"data": {"dataset": "pop909"}}}) == []
 
 
 def test_dataset_without_stated_terms_is_not_shipped():

@@ -59,6 +59,7 @@ class DatasetInfo:
     note_labels: bool = False
     load: Callable[[Piece, str], object] | None = None  # Piece, tokenizer kind -> MIDI source
     generated: bool = False  # the reader writes the data itself where it is absent (sample corpus)
+    licence: str | None = None  # the terms of data the reader makes itself (others: datasets.json)
     # reader options that read the files as they are, where the default reading does not (POP909's
     # realignment to beat annotations): a model is also scored so, as a user's file is read
     raw_reading: dict | None = None

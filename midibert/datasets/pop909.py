@@ -8,6 +8,7 @@ the raw file too (`timing="raw"` or `"both"`) trains and tests a model on what i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,24 @@ BEATS_PER_BAR = 4  # all 865 qualified songs are in 4/4
 TIMINGS = ("beats", "raw", "both")
 
 
-def read(root: Path, *, seed: int = 0, qualified_only: bool = True, timing: str = "beats") -> list[Piece]:
+def read(
+    root: Path,
+    *,
+    seed: int = 0,
+    qualified_only: bool = True,
+    timing: str = "beats",
+    extra_train: str | None = None,
+    extra_path: str | None = None,
+    extra_copies: int = 1,
+) -> list[Piece]:
     """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split.
 
     timing: how a score tokenizer reads each song: "beats" realigned to its beat annotations,
     "raw" the file as it is, "both" each song twice (the raw reading's id ends in "@raw"; one
     group, so both readings of a song are in one split).
+    extra_train: another dataset with melody labels in its track names (e.g. "madrigals", read
+    from `extra_path`) whose training pieces join POP909's training split, `extra_copies` times
+    each (ids "<dataset>/<id>@<k>"), read as they are; validation and test stay POP909's.
     """
     if timing not in TIMINGS:
         raise ValueError(f"pop909: timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
@@ -36,7 +49,7 @@ def read(root: Path, *, seed: int = 0, qualified_only: bool = True, timing: str 
         else sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
     )
     readings = ["beats", "raw"] if timing == "both" else [timing]
-    return [
+    return _extra(extra_train, extra_path, seed, extra_copies) + [
         Piece(
             id=sid if reading == "beats" else f"{sid}@raw",
             path=root / "POP909" / sid / f"{sid}.mid",
@@ -47,6 +60,25 @@ def read(root: Path, *, seed: int = 0, qualified_only: bool = True, timing: str 
         )
         for sid in ids
         for reading in readings
+    ]
+
+
+def _extra(name: str | None, path: str | None, seed: int, copies: int) -> list[Piece]:
+    """The training pieces of dataset `name` as extra POP909 training pieces (`read`)."""
+    if name is None:
+        return []
+    from midibert.datasets.base import get_info
+    from midibert.datasets.base import read as read_dataset
+
+    if not get_info(name).note_labels:
+        raise ValueError(f"pop909: extra_train={name!r} has no melody labels in its MIDI files")
+    if copies < 1:
+        raise ValueError(f"pop909: extra_copies must be at least 1, got {copies}")
+    train = [p for p in read_dataset(name, path, seed=seed) if p.split == "train"]
+    return [
+        replace(p, id=f"{name}/{p.id}@{k}", group=f"{name}/{p.group or p.id}", reading="raw")
+        for p in train
+        for k in range(copies)
     ]
 
 
