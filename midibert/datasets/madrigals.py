@@ -4,7 +4,7 @@ from it as melody-labelled training data.
 POP909 calls the sung line the melody, and its pop accompaniment often sounds above it. In part
 music the tune is the top part: a chorale's soprano, a madrigal's canto. A melody model trained on
 POP909 alone follows POP909's convention on part music too and calls the voice under the tune
-tune (docs/wild.md). Monteverdi's madrigals (books 3 to 5, 48 of them, five or six voices, 44,000
+tune (docs/wild.md). Monteverdi's madrigals (books 3 to 5, 49 of them, five or six voices, 43,000
 notes; `pip install music21`, no network) teach the other convention: the first part, the canto,
 is named MELODY, the other voices and the continuo keep their names and count as accompaniment.
 The canto is the top part by its clef, not at every moment (the quinto crosses it), so the label
