@@ -140,3 +140,15 @@ def test_pop909_extra_training_pieces_join_its_training_split_only(tmp_path):
         read("pop909", tmp_path, extra_train="pop1k7", extra_path=str(tmp_path))
     with pytest.raises(ValueError, match="extra_copies must be at least 1"):
         read("pop909", tmp_path, extra_train="sample", extra_path=str(tmp_path / "sample"), extra_copies=0)
+
+
+def test_data_a_reader_makes_goes_to_the_cache_unless_it_is_beside_the_datasets(tmp_path, monkeypatch):
+    from midibert.datasets.base import dataset_dir
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("MIDIBERT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MIDIBERT_CACHE", str(tmp_path / "cache"))
+    assert dataset_dir("pop909") == tmp_path / "data" / "pop909"  # a download: where the datasets are
+    assert dataset_dir("madrigals") == tmp_path / "cache" / "data" / "madrigals"  # never written beside them
+    (tmp_path / "data" / "sample").mkdir()
+    assert dataset_dir("sample") == tmp_path / "data" / "sample"  # one already there is read there

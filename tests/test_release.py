@@ -121,6 +121,28 @@ def test_export_writes_bundles_cards_and_index(released):
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
 
+def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_path):
+    """A melody run whose training split also held another dataset (POP909's `extra_train`) names
+    it on its card, in the index and in its licence, and never the folder it was read from."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    run_dir, _ = released
+    run = tmp_path / "runs" / "run" / run_dir.name
+    shutil.copytree(run_dir, run)
+    config = OmegaConf.load(run / "melody-bert" / "config.yaml")
+    config.task.data.options = {"extra_train": "madrigals", "extra_copies": 8, "extra_path": str(tmp_path / "m")}
+    OmegaConf.save(config, run / "melody-bert" / "config.yaml")
+    release.export(run, tmp_path / "models", allow_below_baselines=True)
+    entry = packaged(tmp_path / "models")["midibert-tiny-melody"]
+    card = (tmp_path / "models" / entry["path"] / "MODEL_CARD.md").read_text()
+    assert "Its training split also held **madrigals**, every piece 8 times" in card
+    assert "- madrigals (fine-tuning): public-domain music" in card
+    assert entry["data"].startswith("sample + madrigals") and entry["licence"] == "research use only"
+    assert str(tmp_path / "m") not in card + json.dumps(entry) and "options" not in entry["test"]
+
+
 def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):
     """The melody card and `midibert models` show the benchmark's figure beside the skyline's, with
     its sources and command; the other models have none; a result of other weights is refused."""

@@ -103,12 +103,15 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
 
 
 def dataset_dir(name: str, path: str | os.PathLike | None = None) -> Path:
-    """The folder of dataset `name`: `path` itself when it holds the dataset, else `data_root()/folder`."""
+    """The folder of dataset `name`: `path` itself when it holds the dataset, else `data_root()/folder`;
+    for data the reader makes itself (`generated`) and that is not there, the cache root's
+    `data/folder`: what a run writes never goes beside a dataset."""
     info = get_info(name)
     if path is not None:
         p = Path(path)
         return p / info.folder if (p / info.folder).is_dir() else p
-    return data_root() / info.folder
+    found = data_root() / info.folder
+    return cache_root() / "data" / info.folder if info.generated and not found.is_dir() else found
 
 
 def read(

@@ -37,8 +37,9 @@ def read(
     "raw" the file as it is, "both" each song twice (the raw reading's id ends in "@raw"; one
     group, so both readings of a song are in one split).
     extra_train: another dataset with melody labels in its track names (e.g. "madrigals", read
-    from `extra_path`) whose training pieces join POP909's training split, `extra_copies` times
-    each (ids "<dataset>/<id>@<k>"), read as they are; validation and test stay POP909's.
+    from `extra_path`, by default where `datasets.base.dataset_dir` finds it) whose training
+    pieces join POP909's training split, `extra_copies` times each (ids "<dataset>/<id>@<k>"),
+    read as they are; validation and test stay POP909's.
     """
     if timing not in TIMINGS:
         raise ValueError(f"pop909: timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
