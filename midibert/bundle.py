@@ -55,6 +55,13 @@ class Bundle:
     task: dict | None
     id2label: dict[int, str]
 
+    def encoder_state(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights: all of a pre-trained encoder's, a fine-tuned model's less its head
+        (what a fine-tuning that starts from either reads)."""
+        if self.task is None:
+            return self.state_dict
+        return {k.removeprefix("encoder."): v for k, v in self.state_dict.items() if k.startswith("encoder.")}
+
 
 def compact_state(state: dict[str, torch.Tensor], weights: str) -> dict[str, torch.Tensor]:
     """`state` as stored: "fp32" unchanged, "fp16" halves every float tensor, "int8" also rounds each

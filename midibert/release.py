@@ -113,11 +113,30 @@ def _portable(command: str) -> str:
     return shlex.join(kept)
 
 
+def _config(run: Path) -> dict:
+    """A run's config.yaml."""
+    return OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+
+
+def _went_on_from(ft: dict) -> dict | None:
+    """The config of the fine-tuning whose model a run went on from (pipeline.then), else None."""
+    source = Path(str(ft.get("pretrained"))).parent
+    return (
+        _config(source)
+        if ft.get("pretrained") and (source / "config.yaml").is_file() and "task" in _config(source)
+        else None
+    )
+
+
 def _pretraining(ft: dict, run_dir: Path) -> dict | None:
-    """The config of the pre-training a fine-tuning run started from (None: from scratch). Its
-    data is part of the model's licence, so a run whose pre-training cannot be found is refused."""
+    """The config of the pre-training a fine-tuning run started from (None: from scratch), through
+    the fine-tuning it went on from, if any. Its data is part of the model's licence, so a run
+    whose pre-training cannot be found is refused."""
     if not ft.get("pretrained"):
         return None
+    first = _went_on_from(ft)
+    if first is not None:
+        return _pretraining(first, run_dir)
     # the path is as the main job wrote it, maybe relative to where it ran; the layout is run.py's
     for config in (Path(ft["pretrained"]).parent / "config.yaml", run_dir / "pretrain" / "config.yaml"):
         if config.is_file():
@@ -357,6 +376,13 @@ def _card(
             f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
             f"mask {pre['mask']['mode']}, families weighted {pre['mask'].get('loss_weighting', 'vocab')} in the loss."
         )
+    first = _went_on_from(ft)
+    if first is not None:
+        lines.append(
+            f"- First fine-tuning: up to {first['trainer']['max_steps']} steps of {first['task']['data']['batch_size']} "
+            f"x {first['task']['data']['seq_len']} tokens, lr {first['optim']['lr']}; then fine-tuned on from that "
+            "model's encoder with a new head:"
+        )
     lines += [
         f"- Fine-tuning: up to {ft['trainer']['max_steps']} steps of {data['batch_size']} x {data['seq_len']} tokens, "
         f"lr {ft['optim']['lr']}, best validation checkpoint (step {train.get('steps', '?')} reached); "
@@ -478,6 +504,9 @@ def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
         for run, r in results.items()
         if r.get("model") == "bert" and (run / "bundle").is_dir()
     ]
+    # a model another run went on from (the main job's pipeline.then) is a step, not the result
+    went_on = {Path(str(_config(run).get("pretrained"))).parent.name for _, _, run in found}
+    found = [f for f in found if f[2].name not in went_on]
     runs: dict[str, Path] = {}
     for task, _, run in sorted(found):
         runs.setdefault(task, run)

@@ -31,6 +31,9 @@ log = logging.getLogger("midibert")
 COMMANDS_FILE = "commands.txt"
 
 
+THEN = "-then"  # the name of a stage that fine-tunes on from its task's model (pipeline.then)
+
+
 def command_line(overrides) -> str:
     """The shell command that runs the main job with these Hydra overrides."""
     return " ".join(["python -m midibert.run", *(shlex.quote(str(o)) for o in overrides)])
@@ -70,9 +73,14 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
         if entry == "pretrain" or jobs == 1:  # everything after pre-training may run side by side
             log.info("== [%d/%d] %s", k, len(todo), name)
             _run_stage(entry, hydra.compose(entry, overrides), None, started)
-    parallel = [(name, entry, overrides) for name, entry, overrides in todo if entry != "pretrain"]
+    # a stage that goes on from another's model waits for it
+    parallel = [s for s in todo if s[1] != "pretrain" and not s[0].endswith(THEN)]
     if jobs > 1 and parallel:
         _run_parallel(parallel, jobs, started)
+        for name, entry, overrides in todo:
+            if name.endswith(THEN):
+                log.info("== %s", name)
+                _run_stage(entry, hydra.compose(entry, overrides), None, started)
     report = root / "report.md"
     text = table(load_runs([root]))
     report.write_text(text + "\n")
@@ -94,7 +102,9 @@ def _stages(cfg: DictConfig, root: Path) -> list[tuple[str, str, list[str]]]:
     BiLSTM. Tasks listed in `pipeline.seeds` run once per seed there (piece-level test sets are
     small and noisy), each as `<task>-<model>-seed<n>`; those also in `pipeline.split_with_seed`
     draw their split with the seed too (`split_seed=<n>`), and their rule baselines run once per
-    split, so every model is compared on the same test pieces.
+    split, so every model is compared on the same test pieces. A task in `pipeline.then` (task ->
+    overrides) is fine-tuned once more, "<task>-bert-then": from the encoder of its BERT model,
+    with a new head, the task's overrides and then these (`midibert release export` ships it).
     """
     p = cfg.pipeline
     encoders = encoder_stages(p)
@@ -121,6 +131,13 @@ def _stages(cfg: DictConfig, root: Path) -> list[tuple[str, str, list[str]]]:
                 )
                 for seed, split_seed, suffix in runs
             ]
+        then = (p.get("then") or {}).get(task)
+        if then is not None:
+            if seeds or "bert" not in p.models or bundle is None:
+                raise ValueError(f"pipeline.then.{task}: goes on from the task's one pre-trained BERT model (no seeds)")
+            source = f"pretrained={root / f'{task}-bert' / 'bundle'}"
+            overrides = [*p.finetune, *task_overrides, *then, source]
+            stages.append(_finetune_stage(f"{task}-bert{THEN}", cfg.seed, cfg.split_seed, task, "bert", overrides))
         # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
         # or not); its model and trainer overrides are the networks' alone
         reads = [o for o in p.finetune if o.startswith("task.")]

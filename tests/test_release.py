@@ -143,6 +143,31 @@ def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_pat
     assert str(tmp_path / "m") not in card + json.dumps(entry) and "options" not in entry["test"]
 
 
+def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
+    """pipeline.then: the melody run fine-tuned on from melody-bert's model is the one exported; its
+    card says how it was made in two steps, and its licence still follows the pre-training."""
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    run_dir, _ = released
+    run = tmp_path / "runs" / "run" / run_dir.name
+    shutil.copytree(run_dir, run)
+    shutil.copytree(run / "melody-bert", run / "melody-bert-then")
+    config = OmegaConf.load(run / "melody-bert-then" / "config.yaml")
+    config.pretrained, config.trainer.max_steps = str(run / "melody-bert" / "bundle"), 3
+    OmegaConf.save(config, run / "melody-bert-then" / "config.yaml")
+    release.export(run, tmp_path / "models", allow_below_baselines=True)
+    index = packaged(tmp_path / "models")
+    assert sorted(index) == [f"midibert-tiny-{t}" for t in sorted(TASKS)]
+    card = (tmp_path / "models" / index["midibert-tiny-melody"]["path"] / "MODEL_CARD.md").read_text()
+    first = OmegaConf.load(run / "melody-bert" / "config.yaml").trainer.max_steps
+    assert f"- First fine-tuning: up to {first} steps" in card and "- Fine-tuning: up to 3 steps" in card
+    assert "Pre-trained (masked language model) on sample" in card
+    velocity = (tmp_path / "models" / index["midibert-tiny-velocity"]["path"] / "MODEL_CARD.md").read_text()
+    assert "First fine-tuning" not in velocity
+
+
 def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):
     """The melody card and `midibert models` show the benchmark's figure beside the skyline's, with
     its sources and command; the other models have none; a result of other weights is refused."""

@@ -106,3 +106,32 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
         with pytest.raises(ValueError, match="emotion's dataset sample is in the pre-training corpus"):
             _check_splits(demo, _stages(demo, tmp_path))
         _check_splits(cfg, _stages(cfg, tmp_path))  # EMOPIA is not in cpu_reference's corpus
+
+
+def test_a_task_goes_on_from_its_model_once_every_other_stage_is_done(tmp_path, monkeypatch):
+    """pipeline.then: the melody model fine-tuned once more from its own bundle, with the task's
+    overrides and then its own; with stages side by side it waits for the one it goes on from."""
+    from hydra import initialize_config_dir
+
+    import midibert.run as run
+    from midibert.training import CONF_DIR
+
+    release = config("run", ["experiment=release"], tmp_path)
+    stages = {name: overrides for name, entry, overrides in run._stages(release, tmp_path)}
+    then = stages["melody-bert-then"]
+    assert then[-1] == f"pretrained={tmp_path / 'melody-bert' / 'bundle'}"
+    assert then.index("trainer.max_steps=800") > then.index("trainer.max_steps=2400")  # its own overrides win
+    assert "+task.data.options.extra_train=madrigals" in then and "+task.data.options.timing=both" in then
+    with pytest.raises(ValueError, match="then.style: goes on from the task's one pre-trained BERT model"):
+        run._stages(config("run", ["experiment=release", "+pipeline.then.style=[]"], tmp_path), tmp_path)
+    order = []
+    monkeypatch.setattr(run, "_run_stage", lambda entry, cfg, threads, started: order.append(cfg.run_dir))
+    monkeypatch.setattr(run, "_run_parallel", lambda stages, jobs, started: order.extend(s[-1][-1] for s in stages))
+    monkeypatch.setattr(run, "_plots", lambda root: None)
+    monkeypatch.setattr("midibert.report.load_runs", lambda roots: [])
+    monkeypatch.setattr("midibert.report.table", lambda runs: "")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        run.run_pipeline(release, command="python -m midibert.run experiment=release")
+    names = [str(o).removeprefix("run_dir=").rsplit("/", 1)[-1] for o in order]
+    assert names[:2] == ["pretrain-score", "pretrain-performance"] and names[-1] == "melody-bert-then"
+    assert len(names) == len(stages)
