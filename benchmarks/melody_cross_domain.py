@@ -4,7 +4,7 @@ and the top-line rule (the highest note sounding, `midibert.baselines.top_line`)
 
     python benchmarks/melody_cross_domain.py --out /tmp/cross_domain   # every chorale and quartet movement
     python benchmarks/melody_cross_domain.py --limit 5                  # 5 files per genre: a quick look
-    python benchmarks/melody_cross_domain.py --model runs/run/release/melody-bert/bundle
+    python benchmarks/melody_cross_domain.py --model runs/run/release/melody-bert-then/bundle
     python benchmarks/melody_cross_domain.py --pop909                   # and POP909's test songs, raw
 
 The music is music21's bundled corpus (no network), two genres:
