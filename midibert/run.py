@@ -77,10 +77,10 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
     parallel = [s for s in todo if s[1] != "pretrain" and not s[0].endswith(THEN)]
     if jobs > 1 and parallel:
         _run_parallel(parallel, jobs, started)
-        for name, entry, overrides in todo:
-            if name.endswith(THEN):
-                log.info("== %s", name)
-                _run_stage(entry, hydra.compose(entry, overrides), None, started)
+    for name, entry, overrides in todo:
+        if jobs > 1 and name.endswith(THEN):
+            log.info("== %s", name)
+            _run_stage(entry, hydra.compose(entry, overrides), None, started)
     report = root / "report.md"
     text = table(load_runs([root]))
     report.write_text(text + "\n")
