@@ -121,11 +121,10 @@ def _config(run: Path) -> dict:
 def _went_on_from(ft: dict) -> dict | None:
     """The config of the fine-tuning whose model a run went on from (pipeline.then), else None."""
     source = Path(str(ft.get("pretrained"))).parent
-    return (
-        _config(source)
-        if ft.get("pretrained") and (source / "config.yaml").is_file() and "task" in _config(source)
-        else None
-    )
+    if not ft.get("pretrained") or not (source / "config.yaml").is_file():
+        return None
+    config = _config(source)
+    return config if "task" in config else None  # else a pre-training's
 
 
 def _pretraining(ft: dict, run_dir: Path) -> dict | None:
@@ -134,13 +133,11 @@ def _pretraining(ft: dict, run_dir: Path) -> dict | None:
     whose pre-training cannot be found is refused."""
     if not ft.get("pretrained"):
         return None
-    first = _went_on_from(ft)
-    if first is not None:
-        return _pretraining(first, run_dir)
     # the path is as the main job wrote it, maybe relative to where it ran; the layout is run.py's
-    for config in (Path(ft["pretrained"]).parent / "config.yaml", run_dir / "pretrain" / "config.yaml"):
-        if config.is_file():
-            return OmegaConf.to_container(OmegaConf.load(config))
+    for folder in (Path(ft["pretrained"]).parent, run_dir / "pretrain"):
+        if (folder / "config.yaml").is_file():
+            config = _config(folder)
+            return _pretraining(config, run_dir) if "task" in config else config  # a fine-tuning went on from
     raise ValueError(
         f"{ft['run_dir']}: fine-tuned from {ft['pretrained']}, whose config.yaml (what it was "
         f"pre-trained on, hence part of the licence) is not found"
@@ -155,7 +152,7 @@ def _split_seed(cfg: dict) -> int:
 def _same_test_split(baseline_run: Path, ft: dict) -> bool:
     """Whether a baseline run was tested on the pieces `ft` was: a published split always, a
     seeded one only under the same split seed."""
-    baseline = OmegaConf.to_container(OmegaConf.load(baseline_run / "config.yaml"))
+    baseline = _config(baseline_run)
     return ft["task"]["data"]["dataset"] in SPLITS or _split_seed(baseline) == _split_seed(ft)
 
 
@@ -569,7 +566,7 @@ def _stage(
 ) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
     results = run_results[run]
-    ft = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+    ft = _config(run)
     pre = _pretraining(ft, run_dir)
     source = load_bundle(run / "bundle")
     task = of_bundle(source.task, [source.id2label[i] for i in range(len(source.id2label))])
@@ -806,7 +803,7 @@ def export_encoder(
     source = load_bundle(pretrain_dir / "bundle")
     if source.task is not None:
         raise ValueError(f"{pretrain_dir}/bundle: a fine-tuned model, not a pre-trained encoder")
-    pre = OmegaConf.to_container(OmegaConf.load(pretrain_dir / "config.yaml"))
+    pre = _config(pretrain_dir)
     kind = source.tokenizer.config.kind
     preset = _preset(source.model_config)
     name = f"{prefix}-{preset.removeprefix('bert-')}-{ENCODER_NAMES[kind]}"

@@ -121,22 +121,37 @@ def test_export_writes_bundles_cards_and_index(released):
     assert not [p for p in models.iterdir() if p.name.startswith(".")]
 
 
-def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_path):
-    """A melody run whose training split also held another dataset (POP909's `extra_train`) names
-    it on its card, in the index and in its licence, and never the folder it was read from."""
+def _exported_copy(released, tmp_path: Path, stage: str, source: str, change) -> tuple[Path, dict, Path]:
+    """The tiny release run copied, its run `stage` (a copy of run `source` where they differ)
+    given a config changed by `change(config, run)`, then exported: (run, index, models folder)."""
     import shutil
 
     from omegaconf import OmegaConf
 
-    run_dir, _ = released
-    run = tmp_path / "runs" / "run" / run_dir.name
-    shutil.copytree(run_dir, run)
-    config = OmegaConf.load(run / "melody-bert" / "config.yaml")
-    config.task.data.options = {"extra_train": "madrigals", "extra_copies": 8, "extra_path": str(tmp_path / "m")}
-    OmegaConf.save(config, run / "melody-bert" / "config.yaml")
+    run = tmp_path / "runs" / "run" / released[0].name
+    shutil.copytree(released[0], run)
+    if stage != source:
+        shutil.copytree(run / source, run / stage)
+    config = OmegaConf.load(run / stage / "config.yaml")
+    change(config, run)
+    OmegaConf.save(config, run / stage / "config.yaml")
     release.export(run, tmp_path / "models", allow_below_baselines=True)
-    entry = packaged(tmp_path / "models")["midibert-tiny-melody"]
-    card = (tmp_path / "models" / entry["path"] / "MODEL_CARD.md").read_text()
+    return run, packaged(tmp_path / "models"), tmp_path / "models"
+
+
+def _card_of(models: Path, index: dict, name: str) -> str:
+    return (models / index[name]["path"] / "MODEL_CARD.md").read_text()
+
+
+def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_path):
+    """A melody run whose training split also held another dataset (POP909's `extra_train`) names
+    it on its card, in the index and in its licence, and never the folder it was read from."""
+
+    def extra(config, run):
+        config.task.data.options = {"extra_train": "madrigals", "extra_copies": 8, "extra_path": str(tmp_path / "m")}
+
+    _, index, models = _exported_copy(released, tmp_path, "melody-bert", "melody-bert", extra)
+    entry, card = index["midibert-tiny-melody"], _card_of(models, index, "midibert-tiny-melody")
     assert "Its training split also held **madrigals**, every piece 8 times" in card
     assert "- madrigals (fine-tuning): public-domain music" in card
     assert entry["data"].startswith("sample + madrigals") and entry["licence"] == "research use only"
@@ -146,26 +161,18 @@ def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_pat
 def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
     """pipeline.then: the melody run fine-tuned on from melody-bert's model is the one exported; its
     card says how it was made in two steps, and its licence still follows the pre-training."""
-    import shutil
-
     from omegaconf import OmegaConf
 
-    run_dir, _ = released
-    run = tmp_path / "runs" / "run" / run_dir.name
-    shutil.copytree(run_dir, run)
-    shutil.copytree(run / "melody-bert", run / "melody-bert-then")
-    config = OmegaConf.load(run / "melody-bert-then" / "config.yaml")
-    config.pretrained, config.trainer.max_steps = str(run / "melody-bert" / "bundle"), 3
-    OmegaConf.save(config, run / "melody-bert-then" / "config.yaml")
-    release.export(run, tmp_path / "models", allow_below_baselines=True)
-    index = packaged(tmp_path / "models")
+    def went_on(config, run):
+        config.pretrained, config.trainer.max_steps = str(run / "melody-bert" / "bundle"), 3
+
+    run, index, models = _exported_copy(released, tmp_path, "melody-bert-then", "melody-bert", went_on)
     assert sorted(index) == [f"midibert-tiny-{t}" for t in sorted(TASKS)]
-    card = (tmp_path / "models" / index["midibert-tiny-melody"]["path"] / "MODEL_CARD.md").read_text()
+    card = _card_of(models, index, "midibert-tiny-melody")
     first = OmegaConf.load(run / "melody-bert" / "config.yaml").trainer.max_steps
     assert f"- First fine-tuning: up to {first} steps" in card and "- Fine-tuning: up to 3 steps" in card
     assert "Pre-trained (masked language model) on sample" in card
-    velocity = (tmp_path / "models" / index["midibert-tiny-velocity"]["path"] / "MODEL_CARD.md").read_text()
-    assert "First fine-tuning" not in velocity
+    assert "First fine-tuning" not in _card_of(models, index, "midibert-tiny-velocity")
 
 
 def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):
