@@ -5,11 +5,13 @@
 
 `experiment=release` trains emotion with `holdout=0.15`: about a seventh of EMOPIA's songs (fixed by the
 song's id, `datasets.emopia.held_out`) stays out of the train, valid and test split of every
-seed, so no training, early stopping or choice of the shipped seed has seen them. For each
-`emotion-bert-seed<n>` run of RUN_DIR this scores, on those held-out clips read from disk through
+seed, so no training or early stopping has seen them. For each `emotion-bert-seed<n>` run of
+RUN_DIR, and its `emotion-bert-refit` (the recipe trained once more on every other song; the
+held-out songs are its test split), this scores, on those held-out clips read from disk through
 `midibert.classify`: the fine-tuned model, and the note-statistics baseline (logistic regression
 on `baselines.note_statistics`, the rule the release gate compares with) fitted to that run's own
-train split. `--shipped` adds the packaged model as users get it (its CPU default: int8 linears).
+train split. `--shipped` adds the packaged model as users get it (its CPU default: int8 linears),
+beside the run it was exported from: the refit where there is one, else seed 1.
 """
 
 from __future__ import annotations
@@ -23,21 +25,24 @@ from omegaconf import OmegaConf
 
 from midibert.baselines import statistics_classifier, statistics_matrix
 from midibert.classify import Classifier
+from midibert.datasets.emopia import HOLDOUT
 from midibert.evaluate import metrics, score_predictions, split_sources
 from midibert.tokenize import Tokenizer
 
 
 def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
-    """One row per emotion-bert-seed<n> run (and the shipped model, scored against seed 1's baseline)."""
+    """One row per emotion-bert-seed<n> run and the refit (and the shipped model, beside the run it came from)."""
     rows = []
-    for stage in sorted(run.glob("emotion-bert-seed*")):
+    stages = sorted(run.glob("emotion-bert-seed*")) + sorted(run.glob("emotion-bert-refit"))
+    source = stages[-1] if stages and stages[-1].name.endswith("refit") else run / "emotion-bert-seed1"
+    for stage in stages:
         cfg = OmegaConf.load(stage / "config.yaml")
         data = cfg.task.data
         options = dict(data.get("options") or {})
         if not options.get("holdout"):
             raise SystemExit(f"{stage}: trained without a held-out share (task.data.options.holdout); nothing to score")
         read = dict(path=data.path, kind="performance", split_seed=cfg.split_seed, **options)
-        held, held_files = split_sources("emopia", split="holdout", **read)
+        held, held_files = split_sources("emopia", split="test" if options.get("refit") else HOLDOUT, **read)
         train, train_files = split_sources("emopia", split="train", **read)
         tokenizer = Tokenizer.load(stage / "bundle")
         names = list(cfg.task.class_names)
@@ -50,17 +55,17 @@ def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
         guess = baseline.predict(statistics_matrix([tokenizer.encode(f) for f in held_files], tokenizer.config))
         stats = metrics(truth, guess, names)
         models = [(stage.name, stage / "bundle", {"device": "cpu", "quantize": False})]
-        if shipped and stage.name.endswith("seed1"):
+        if shipped and stage == source:
             models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
         for name, bundle, how in models:
             m = score_predictions(
                 Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held, data.label_key
             )
-            rows.append({"model": name, "split_seed": cfg.split_seed, "clips": len(held), "songs": len({p.group for p in held}),
+            rows.append({"model": name, "split_seed": cfg.split_seed, "refit": bool(options.get("refit")), "clips": len(held), "songs": len({p.group for p in held}),
                          "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "statistics_accuracy": stats["accuracy"], "statistics_macro_f1": stats["macro_f1"]})  # fmt: skip
     if not rows:
-        raise SystemExit(f"{run}: no emotion-bert-seed<n> runs")
+        raise SystemExit(f"{run}: no emotion-bert-seed<n> or emotion-bert-refit runs")
     return rows
 
 
@@ -72,7 +77,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         ahead = r["accuracy"] - r["statistics_accuracy"]
         lines.append(
-            f"| {r['model']} | {r['split_seed']} | {r['clips']} ({r['songs']}) | {r['accuracy']:.2%} | {r['macro_f1']:.2%} "
+            f"| {r['model']} | {'refit, ' * r.get('refit', False)}{r['split_seed']} | {r['clips']} ({r['songs']}) | {r['accuracy']:.2%} | {r['macro_f1']:.2%} "
             f"| {r['statistics_accuracy']:.2%} | {r['statistics_macro_f1']:.2%} | {100 * ahead:+.2f} |"
         )
     return "\n".join(lines) + "\n"
@@ -81,7 +86,7 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", type=Path, help="the main job's run folder (experiment=release)")
-    p.add_argument("--shipped", help="also the packaged model of this name (scored on split 1's held-out clips)")
+    p.add_argument("--shipped", help="also the packaged model of this name, beside the run it was exported from")
     p.add_argument("--json", type=Path, help="write the rows here too")
     args = p.parse_args()
     rows = evaluate_run(args.run, args.shipped)

@@ -150,10 +150,16 @@ def _split_seed(cfg: dict) -> int:
 
 
 def _same_test_split(baseline_run: Path, ft: dict) -> bool:
-    """Whether a baseline run was tested on the pieces `ft` was: a published split always, a
-    seeded one only under the same split seed."""
+    """Whether a baseline run was tested on the pieces `ft` was: read with the same test options
+    (EMOPIA's held-out share, refit or not), and of a seeded split under the same split seed."""
     baseline = _config(baseline_run)
-    return ft["task"]["data"]["dataset"] in SPLITS or _split_seed(baseline) == _split_seed(ft)
+    same_reading = _test_reading(baseline["task"]["data"]) == _test_reading(ft["task"]["data"])
+    return same_reading and (ft["task"]["data"]["dataset"] in SPLITS or _split_seed(baseline) == _split_seed(ft))
+
+
+def _refit(cfg: dict) -> bool:
+    """Whether a fine-tuning trained on every piece outside its dataset's held-out share and tested on those."""
+    return bool((cfg["task"]["data"].get("options") or {}).get("refit"))
 
 
 def _pretraining_datasets(pre: dict | None) -> list[str]:
@@ -327,6 +333,12 @@ def _card(
     split = SPLITS.get(
         dataset, f"split by song, every clip of a song on one side, drawn with split seed {_split_seed(ft)}"
     )
+    holdout = (data.get("options") or {}).get("holdout")
+    if _refit(ft):
+        split = (
+            f"every song outside a held-out share of {holdout:.0%} (fixed by the songs' ids), a tenth of them "
+            f"validating early stopping, drawn with split seed {_split_seed(ft)}; the held-out songs are the test split"
+        )
     train = results.get("scale", {})
     lines = [
         f"# {name}",
@@ -356,8 +368,13 @@ def _card(
             f"- Its training split also held **{extra}**, every piece {copies} time{'s' * (copies > 1)} "
             "(read as its file is), with validation and test still the first dataset's only."
         )
-    holdout = (data.get("options") or {}).get("holdout")
-    if holdout:
+    if _refit(ft):
+        lines.append(
+            "- The recipe was measured first on seeded song-disjoint splits of the other songs (the main job's "
+            f"{task.name}-bert-seed<n> stages); this model is the same recipe trained once more, and its test "
+            "songs were in none of those splits: no training or early stopping saw them."
+        )
+    elif holdout:
         lines.append(
             f"- A share of {holdout:.0%} of the songs (fixed by their ids) is held out of every split: no training, "
             "early stopping or choice of seed saw them (`benchmarks/emotion_holdout.py` scores them)."
@@ -494,18 +511,19 @@ def _run_results(run_dir: Path) -> dict[Path, dict]:
 
 def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
     """One fine-tuned, pre-trained BERT run per task (its results.json says so, and it has a bundle):
-    of several seeds the lowest (chosen before looking at any score, so the shipped model is not
-    picked on its test split)."""
+    its refit on every piece outside a held-out share where there is one (the main job's
+    pipeline.refit), else of several seeds the lowest (chosen before looking at any score, so the
+    shipped model is not picked on its test split)."""
     found = [
-        (r["task"], r.get("seed", 0), run)
+        (r["task"], not _refit(_config(run)), r.get("seed", 0), run)
         for run, r in results.items()
         if r.get("model") == "bert" and (run / "bundle").is_dir()
     ]
     # a model another run went on from (the main job's pipeline.then) is a step, not the result
-    went_on = {Path(str(_config(run).get("pretrained"))).parent.name for _, _, run in found}
-    found = [f for f in found if f[2].name not in went_on]
+    went_on = {Path(str(_config(run).get("pretrained"))).parent.name for *_, run in found}
+    found = [f for f in found if f[-1].name not in went_on]
     runs: dict[str, Path] = {}
-    for task, _, run in sorted(found):
+    for task, *_, run in sorted(found):
         runs.setdefault(task, run)
     if not runs:
         raise FileNotFoundError(f"no fine-tuned BERT runs (results.json of model bert, and bundle/) in {run_dir}")

@@ -32,6 +32,7 @@ COMMANDS_FILE = "commands.txt"
 
 
 THEN = "-then"  # the name of a stage that fine-tunes on from its task's model (pipeline.then)
+REFIT = "-refit"  # the name of a stage trained on every piece outside a held-out share (pipeline.refit)
 
 
 def command_line(overrides) -> str:
@@ -105,6 +106,10 @@ def _stages(cfg: DictConfig, root: Path) -> list[tuple[str, str, list[str]]]:
     split, so every model is compared on the same test pieces. A task in `pipeline.then` (task ->
     overrides) is fine-tuned once more, "<task>-bert-then": from the encoder of its BERT model,
     with a new head, the task's overrides and then these (`midibert release export` ships it).
+    A task in `pipeline.refit` (task -> overrides, which make the dataset's reader test on its
+    held-out share: EMOPIA's `refit`) is trained once more from the encoder, "<task>-bert-refit",
+    after its seeds measured the recipe, with its rule baselines "<task>-<rule>-refit" on the same
+    split (`midibert release export` ships it).
     """
     p = cfg.pipeline
     encoders = encoder_stages(p)
@@ -138,14 +143,22 @@ def _stages(cfg: DictConfig, root: Path) -> list[tuple[str, str, list[str]]]:
             source = f"pretrained={root / f'{task}-bert' / 'bundle'}"
             overrides = [*p.finetune, *task_overrides, *then, source]
             stages.append(_finetune_stage(f"{task}-bert{THEN}", cfg.seed, cfg.split_seed, task, "bert", overrides))
+        refit = (p.get("refit") or {}).get(task)
+        splits = [(seed, split_seed, suffix, []) for seed, split_seed, suffix in (runs if resplit else once)]
+        if refit is not None:
+            if "bert" not in p.models or bundle is None:
+                raise ValueError(f"pipeline.refit.{task}: trains the task's pre-trained BERT model once more")
+            overrides = [*p.finetune, *task_overrides, *refit, f"pretrained={bundle}"]
+            stages.append(_finetune_stage(f"{task}-bert{REFIT}", cfg.seed, cfg.split_seed, task, "bert", overrides))
+            splits.append((cfg.seed, cfg.split_seed, REFIT, list(refit)))
         # the fine-tuning's task overrides too: a baseline reads the same tokens (features: velocity
         # or not); its model and trainer overrides are the networks' alone
         reads = [o for o in p.finetune if o.startswith("task.")]
         for arch in (p.get("baselines") or {}).get(task, []):
             # deterministic given its split: once, or once per split the networks are tested on
             stages += [
-                _finetune_stage(f"{task}-{arch}{suffix}", seed, split_seed, task, arch, [*reads, *task_overrides])
-                for seed, split_seed, suffix in (runs if resplit else once)
+                _finetune_stage(f"{task}-{arch}{suffix}", seed, split_seed, task, arch, [*reads, *task_overrides, *o])
+                for seed, split_seed, suffix, o in splits
             ]
     return stages
 

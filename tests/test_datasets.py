@@ -84,6 +84,18 @@ def test_emopia_holdout_is_the_same_songs_for_every_split_seed_and_in_no_split(t
         read("emopia", tmp_path, holdout=1.0)
 
 
+def test_emopia_refit_trains_on_every_other_song_and_tests_on_the_held_out_ones(tmp_path):
+    emopia_layout(tmp_path / "emopia")
+    held = read("emopia", tmp_path, seed=1, holdout=0.3)
+    refit = read("emopia", tmp_path, seed=42, holdout=0.3, refit=True)
+    assert {p.id for p in refit if p.split == "test"} == {p.id for p in held if p.split == "holdout"}
+    rest = Counter(p.split for p in refit if p.split != "test")
+    assert set(rest) == {"train", "valid"} and rest["train"] > rest["valid"] > 0
+    check_groups(refit)
+    with pytest.raises(ValueError, match="refit tests on the held-out songs"):
+        read("emopia", tmp_path, refit=True)
+
+
 def test_folder_reader_labels_from_subfolders_and_csv(tmp_path):
     for label in ("jazz", "pop"):
         (tmp_path / label).mkdir()

@@ -1,7 +1,9 @@
 """benchmarks/emotion_holdout.py: it scores only runs that kept songs out, and (slow) a tiny emotion
-run on EMOPIA with a held-out share, model and note statistics on the same held-out clips."""
+run on EMOPIA with a held-out share, and its refit, model and note statistics on the same held-out clips."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from omegaconf import OmegaConf
@@ -43,6 +45,14 @@ def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
                               f"task.data.path={SHARED_DATA / 'emopia'}", "+task.data.options.holdout=0.15",
                               "split_seed=1", "logger=csv", f"run_dir={run / 'emotion-bert-seed1'}"], tmp_path)  # fmt: skip
     finetune(cfg)
-    (row,) = _script().evaluate_run(run)
-    assert row["clips"] > 50 and row["songs"] > 20 and row["split_seed"] == 1
+    refit = OmegaConf.merge(
+        cfg, {"task": {"data": {"options": {"refit": True}}}, "run_dir": str(run / "emotion-bert-refit")}
+    )
+    finetune(refit)
+    row, refitted = _script().evaluate_run(run)
+    assert row["clips"] > 50 and row["songs"] > 20 and row["split_seed"] == 1 and not row["refit"]
     assert 0 <= row["accuracy"] <= 1 and 0 < row["statistics_accuracy"] <= 1
+    # the refit is tested on the same held-out clips, which are its test split
+    assert refitted["refit"] and (refitted["clips"], refitted["songs"]) == (row["clips"], row["songs"])
+    tested = json.loads((run / "emotion-bert-refit" / "results.json").read_text())["levels"]["piece"]
+    assert tested["n"] == refitted["clips"] and tested["accuracy"] == pytest.approx(refitted["accuracy"], abs=0.02)

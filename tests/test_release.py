@@ -24,7 +24,7 @@ from midibert.tasks import get_task
 from midibert.tokenize.labels import melody_classes, velocity_classes
 from tests.conftest import ROOT, script, shared
 from tests.factories import TINY
-from tests.midi_factory import make_score
+from tests.midi_factory import emopia_layout, make_score
 
 TASKS = ("melody", "velocity", "style", "emotion")
 PACKAGE_MODELS = ROOT / "midibert" / "models"
@@ -173,6 +173,44 @@ def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
     assert f"- First fine-tuning: up to {first} steps" in card and "- Fine-tuning: up to 3 steps" in card
     assert "Pre-trained (masked language model) on sample" in card
     assert "First fine-tuning" not in _card_of(models, index, "midibert-tiny-velocity")
+
+
+def test_a_refit_is_shipped_over_its_seeds_and_tested_on_the_held_out_songs(released, tmp_path):
+    """pipeline.refit on an EMOPIA-shaped folder: the refit is exported, not the seed run; its test
+    split and its rule baselines are the held-out songs, and its card says how it was made."""
+    from midibert.finetune import finetune
+    from tests.hydra_configs import config
+
+    emopia_layout(tmp_path / "emopia", n_songs=16)
+    run = tmp_path / "runs" / "run" / "emo"
+    held = ["+task.data.options.holdout=0.3", f"task.data.path={tmp_path / 'emopia'}"]
+    encoder = f"pretrained={released[0] / 'pretrain' / 'bundle'}"
+    tiny = [encoder, "trainer.max_steps=2", "trainer.val_check_interval=2", "model.head.hidden=16"]
+    stages = {
+        "emotion-bert-seed1": ["model=bert", *tiny, "seed=1", "split_seed=1"],
+        "emotion-bert-refit": ["model=bert", *tiny, "+task.data.options.refit=true"],
+        "emotion-majority-refit": ["model=majority", "+task.data.options.refit=true"],
+        "emotion-features-refit": ["model=features", "+task.data.options.refit=true"],
+        # tested on the same split seed as the refit but not on the held-out songs: not its baseline
+        "emotion-majority-seed42": ["model=majority"],
+    }
+    for name, overrides in stages.items():
+        finetune(
+            config("finetune", ["task=emotion", "logger=csv", *held, *overrides, f"run_dir={run / name}"], tmp_path)
+        )
+    out = tmp_path / "models"
+    release.export(run, out, allow_below_baselines=True)
+    index = packaged(out)
+    (entry,) = index.values()
+    card = (out / entry["path"] / "MODEL_CARD.md").read_text()
+    refit = json.loads((run / "emotion-bert-refit" / "results.json").read_text())
+    held_out = split_sources("emopia", split="holdout", path=tmp_path / "emopia", holdout=0.3)[0]
+    assert entry["test"]["n"] == refit["levels"]["piece"]["n"] == len(held_out) > 0
+    assert entry["test"]["options"] == {"holdout": 0.3, "refit": True}
+    majority = json.loads((run / "emotion-majority-refit" / "results.json").read_text())
+    assert entry["baselines"]["majority"] == round(majority["levels"]["piece"]["accuracy"], 6)
+    assert "the held-out songs are the test split" in card and "emotion-bert-seed<n> stages" in card
+    assert "choice of seed" not in card
 
 
 def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):

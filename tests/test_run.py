@@ -109,6 +109,30 @@ def test_split_with_seed_tests_every_model_on_each_split(tmp_path):
         _check_splits(cfg, _stages(cfg, tmp_path))  # EMOPIA is not in cpu_reference's corpus
 
 
+def test_a_refit_trains_from_the_encoder_beside_its_rules_on_the_held_out_split(tmp_path):
+    """pipeline.refit: the emotion recipe once more from the performance encoder, and its rule
+    baselines, all reading the held-out songs as their test split."""
+    from midibert.run import _stages
+
+    asked = "+pipeline.refit.emotion=['+task.data.options.refit=true']"
+    release = config("run", ["experiment=release", asked], tmp_path)
+    stages = {name: overrides for name, entry, overrides in _stages(release, tmp_path)}
+    refit = stages["emotion-bert-refit"]
+    assert refit[:2] == ["seed=42", "split_seed=42"] and "+task.data.options.refit=true" in refit
+    assert refit[-1] == f"pretrained={tmp_path / 'pretrain-performance' / 'bundle'}"
+    seed1 = stages["emotion-bert-seed1"]
+    assert refit[2:] == [*seed1[2:-1], "+task.data.options.refit=true", seed1[-1]]  # the seeds' recipe, nothing else
+    for rule in ("majority", "features"):
+        assert "+task.data.options.refit=true" in stages[f"emotion-{rule}-refit"]
+        assert "+task.data.options.refit=true" not in stages[f"emotion-{rule}-seed1"]
+    assert not any(name.endswith("-refit") and not name.startswith("emotion-") for name in stages)
+    with pytest.raises(ValueError, match="refit.emotion: trains the task's pre-trained BERT model"):
+        _stages(
+            config("run", ["experiment=release", "pipeline.models=[rnn]", "pipeline.then=null", asked], tmp_path),
+            tmp_path,
+        )
+
+
 def test_a_task_goes_on_from_its_model_once_every_other_stage_is_done(tmp_path, monkeypatch):
     """pipeline.then: the melody model fine-tuned once more from its own bundle, with the task's
     overrides and then its own; with stages side by side it waits for the one it goes on from."""

@@ -4,6 +4,9 @@ Clips of one song share its YouTube id, so the default split keeps songs whole (
 splitting by clip would leak a song's other clips into evaluation. `holdout` keeps a fixed share
 of the songs (chosen by a hash of the song's id, the same for every split seed) out of all three
 splits, as split "holdout": an evaluation no training, validation or model selection has seen.
+`refit` is the model made after the seeded splits measured the recipe: every song outside the
+held-out share trains it (a tenth of them validating early stopping) and the held-out songs are
+its test split.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from midibert.datasets.base import DatasetInfo, Piece, assign_splits, read_csv, register
+from midibert.datasets.base import SPLITS, DatasetInfo, Piece, assign_splits, read_csv, register
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 # Q{quadrant}_{youtube id}_{clip}.mid; YouTube ids may themselves contain "_" and "-".
@@ -21,6 +24,7 @@ CLIP_NAME = re.compile(r"^(Q[1-4])_(.+)_(\d+)$")
 
 
 HOLDOUT = "holdout"
+REFIT_FRACTIONS = (0.9, 0.1, 0.0)  # no test share: the held-out songs are the test
 
 
 def held_out(song: str, share: float) -> bool:
@@ -28,11 +32,14 @@ def held_out(song: str, share: float) -> bool:
     return int.from_bytes(hashlib.sha256(song.encode()).digest()[:8], "big") / 2**64 < share
 
 
-def read(root: Path, *, seed: int = 0, holdout: float = 0.0) -> list[Piece]:
+def read(root: Path, *, seed: int = 0, holdout: float = 0.0, refit: bool = False) -> list[Piece]:
     """The clips under midis/, quadrant from label.csv (else the file name), split by song;
-    songs in the `holdout` share are split "holdout", in no training split."""
+    songs in the `holdout` share are split "holdout", in no training split; with `refit`, they are
+    the test split and every other song is for training or validation."""
     if not 0 <= holdout < 1:
         raise ValueError(f"emopia: holdout is a share of the songs in [0, 1), got {holdout}")
+    if refit and not holdout:
+        raise ValueError("emopia: refit tests on the held-out songs; give holdout a share of them too")
     csv_label = {}
     if (root / "label.csv").is_file():
         csv_label = {r["ID"]: f"Q{r['4Q']}" for r in read_csv(root / "label.csv") if r.get("ID") and r.get("4Q")}
@@ -51,8 +58,9 @@ def read(root: Path, *, seed: int = 0, holdout: float = 0.0) -> list[Piece]:
                 kind="performance",
             )
         )
-    pieces = [replace(p, split=HOLDOUT) if held_out(p.group, holdout) else p for p in pieces]
-    return assign_splits(pieces, seed)
+    kept = SPLITS[2] if refit else HOLDOUT
+    pieces = [replace(p, split=kept) if held_out(p.group, holdout) else p for p in pieces]
+    return assign_splits(pieces, seed, REFIT_FRACTIONS) if refit else assign_splits(pieces, seed)
 
 
 INFO = register(
