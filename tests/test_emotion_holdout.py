@@ -40,13 +40,13 @@ def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
     from midibert.finetune import finetune
 
     run = tmp_path / "run"
-    cfg = config("finetune", ["task=emotion", "model=bert", "encoder=bert-tiny", "trainer.max_steps=2",
-                              "trainer.val_check_interval=2", "model.head.hidden=16",
-                              f"task.data.path={SHARED_DATA / 'emopia'}", "+task.data.options.holdout=0.15",
-                              "split_seed=1", "logger=csv", f"run_dir={run / 'emotion-bert-seed1'}"], tmp_path)  # fmt: skip
+    overrides = ["task=emotion", "model=bert", "encoder=bert-tiny", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                 "model.head.hidden=16", f"task.data.path={SHARED_DATA / 'emopia'}", "+task.data.options.holdout=0.15",
+                 "split_seed=1", "logger=csv"]  # fmt: skip
+    cfg = config("finetune", [*overrides, f"run_dir={run / 'emotion-bert-seed1'}"], tmp_path)
     finetune(cfg)
-    refit = OmegaConf.merge(
-        cfg, {"task": {"data": {"options": {"refit": True}}}, "run_dir": str(run / "emotion-bert-refit")}
+    refit = config(
+        "finetune", [*overrides, "+task.data.options.refit=true", f"run_dir={run / 'emotion-bert-refit'}"], tmp_path
     )
     finetune(refit)
     row, refitted = _script().evaluate_run(run)
