@@ -33,8 +33,9 @@ from midibert.tokenize import Tokenizer
 def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
     """One row per emotion-bert-seed<n> run and the refit (and the shipped model, beside the run it came from)."""
     rows = []
-    stages = sorted(run.glob("emotion-bert-seed*")) + sorted(run.glob("emotion-bert-refit"))
-    source = stages[-1] if stages and stages[-1].name.endswith("refit") else run / "emotion-bert-seed1"
+    refit = run / "emotion-bert-refit"
+    stages = sorted(run.glob("emotion-bert-seed*")) + ([refit] if refit.is_dir() else [])
+    source = refit if refit.is_dir() else run / "emotion-bert-seed1"
     for stage in stages:
         cfg = OmegaConf.load(stage / "config.yaml")
         data = cfg.task.data

@@ -514,14 +514,16 @@ def _bert_runs(run_dir: Path, results: dict[Path, dict]) -> list[Path]:
     its refit on every piece outside a held-out share where there is one (the main job's
     pipeline.refit), else of several seeds the lowest (chosen before looking at any score, so the
     shipped model is not picked on its test split)."""
-    found = [
-        (r["task"], not _refit(_config(run)), r.get("seed", 0), run)
-        for run, r in results.items()
-        if r.get("model") == "bert" and (run / "bundle").is_dir()
-    ]
+    configs = {
+        run: _config(run) for run, r in results.items() if r.get("model") == "bert" and (run / "bundle").is_dir()
+    }
     # a model another run went on from (the main job's pipeline.then) is a step, not the result
-    went_on = {Path(str(_config(run).get("pretrained"))).parent.name for *_, run in found}
-    found = [f for f in found if f[-1].name not in went_on]
+    went_on = {Path(str(cfg.get("pretrained"))).parent.name for cfg in configs.values()}
+    found = [
+        (results[run]["task"], not _refit(cfg), results[run].get("seed", 0), run)
+        for run, cfg in configs.items()
+        if run.name not in went_on
+    ]
     runs: dict[str, Path] = {}
     for task, *_, run in sorted(found):
         runs.setdefault(task, run)
