@@ -20,13 +20,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf
 
-from midibert.baselines import statistics_classifier, statistics_matrix
 from midibert.classify import Classifier
 from midibert.datasets.emopia import HOLDOUT
-from midibert.evaluate import metrics, score_predictions, split_sources
+from midibert.evaluate import score_predictions, split_sources, statistics_metrics
 from midibert.tokenize import Tokenizer
 
 
@@ -43,26 +41,18 @@ def evaluate_run(run: Path, shipped: str | None = None) -> list[dict]:
         if not options.get("holdout"):
             raise SystemExit(f"{stage}: trained without a held-out share (task.data.options.holdout); nothing to score")
         read = dict(path=data.path, kind="performance", split_seed=cfg.split_seed, **options)
-        held, held_files = split_sources("emopia", split="test" if options.get("refit") else HOLDOUT, **read)
-        train, train_files = split_sources("emopia", split="train", **read)
+        held = split_sources("emopia", split="test" if options.get("refit") else HOLDOUT, **read)
         tokenizer = Tokenizer.load(stage / "bundle")
-        names = list(cfg.task.class_names)
-        truth = np.array([names.index(p.labels[data.label_key]) for p in held])
-        baseline = statistics_classifier()
-        baseline.fit(
-            statistics_matrix([tokenizer.encode(f) for f in train_files], tokenizer.config),
-            [names.index(p.labels[data.label_key]) for p in train],
-        )
-        guess = baseline.predict(statistics_matrix([tokenizer.encode(f) for f in held_files], tokenizer.config))
-        stats = metrics(truth, guess, names)
+        train = split_sources("emopia", split="train", **read)
+        stats = statistics_metrics(train, held, tokenizer, data.label_key, list(cfg.task.class_names))
         models = [(stage.name, stage / "bundle", {"device": "cpu", "quantize": False})]
         if shipped and stage == source:
             models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
         for name, bundle, how in models:
             m = score_predictions(
-                Classifier.from_pretrained(bundle, **how).predict_batch(held_files), held, data.label_key
+                Classifier.from_pretrained(bundle, **how).predict_batch(held[1]), held[0], data.label_key
             )
-            rows.append({"model": name, "split_seed": cfg.split_seed, "refit": bool(options.get("refit")), "clips": len(held), "songs": len({p.group for p in held}),
+            rows.append({"model": name, "split_seed": cfg.split_seed, "refit": bool(options.get("refit")), "clips": len(held[0]), "songs": len({p.group for p in held[0]}),
                          "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "statistics_accuracy": stats["accuracy"], "statistics_macro_f1": stats["macro_f1"]})  # fmt: skip
     if not rows:

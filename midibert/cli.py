@@ -150,11 +150,15 @@ def _models(args: argparse.Namespace) -> int:
         test, raw, cross = m["test"], m.get("raw"), m.get("cross_domain")
         rules = ", ".join(f"{a} {acc:.2%}" for a, acc in sorted((m.get("baselines") or {}).items())) or "-"
         raw = f"{raw['accuracy']:.2%} of {raw['n']:,} {test['unit']}" if raw else "-"
+        held = m.get("holdout")
         cross = (
             f"melody F1 {cross['f1']:.3f} (skyline {cross['skyline_f1']:.3f}, top line {cross['top_line_f1']:.3f}) "
             f"on {cross['files']:,} files of "
             f"{', '.join(cross['genres'])} ({cross['corpus']})"
             if cross
+            else f"{held['accuracy']:.2%} of {held['n']:,} held-out {test['unit']} of {held['songs']} songs "
+            f"(note statistics {held['statistics']:.2%})"
+            if held
             else "-"
         )
         print(

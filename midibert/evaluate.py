@@ -228,6 +228,24 @@ def skyline_metrics(preds: list, pieces: list) -> dict:
     return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
 
 
+def statistics_metrics(
+    train: tuple[list, list], test: tuple[list, list], tokenizer, label_key: str, class_names
+) -> dict:
+    """The note-statistics baseline's metrics on `test` (pieces, sources), fitted to `train`'s (the
+    release gate's rule), reading the files as `tokenizer` does."""
+    from midibert.baselines import statistics_classifier, statistics_matrix
+
+    def features(sources):
+        return statistics_matrix([tokenizer.encode(f) for f in sources], tokenizer.config)
+
+    def classes(pieces):
+        return [list(class_names).index(p.labels[label_key]) for p in pieces]
+
+    clf = statistics_classifier()
+    clf.fit(features(train[1]), classes(train[0]))
+    return metrics(classes(test[0]), clf.predict(features(test[1])), class_names)
+
+
 def agreement(a: Sequence, b: Sequence) -> float:
     """Share of notes (or pieces) two classifiers' predictions of the same pieces label alike."""
     x, y = np.concatenate([_predicted(p) for p in a]), np.concatenate([_predicted(p) for p in b])

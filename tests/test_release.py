@@ -177,7 +177,9 @@ def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
 
 def test_a_refit_is_shipped_over_its_seeds_and_tested_on_the_held_out_songs(released, tmp_path):
     """pipeline.refit on an EMOPIA-shaped folder: the refit is exported, not the seed run; its test
-    split and its rule baselines are the held-out songs, and its card says how it was made."""
+    split and its rule baselines are the held-out songs, and its card says how it was made. Without
+    it the seed run ships, measured on the held-out songs beside the note statistics, as
+    benchmarks/emotion_holdout.py measures it."""
     from midibert.finetune import finetune
     from tests.hydra_configs import config
 
@@ -210,7 +212,29 @@ def test_a_refit_is_shipped_over_its_seeds_and_tested_on_the_held_out_songs(rele
     majority = json.loads((run / "emotion-majority-refit" / "results.json").read_text())
     assert entry["baselines"]["majority"] == round(majority["levels"]["piece"]["accuracy"], 6)
     assert "the held-out songs are the test split" in card and "emotion-bert-seed<n> stages" in card
-    assert "choice of seed" not in card
+    assert "choice of seed" not in card and "holdout" not in entry  # its test split is the held-out songs
+    # without the refit, seed 1 ships, and its card and `midibert models` show it on the held-out songs
+    (run / "emotion-bert-refit").rename(tmp_path / "emotion-bert-refit")
+    release.export(run, tmp_path / "seeded", allow_below_baselines=True)
+    (entry,) = packaged(tmp_path / "seeded").values()
+    held = entry["holdout"]
+    assert (held["n"], held["songs"]) == (len(held_out), len({p.group for p in held_out}))
+    shipped = tmp_path / "seeded" / entry["path"]
+    (row,) = [
+        r
+        for r in script(ROOT / "benchmarks" / "emotion_holdout.py").evaluate_run(run, str(shipped))
+        if "shipped" in r["model"]
+    ]
+    assert (held["accuracy"], held["statistics"]) == (round(row["accuracy"], 6), round(row["statistics_accuracy"], 6))
+    card = (shipped / "MODEL_CARD.md").read_text()
+    assert f"**Songs no choice saw.** On the {held['n']} pieces of the {held['songs']} songs held out" in card
+    assert (
+        f"{held['accuracy']:.2%}" in card
+        and f"note-statistics baseline fitted to this model's training pieces: {held['statistics']:.2%}" in card
+    )
+    env = {**os.environ, "MIDIBERT_MODELS": str(tmp_path / "seeded")}
+    listed = subprocess.run([sys.executable, "-m", "midibert", "models"], capture_output=True, text=True, env=env)
+    assert f"{held['accuracy']:.2%} of {held['n']} held-out pieces of {held['songs']} songs" in listed.stdout
 
 
 def test_the_cross_domain_figure_is_on_the_card_of_the_model_it_scored(released, tmp_path):
