@@ -88,13 +88,18 @@ def _preset(cfg: BertConfig) -> str:
     return f"{cfg.layers}x{cfg.hidden}"
 
 
-def _command(run_dir: Path) -> str:
-    """The main-job commands that made `run_dir`, as Markdown: every invocation that ran a stage
-    (run.py's record), else Hydra's record of the last one's overrides (runs made before it)."""
+def _command(run_dir: Path, *stages: Path) -> str:
+    """The main-job commands that made `stages` of `run_dir` (a model's lineage: its pre-training,
+    the fine-tuning it went on from, its own), as Markdown: every invocation that ran one of them
+    (run.py's record in each stage), else every one that ran a stage of the run (runs made before
+    the stages kept one), else Hydra's record of the last one's overrides (runs made before either)."""
     from midibert.run import COMMANDS_FILE, command_line  # the main job's module pulls in Lightning
 
-    record = run_dir / COMMANDS_FILE
-    commands = [c for c in record.read_text(encoding="utf-8").splitlines() if c.strip()] if record.is_file() else []
+    def recorded(folder: Path) -> list[str]:
+        record = folder / COMMANDS_FILE
+        return [c for c in record.read_text(encoding="utf-8").splitlines() if c.strip()] if record.is_file() else []
+
+    commands = list(dict.fromkeys(c for stage in stages for c in recorded(stage))) or recorded(run_dir)
     if not commands:
         overrides = run_dir / ".hydra" / "overrides.yaml"
         if not overrides.is_file():
@@ -125,6 +130,17 @@ def _went_on_from(ft: dict) -> dict | None:
         return None
     config = _config(source)
     return config if "task" in config else None  # else a pre-training's
+
+
+def _lineage(run: Path) -> list[Path]:
+    """The stage folders a fine-tuned model came from, first to last: its pre-training (where
+    found), the fine-tuning it went on from, if any, and `run` itself."""
+    chain = [run]
+    while (pretrained := _config(chain[0]).get("pretrained")) and (Path(pretrained).parent / "config.yaml").is_file():
+        if Path(pretrained).parent in chain:
+            break
+        chain.insert(0, Path(pretrained).parent)
+    return chain
 
 
 def _pretraining(ft: dict, run_dir: Path) -> dict | None:
@@ -607,7 +623,6 @@ def _stage(
     weights: str,
     prefix: str,
     commit: str | None,
-    command: str,
     export_cmd: str,
     run_results: dict[Path, dict],
     allow_below: bool = False,
@@ -665,7 +680,7 @@ def _stage(
             baselines,
             licence,
             licences,
-            command,
+            _command(run_dir, *_lineage(run)),
             export_cmd,
             weights,
             commit,
@@ -733,7 +748,6 @@ def export(
                 f"run the benchmark on the run's bundle (--model {run_dir}/<task>-bert/bundle)"
             )
     by_run = {run: evaluations[d][1] for d, run in digests.items() if d in evaluations}
-    command = _command(run_dir)
     # the card names the run as the main job lays it out, never a folder of the machine that made it
     export_cmd = (
         f"midibert release export {_shown_run(run_dir)} {_shown(to)} --weights {weights}"
@@ -751,7 +765,6 @@ def export(
                     weights=weights,
                     prefix=prefix,
                     commit=commit,
-                    command=command,
                     export_cmd=export_cmd,
                     run_results=run_results,
                     allow_below=allow_below_baselines,
@@ -789,7 +802,7 @@ def _pretrain_command(pretrain_dir: Path) -> str:
     import shlex
 
     if (pretrain_dir.parent / "commands.txt").is_file() and pretrain_dir.name.startswith("pretrain"):
-        return _command(pretrain_dir.parent)
+        return _command(pretrain_dir.parent, pretrain_dir)
     overrides = pretrain_dir / ".hydra" / "overrides.yaml"
     if not overrides.is_file():
         return f"(not recorded: {overrides.name} is missing)"

@@ -43,8 +43,9 @@ def command_line(overrides) -> str:
 def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
     """Every stage of `cfg.pipeline`; returns the path of the joined report.
 
-    `command`, the invocation, is added to the run's commands.txt when it runs any stage: a run
-    resumed with other overrides keeps the record of every command that made it (Hydra's
+    `command`, the invocation, is added to the run's commands.txt when it runs any stage, and to
+    the commands.txt of each stage it runs: a run resumed with other overrides keeps the record of
+    every command that made it, and a stage of the ones that made that stage (Hydra's
     .hydra/overrides.yaml holds only the last one)."""
     from midibert.report import load_runs, table
 
@@ -65,9 +66,10 @@ def run_pipeline(cfg: DictConfig, command: str | None = None) -> Path:
         else:
             todo.append((name, entry, [*overrides, f"run_dir={root / name}"]))
     if command and todo:
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / COMMANDS_FILE, "a", encoding="utf-8") as f:
-            f.write(command + "\n")
+        for folder in [root, *(root / name for name, _, _ in todo)]:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / COMMANDS_FILE, "a", encoding="utf-8") as f:
+                f.write(command + "\n")
     started = time.monotonic()
     jobs = int(p.get("jobs") or 1)
     for k, (name, entry, overrides) in enumerate(todo, 1):

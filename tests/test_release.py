@@ -173,6 +173,8 @@ def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
     assert f"- First fine-tuning: up to {first} steps" in card and "- Fine-tuning: up to 3 steps" in card
     assert "Pre-trained (masked language model) on sample" in card
     assert "First fine-tuning" not in _card_of(models, index, "midibert-tiny-velocity")
+    lineage = [p.name for p in release._lineage(run / "melody-bert-then")]  # whose commands the card names
+    assert lineage == ["pretrain", "melody-bert", "melody-bert-then"]
 
 
 def test_a_refit_is_shipped_over_its_seeds_and_tested_on_the_held_out_songs(released, tmp_path):
@@ -492,3 +494,11 @@ def test_card_names_every_command_that_made_the_run(tmp_path):
     assert release._command(tmp_path) == (
         "`python -m midibert.run experiment=demo`, resumed by `python -m midibert.run 'a b'`"
     )
+    # a model's card names the commands that ran the stages it came from, where they kept a record
+    pre, first, then = (tmp_path / name for name in ("pretrain", "melody-bert", "melody-bert-then"))
+    for stage, ran in ((pre, "experiment=demo"), (first, "experiment=demo"), (then, "'a b'")):
+        stage.mkdir()
+        (stage / "commands.txt").write_text(f"python -m midibert.run {ran}\n")
+    assert release._command(tmp_path, pre, first) == "`python -m midibert.run experiment=demo`"
+    assert release._command(tmp_path, pre, first, then) == release._command(tmp_path)
+    assert release._command(tmp_path, tmp_path / "older-stage") == release._command(tmp_path)  # no record: the run's

@@ -35,6 +35,8 @@ def test_demo_pipeline_at_a_smaller_size(tmp_path, capsys):
     assert json.loads((report.parent / "style-bert" / "results.json").read_text()) == before
     # only invocations that ran a stage are the run's record (release cards cite it)
     assert (report.parent / "commands.txt").read_text() == "python -m midibert.run experiment=demo\n"
+    for stage in ("pretrain", "melody-bert", "style-majority"):  # and each stage's, of the commands that ran it
+        assert (report.parent / stage / "commands.txt").read_text() == "python -m midibert.run experiment=demo\n"
 
 
 def test_stages_scratch_column_and_seeds(tmp_path):
