@@ -123,41 +123,30 @@ def _config(run: Path) -> dict:
     return OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
 
 
-def _went_on_from(ft: dict) -> dict | None:
-    """The config of the fine-tuning whose model a run went on from (pipeline.then), else None."""
-    source = Path(str(ft.get("pretrained"))).parent
-    if not ft.get("pretrained") or not (source / "config.yaml").is_file():
+def _source(cfg: dict, run_dir: Path) -> Path | None:
+    """The stage folder whose bundle a run started from (`pretrained`; None: from scratch). A
+    run whose source cannot be found is refused: its pre-training's data is part of the licence."""
+    if not cfg.get("pretrained"):
         return None
-    config = _config(source)
-    return config if "task" in config else None  # else a pre-training's
-
-
-def _lineage(run: Path) -> list[Path]:
-    """The stage folders a fine-tuned model came from, first to last: its pre-training (where
-    found), the fine-tuning it went on from, if any, and `run` itself."""
-    chain = [run]
-    while (pretrained := _config(chain[0]).get("pretrained")) and (Path(pretrained).parent / "config.yaml").is_file():
-        if Path(pretrained).parent in chain:
-            break
-        chain.insert(0, Path(pretrained).parent)
-    return chain
-
-
-def _pretraining(ft: dict, run_dir: Path) -> dict | None:
-    """The config of the pre-training a fine-tuning run started from (None: from scratch), through
-    the fine-tuning it went on from, if any. Its data is part of the model's licence, so a run
-    whose pre-training cannot be found is refused."""
-    if not ft.get("pretrained"):
-        return None
+    written = Path(cfg["pretrained"]).parent
     # the path is as the main job wrote it, maybe relative to where it ran; the layout is run.py's
-    for folder in (Path(ft["pretrained"]).parent, run_dir / "pretrain"):
+    for folder in (written, run_dir / written.name, run_dir / "pretrain"):
         if (folder / "config.yaml").is_file():
-            config = _config(folder)
-            return _pretraining(config, run_dir) if "task" in config else config  # a fine-tuning went on from
+            return folder
     raise ValueError(
-        f"{ft['run_dir']}: fine-tuned from {ft['pretrained']}, whose config.yaml (what it was "
+        f"{cfg['run_dir']}: fine-tuned from {cfg['pretrained']}, whose config.yaml (what it was "
         f"pre-trained on, hence part of the licence) is not found"
     )
+
+
+def _lineage(run: Path, run_dir: Path) -> list[tuple[Path, dict]]:
+    """(stage folder, config) of the stages a fine-tuned model came from, first to last: its
+    pre-training (none for a model trained from scratch), the fine-tuning it went on from
+    (pipeline.then), if any, and `run`."""
+    chain = [(run, _config(run))]
+    while (source := _source(chain[0][1], run_dir)) is not None and all(source != f for f, _ in chain):
+        chain.insert(0, (source, _config(source)))
+    return chain
 
 
 def _split_seed(cfg: dict) -> int:
@@ -350,6 +339,7 @@ def _card(
     arch: BertConfig,
     ft: dict,
     pre: dict | None,
+    first: dict | None,
     results: dict,
     measured: dict,
     baselines: dict[str, dict],
@@ -425,7 +415,6 @@ def _card(
             f"positions {arch.position}, {'pre' if arch.pre_norm else 'post'}-LN, "
             f"mask {pre['mask']['mode']}, families weighted {pre['mask'].get('loss_weighting', 'vocab')} in the loss."
         )
-    first = _went_on_from(ft)
     if first is not None:
         lines.append(
             f"- First fine-tuning: up to {first['trainer']['max_steps']} steps of {first['task']['data']['batch_size']} "
@@ -630,8 +619,10 @@ def _stage(
 ) -> tuple[str, Path, dict]:
     """One run as a checked bundle with its card in a hidden folder of `to`: (name, folder, index entry)."""
     results = run_results[run]
-    ft = _config(run)
-    pre = _pretraining(ft, run_dir)
+    lineage = _lineage(run, run_dir)
+    *before, ft = [config for _, config in lineage]
+    pre = next((c for c in before if "task" not in c), None)  # the pre-training, else from scratch
+    first = before[-1] if before and "task" in before[-1] else None  # the fine-tuning it went on from
     source = load_bundle(run / "bundle")
     task = of_bundle(source.task, [source.id2label[i] for i in range(len(source.id2label))])
     preset = _preset(source.model_config)
@@ -675,12 +666,13 @@ def _stage(
             source.model_config,
             ft,
             pre,
+            first,
             results,
             measured,
             baselines,
             licence,
             licences,
-            _command(run_dir, *_lineage(run)),
+            _command(run_dir, *(stage for stage, _ in lineage)),
             export_cmd,
             weights,
             commit,

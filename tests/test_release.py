@@ -173,7 +173,7 @@ def test_the_model_a_run_went_on_from_is_not_shipped(released, tmp_path):
     assert f"- First fine-tuning: up to {first} steps" in card and "- Fine-tuning: up to 3 steps" in card
     assert "Pre-trained (masked language model) on sample" in card
     assert "First fine-tuning" not in _card_of(models, index, "midibert-tiny-velocity")
-    lineage = [p.name for p in release._lineage(run / "melody-bert-then")]  # whose commands the card names
+    lineage = [p.name for p, _ in release._lineage(run / "melody-bert-then", run)]  # whose commands the card names
     assert lineage == ["pretrain", "melody-bert", "melody-bert-then"]
 
 
