@@ -141,6 +141,34 @@ def top_line(pitch: np.ndarray, onset: np.ndarray, end: np.ndarray, among: np.nd
     return line
 
 
+def top_line_tokens(tokenizer, ids: np.ndarray) -> np.ndarray:
+    """The top-line rule's answer per token, from the tokens alone: 1 on a note of the top line,
+    0 on other notes and on tokens that stand for no note."""
+    onset, end, pitch = tokenizer.note_times(ids)
+    note = onset >= 0
+    out = np.zeros(len(onset), dtype=np.float32)
+    out[note] = top_line(pitch[note], onset[note], end[note])
+    return out
+
+
+# Per-token numbers a token head may read beside the encoding (task.note_features): a rule's
+# answer, which the head can follow where the music is of the rule's kind (part music's tune is
+# its top line) and overrule where it is not.
+NOTE_FEATURES = {"top_line": top_line_tokens}
+
+
+def note_features(tokenizer, ids: np.ndarray, names: list[str]) -> np.ndarray:
+    """(T, len(names)) float32: the named NOTE_FEATURES of a piece's tokens."""
+    unknown = [n for n in names if n not in NOTE_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown note features {unknown}; choose from {sorted(NOTE_FEATURES)}")
+    return (
+        np.stack([NOTE_FEATURES[n](tokenizer, ids) for n in names], axis=1)
+        if names
+        else np.zeros((len(ids), 0), np.float32)
+    )
+
+
 def skyline_classes(pitch: np.ndarray, onset: np.ndarray, n_classes: int) -> np.ndarray:
     """The skyline rule in a melody task's classes: class 0 (melody) for the top notes, the last
     class (accompaniment) for the rest."""

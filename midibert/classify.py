@@ -292,7 +292,8 @@ class WindowReader:
         raise NotImplementedError
 
     def _features(self, enc: Encoding) -> np.ndarray | None:
-        """Numbers describing the whole piece that the network reads beside each window (None: none)."""
+        """Numbers the network reads beside the tokens: (k,) for the whole piece, (T, k) per token,
+        or None."""
         return None
 
     @torch.inference_mode()
@@ -317,7 +318,8 @@ class WindowReader:
         for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
             n = max(int(lengths[idx].max()), 1)
-            p = self._batch(ids[idx, :n], mask[idx, :n], None if features is None else features[idx])
+            f = None if features is None else features[idx, :n] if features.ndim == 3 else features[idx]
+            p = self._batch(ids[idx, :n], mask[idx, :n], f)
             if token:
                 out[idx, :n] = p
             else:
@@ -333,7 +335,10 @@ class WindowReader:
         """`_read` of pieces already tokenized (by this reader's tokenizer)."""
         wins = [self._windows(e) for e in encs]
         feats = [self._features(e) for e in encs]
-        per_window = [None if f is None else np.repeat(f[None], len(w), axis=0) for f, w in zip(feats, wins)]
+        per_window = [
+            None if f is None else w.take(f, fill=0) if f.ndim == 2 else np.repeat(f[None], len(w), axis=0)
+            for f, w in zip(feats, wins)
+        ]
         if self.engine:  # int8 activations are scaled per batch: a piece's result must not depend on its batch-mates
             out = np.concatenate([self._run(w.ids, w.attention_mask, f) for w, f in zip(wins, per_window)])
         else:
@@ -436,7 +441,12 @@ class Classifier(WindowReader):
         return (self.net(x, mask) if features is None else self.net(x, mask, features)).float().softmax(-1)
 
     def _features(self, enc: Encoding) -> np.ndarray | None:
-        """The piece's note statistics, standardized as in training, for a head that reads them."""
+        """The rules' answers per token, or the piece's note statistics standardized as in
+        training, for a head that reads them."""
+        if self.task.get("note_features"):
+            from midibert.baselines import note_features
+
+            return note_features(self.tokenizer, enc.ids, self.task["note_features"])
         norm = self.task.get("features")
         if not norm:
             return None

@@ -182,6 +182,11 @@ def finetune(cfg: DictConfig, callbacks: list | None = None) -> Path:
             raise ValueError("task.piece_features: only the BERT head reads piece features (model=bert)")
         task["features"] = dm.feature_norm
         task["head"]["n_features"] = len(dm.feature_norm["mean"])
+    if getattr(dm, "note_features", None):  # a rule's answer per note joined to each token's encoding
+        if arch != "bert":
+            raise ValueError("task.note_features: only the BERT head reads note features (model=bert)")
+        task["note_features"] = list(dm.note_features)
+        task["head"]["n_features"] = len(dm.note_features)
     net = build_network(task, config, bundle.encoder_state() if bundle else None)
     hide = hidden_families(task, tok.families)
     weights = dm.class_weights() if cfg.task.get("class_weights") else None

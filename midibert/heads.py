@@ -47,7 +47,11 @@ class AttentionPool(nn.Module):
 
 
 class TokenClassifier(nn.Module):
-    """A label per token (melody / bridge / accompaniment, velocity bin) from the last layer."""
+    """A label per token (melody / bridge / accompaniment, velocity bin) from the last layer.
+
+    n_features: numbers per token (a rule's answer for its note, `baselines.NOTE_FEATURES`) joined
+    to the token's encoding before the MLP, which may follow them or overrule them by context.
+    """
 
     def __init__(
         self,
@@ -57,15 +61,20 @@ class TokenClassifier(nn.Module):
         hidden: int = 256,
         dropout: float = 0.1,
         freeze_encoder: bool = False,
+        n_features: int = 0,
     ):
         super().__init__()
         self.encoder = encoder.requires_grad_(not freeze_encoder)
-        self.classifier = mlp(encoder.cfg.hidden, hidden, num_classes, dropout)
+        self.n_features = n_features
+        self.classifier = mlp(encoder.cfg.hidden + n_features, hidden, num_classes, dropout)
         self.classifier.apply(init_weights)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """(B, L, num_classes) logits."""
-        return self.classifier(self.encoder(input_ids, attention_mask))
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, features: Tensor | None = None
+    ) -> Tensor:
+        """(B, L, num_classes) logits; `features` (B, L, n_features) where the head was built with some."""
+        h = self.encoder(input_ids, attention_mask)
+        return self.classifier(_joined(h, features, self.n_features, "note"))
 
 
 class SequenceClassifier(nn.Module):
@@ -101,11 +110,16 @@ class SequenceClassifier(nn.Module):
         if attention_mask is None:
             attention_mask = padding_mask(input_ids, self.encoder.cfg.pad_id)
         pooled = self.pool(self.encoder(input_ids, attention_mask), attention_mask)
-        if self.n_features:
-            if features is None:
-                raise ValueError(f"this head reads {self.n_features} piece features beside the tokens; none given")
-            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
-        return self.classifier(pooled)
+        return self.classifier(_joined(pooled, features, self.n_features, "piece"))
+
+
+def _joined(x: Tensor, features: Tensor | None, n_features: int, kind: str) -> Tensor:
+    """`x` with the features a head was built to read joined on its last dimension."""
+    if not n_features:
+        return x
+    if features is None:
+        raise ValueError(f"this head reads {n_features} {kind} features beside the tokens; none given")
+    return torch.cat([x, features.to(x.dtype)], dim=-1)
 
 
 def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float, weight_decay: float = 0.01) -> list[dict]:

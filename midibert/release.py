@@ -317,6 +317,12 @@ def _augmentation(task) -> str:
             "the piece's note statistics (the features baseline's numbers, standardized on the training split) "
             "joined to each window's pooled encoding, in training and in `midibert.classify`"
         )
+    if task.get("note_features"):
+        parts.append(
+            f"for each note, the answer of the rule{'s' * (len(task['note_features']) > 1)} "
+            f"{', '.join(task['note_features'])} (1 or 0, computed from the tokens) joined to its token's encoding "
+            "before the head, in training and in `midibert.classify`"
+        )
     timing = ((task.get("data") or {}).get("options") or {}).get("timing")
     if timing == "both":
         parts.append("every training song read twice: realigned to its beat annotations, and as the raw file")

@@ -14,6 +14,7 @@ from midibert.baselines import (
     BiLSTM,
     BiLSTMSequenceClassifier,
     BiLSTMTokenClassifier,
+    note_features,
     note_statistics,
     skyline_melody,
     top_line,
@@ -90,6 +91,22 @@ def test_top_line_is_the_top_voice_not_every_note_struck_under_it():
     assert top_line(np.array([74, 50]), np.array([0, 480]), np.array([480, 960])).tolist() == [1, 1]
     assert top_line(np.array([]), np.array([]), np.array([])).tolist() == []
     assert top_line(pitch, onset, end, among=np.zeros(len(pitch))).tolist() == [0] * len(pitch)
+
+
+def test_top_line_tokens_mark_the_top_voice_from_the_tokens():
+    """The note feature a melody head may read: the top-line rule on the notes the tokens hold."""
+    # soprano holds 72 over the alto's two notes, then 74 over a chord
+    score = make_score(
+        {"s": [(0, 960, 72, 80), (960, 480, 74, 80)], "a": [(0, 480, 64, 80), (480, 480, 65, 80), (960, 480, 60, 80)]}
+    )
+    tok = Tokenizer.from_spec("cp-score")
+    enc = tok.encode(score)
+    flags = note_features(tok, enc.ids, ["top_line"])
+    assert flags.shape == (len(enc), 1)
+    on = {int(enc.notes.pitch[i]) for i in enc.note_index[flags[:, 0] == 1]}
+    assert on == {72, 74} and (flags[enc.note_index < 0] == 0).all()
+    with pytest.raises(ValueError, match="unknown note features"):
+        note_features(tok, enc.ids, ["skyline"])
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,5 +1,6 @@
 """benchmarks/emotion_holdout.py: it scores only runs that kept songs out, and (slow) a tiny emotion
-run on EMOPIA with a held-out share, and its refit, model and note statistics on the same held-out clips."""
+run on EMOPIA with a held-out share, and its refit, model and note statistics on the same held-out clips
+and on VGMIDI's phrases."""
 
 from __future__ import annotations
 
@@ -29,13 +30,16 @@ def test_a_run_without_held_out_songs_is_refused(tmp_path):
 
 
 def test_table_says_how_far_ahead_of_the_statistics():
-    row = {"model": "m", "split_seed": 1, "clips": 10, "songs": 4, "accuracy": 0.6, "macro_f1": 0.5,
+    row = {"model": "m", "test": "VGMIDI", "split_seed": 1, "clips": 10, "songs": 4, "accuracy": 0.6, "macro_f1": 0.5,
            "statistics_accuracy": 0.7, "statistics_macro_f1": 0.65}  # fmt: skip
-    assert "| m | 1 | 10 (4) | 60.00% | 50.00% | 70.00% | 65.00% | -10.00 |" in _script().markdown([row])
+    assert "| m | 1 | VGMIDI | 10 (4) | 60.00% | 50.00% | 70.00% | 65.00% | -10.00 |" in _script().markdown([row])
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED_DATA / "emopia").is_dir(), reason="needs EMOPIA (../shared/data/emopia)")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "emopia").is_dir() or not (SHARED_DATA / "vgmidi").is_dir(),
+    reason="needs EMOPIA and VGMIDI (../shared/data/emopia, ../shared/data/vgmidi)",
+)
 def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
     from midibert.finetune import finetune
 
@@ -49,8 +53,10 @@ def test_tiny_emotion_run_is_scored_on_its_held_out_songs(tmp_path):
         "finetune", [*overrides, "+task.data.options.refit=true", f"run_dir={run / 'emotion-bert-refit'}"], tmp_path
     )
     finetune(refit)
-    row, refitted = _script().evaluate_run(run)
+    row, vgmidi, refitted, _ = _script().evaluate_run(run, vgmidi=SHARED_DATA / "vgmidi")
     assert row["clips"] > 50 and row["songs"] > 20 and row["split_seed"] == 1 and not row["refit"]
+    assert (row["test"], vgmidi["test"], vgmidi["clips"]) == ("EMOPIA held-out", "VGMIDI", 204)
+    assert 0 <= vgmidi["accuracy"] <= 1 and 0 < vgmidi["statistics_accuracy"] <= 1
     assert 0 <= row["accuracy"] <= 1 and 0 < row["statistics_accuracy"] <= 1
     # the refit is tested on the same held-out clips, which are its test split
     assert refitted["refit"] and (refitted["clips"], refitted["songs"]) == (row["clips"], row["songs"])

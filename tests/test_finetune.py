@@ -361,6 +361,28 @@ def test_piece_features_join_the_pooled_encoding(workdir, encoder, monkeypatch):
     assert not np.allclose(clf.predict(SHIPPED_SONGS[0]).probs, before)  # the head reads them
 
 
+def test_note_features_join_each_token(workdir, encoder, monkeypatch):
+    """task.note_features: the top-line rule's answer per note goes into the token head in
+    training and in classify, computed from the tokens both times."""
+    import numpy as np
+
+    from midibert.classify import Classifier
+    from tests.conftest import SHIPPED_SONGS
+
+    res = run(workdir, "melody", "bert", f"pretrained={encoder}", "task.note_features=[top_line]", "name=melody-top")
+    task = load_bundle(res["dir"] / "bundle").task
+    assert task["note_features"] == ["top_line"] and task["head"]["n_features"] == 1
+    clf = Classifier.from_pretrained(res["dir"] / "bundle", quantize=False)
+    enc = clf.encode(SHIPPED_SONGS[0])
+    read = clf._features(enc)
+    assert read.shape == (len(enc), 1) and 0 < read.sum() < (enc.note_index >= 0).sum()
+    before = clf.predict(SHIPPED_SONGS[0]).probs
+    monkeypatch.setattr(clf, "_features", lambda enc: 1 - read)
+    assert not np.allclose(clf.predict(SHIPPED_SONGS[0]).probs, before)  # the head reads them
+    with pytest.raises(ValueError, match="only the BERT head reads note features"):
+        run(workdir, "melody", "rnn", *SMALL_RNN, "task.note_features=[top_line]", "name=melody-top-rnn")
+
+
 def test_a_task_of_your_own_is_described_by_its_bundle(workdir, encoder, tmp_path):
     """The bundle of a task the registry does not know carries its description: level, classes,
     dataset, label and rule baselines, which classify and the release read."""

@@ -142,6 +142,29 @@ def test_round_trip_generated(notes, meters, tempos, tpq, spec, drop):
     assert_round_trip(tok, score)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(notes=notes_st, meters=meters_st, tpq=st.sampled_from([96, 480, 1001]), spec=st.sampled_from(SPECS[:2]))
+def test_cp_note_times_are_where_decode_puts_the_notes(notes, meters, tpq, spec):
+    """What a head's note features are computed from (task.note_features), token by token."""
+    tok = Tokenizer.from_spec(spec)
+    enc = tok.encode(make_score({"a": notes}, tpq=tpq, meters=meters))
+    onset, end, pitch = tok.note_times(enc.ids)
+    assert ((onset >= 0) == (enc.note_index >= 0)).all()
+    decoded = tok.decode(enc.ids)
+    got = decoded.tracks[0].notes.numpy()
+    step = decoded.ticks_per_quarter // tok.config.resolution
+    note = onset >= 0
+    assert (onset[note] * step).tolist() == got["time"].tolist()
+    assert ((end - onset)[note] * step).tolist() == got["duration"].tolist()
+    assert pitch[note].tolist() == got["pitch"].tolist()
+
+
+def test_note_times_need_cp_tokens():
+    tok = Tokenizer.from_spec("remi-score")
+    with pytest.raises(ValueError, match="note features need CP tokens"):
+        tok.note_times(tok.encode(make_score({"p": [(0, 480, 60, 80)]})).ids)
+
+
 def test_meters_and_changes_set_bar_lengths():
     tok = Tokenizer.create("cp", kind="score")  # 4 steps per quarter
     # 3/4 for two bars, then 6/8 from tick 2880 (= bar 3), notes on each downbeat

@@ -234,6 +234,10 @@ class Tokenizer:
         cached `bar_start` arrays and the batches' `bar_start` (bar masking, bar-aligned windows)."""
         raise NotImplementedError
 
+    def note_times(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(onset, end, pitch) per token of the note it stands for, -1 elsewhere (CP tokens)."""
+        raise ValueError(f"{self.spec} tokens do not place a note in one token; note features need CP tokens")
+
     def decode(self, ids: np.ndarray) -> symusic.Score:
         """Tokens back to a one-track piano Score (write it with `.dump_midi(path)`)."""
         raise NotImplementedError

@@ -55,6 +55,26 @@ class CPTokenizer(Tokenizer):
         note_index = np.where(is_note, sel[note_row], -1).astype(np.int64)
         return ids, note_index
 
+    def note_times(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(onset, end, pitch) of the note each token stands for, in grid steps and MIDI pitch,
+        where `decode` puts it; -1 on tokens that stand for no note. Read from the tokens alone, so
+        training windows and a user's file give a head the same numbers."""
+        ids = np.asarray(ids, dtype=np.int64)
+        bar = ids[:, 0]
+        new = bar >= BAR_NEW
+        # each bar's meter: its own Bar_New_{meter}, else the last one before it, else 4/4
+        changed = bar[new] - BAR_NEW - 1
+        last = np.maximum.accumulate(np.where(changed >= 0, np.arange(len(changed)), -1)) if len(changed) else changed
+        meter = np.where(last >= 0, changed[np.maximum(last, 0)], self._meter_index[(4, 4)])
+        lengths = np.array([self._bar_length(m) for m in self.meters])[meter]
+        bar_start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        bar_no = np.cumsum(new) - 1
+        note = (bar >= N_SPECIAL) & (bar_no >= 0) & (ids[:, 1:] >= N_SPECIAL).all(1)
+        onset = np.where(note, bar_start[np.maximum(bar_no, 0)] + ids[:, 1] - N_SPECIAL, -1)
+        end = np.where(note, onset + ids[:, 3] - N_SPECIAL + 1, -1)
+        pitch = np.where(note, ids[:, 2] - N_SPECIAL + self.config.pitch_range[0], -1)
+        return onset, end, pitch
+
     def decode(self, ids: np.ndarray) -> symusic.Score:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.ndim != 2 or ids.shape[1] != len(self.vocab):

@@ -41,6 +41,7 @@ class WindowDataset(Dataset):
 
     labels: a per-token array (token tasks), a per-piece array (sequence tasks) or None.
     end_aligned: no short last window in a piece longer than `seq_len` (`window_starts`).
+    piece_features: (pieces, k) numbers per piece; note_features: (tokens, k) numbers per token.
     """
 
     def __init__(
@@ -53,9 +54,10 @@ class WindowDataset(Dataset):
         pieces: Sequence[int] | None = None,
         end_aligned: bool = False,
         piece_features: np.ndarray | None = None,
+        note_features: np.ndarray | None = None,
     ):
         self.split, self.seq_len, self.labels, self.piece_labels = split, seq_len, labels, piece_labels
-        self.piece_features = piece_features
+        self.piece_features, self.note_features = piece_features, note_features
         rows = []
         for p in range(len(split)) if pieces is None else pieces:
             s = split.piece(p)
@@ -91,6 +93,8 @@ class WindowDataset(Dataset):
             item["labels"] = int(self.piece_labels[piece])
         if self.piece_features is not None:
             item["features"] = self.piece_features[piece]
+        elif self.note_features is not None:
+            item["features"] = self.note_features[start : start + n]
         return item
 
 
@@ -115,7 +119,7 @@ def collate(items: list[dict]) -> dict:
     if "source" in items[0]:
         batch["source"] = torch.tensor([it["source"] for it in items])
     if "features" in items[0]:
-        batch["features"] = torch.from_numpy(np.stack([it["features"] for it in items]).astype(np.float32))
+        batch["features"] = torch.from_numpy(_stack_features(items, L))
     if "labels" in items[0]:
         if np.ndim(items[0]["labels"]) == 0:
             batch["labels"] = torch.tensor([it["labels"] for it in items])
@@ -125,6 +129,17 @@ def collate(items: list[dict]) -> dict:
                 lab[b, : len(it["labels"])] = it["labels"]
             batch["labels"] = torch.from_numpy(lab)
     return batch
+
+
+def _stack_features(items: list[dict], L: int) -> np.ndarray:
+    """(B, k) piece features, or (B, L, k) note features, zero on padding."""
+    first = items[0]["features"]
+    if np.ndim(first) == 1:
+        return np.stack([it["features"] for it in items]).astype(np.float32)
+    out = np.zeros((len(items), L, first.shape[-1]), np.float32)
+    for b, it in enumerate(items):
+        out[b, : len(it["features"])] = it["features"]
+    return out
 
 
 class _Base(pl.LightningDataModule):
@@ -304,7 +319,11 @@ class _Mix(Dataset):
 
 
 class TokenClassificationDataModule(_Base):
-    """Per-token labels (melody3, melody2 or velocity) of a note-labelled dataset such as POP909."""
+    """Per-token labels (melody3, melody2 or velocity) of a note-labelled dataset such as POP909.
+
+    note_features: names of `baselines.NOTE_FEATURES` each token carries into the head, computed
+    from the prepared tokens as `midibert.classify` computes them from a file's.
+    """
 
     eval_level = "note"
 
@@ -315,11 +334,13 @@ class TokenClassificationDataModule(_Base):
         path: str | None = None,
         max_pieces: int | None = None,
         options: dict | None = None,
+        note_features: Sequence[str] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.dataset, self.label, self.path = dataset, label, path
         self.max_pieces, self.options = max_pieces, dict(options or {})
+        self.note_features = list(note_features)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -336,9 +357,23 @@ class TokenClassificationDataModule(_Base):
             found = {c for c, n in zip(self.classes, counts) if n}
             _check_classes(self.dataset, "tracks", self.classes, found, unit="training note")
         lab = {s: sp.labels[self.label] for s, sp in self.splits.items()}
-        self.train_set = WindowDataset(self.splits["train"], self.seq_len, 0, labels=lab["train"])
-        self.val_set = WindowDataset(self.splits["valid"], self.seq_len, self.eval_overlap, labels=lab["valid"])
-        self.test_set = WindowDataset(self.splits["test"], self.seq_len, self.eval_overlap, labels=lab["test"])
+        feats = {s: self._note_features(sp) for s, sp in self.splits.items()}
+        self.train_set, self.val_set, self.test_set = (
+            WindowDataset(self.splits[s], self.seq_len, overlap, labels=lab[s], note_features=feats[s])
+            for s, overlap in (("train", 0), ("valid", self.eval_overlap), ("test", self.eval_overlap))
+        )
+
+    def _note_features(self, split: PreparedSplit) -> np.ndarray | None:
+        """(tokens, k) of the whole split, piece by piece, or None without note features."""
+        if not self.note_features:
+            return None
+        from midibert.baselines import note_features
+
+        pieces = [
+            note_features(self.tokenizer, np.asarray(split.ids[split.piece(p)]), self.note_features)
+            for p in range(len(split))
+        ]
+        return np.concatenate(pieces) if pieces else np.zeros((0, len(self.note_features)), np.float32)
 
     def train_class_counts(self) -> np.ndarray:
         y = np.asarray(self.splits["train"].labels[self.label])
