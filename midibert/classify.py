@@ -50,6 +50,10 @@ from midibert.tokenize.windows import Windows, aggregate_notes, evaluation_overl
 INT8_ON_CPU = True
 OVERLAP_ON_CPU = 0
 MELODY_TRACKS = {"melody": "MELODY", "bridge": "BRIDGE", "accompaniment": "ACCOMPANIMENT"}
+# A played piano file has many loudnesses (no EMOPIA clip has fewer than 18 distinct velocities,
+# no Pianist8 piece fewer than 38); one entered in a sequencer or notation program has a handful
+# (VGMIDI's phrases: 3 in the median one), which a model reading velocity takes for played loudness.
+ENTERED_VELOCITIES = 12
 
 
 def has_tune(level: str, class_names: list[str]) -> bool:
@@ -73,6 +77,9 @@ class Prediction:
     labels: list[str] | str
     probs: np.ndarray
     encoding: Encoding = field(repr=False)
+    caveats: tuple[str, ...] = ()
+    """What about the file makes the answer less sure than the model's figures: for a model that
+    reads velocity, a file whose velocities look entered, not played (fewer than 12 distinct)."""
 
     @property
     def label(self) -> str:
@@ -149,6 +156,8 @@ class Prediction:
             "label": self.label,
             "confidence": round(self.confidence, 4),
         }
+        if self.caveats:
+            d["caveats"] = list(self.caveats)
         if self.level == "piece":
             d["probs"] = dict(zip(self.class_names, np.round(self.probs, 4).tolist()))
         else:
@@ -457,17 +466,30 @@ class Classifier(WindowReader):
 
     def _result(self, enc: Encoding, probs: np.ndarray, windows: Windows) -> Prediction:
         """Window probabilities -> one row per note (file order) or one per piece."""
-        names, task = self.class_names, self.task_name
+        names, task, caveats = self.class_names, self.task_name, self._caveats(enc)
         if self.level == "piece":
             p = probs.mean(0) @ self._merge
-            return Prediction(enc.source or "", task, "piece", names, names[int(p.argmax())], p, enc)
+            return Prediction(enc.source or "", task, "piece", names, names[int(p.argmax())], p, enc, caveats)
         _, note_ids, note_probs = aggregate_notes(probs, windows.note_index, np.zeros(len(windows), dtype=np.int64))
         per_note = np.full((len(enc.notes), len(names)), np.nan)
         per_note[note_ids] = note_probs @ self._merge
         per_note = per_note[np.argsort(enc.notes.source_index, kind="stable")]  # into the file's order
         best = np.nan_to_num(per_note, nan=-1).argmax(1)
         labels = [names[i] if not np.isnan(p[0]) else "" for i, p in zip(best, per_note)]  # "" = dropped note
-        return Prediction(enc.source or "", task, "note", names, labels, per_note, enc)
+        return Prediction(enc.source or "", task, "note", names, labels, per_note, enc, caveats)
+
+    def _caveats(self, enc: Encoding) -> tuple[str, ...]:
+        """A model that reads velocity, given a file whose velocities look entered, not played."""
+        families = self.tokenizer.families
+        if "Velocity" not in families or families.index("Velocity") in self.hide:
+            return ()
+        n = len(np.unique(enc.notes.velocity[np.asarray(enc.notes.tokenized, dtype=bool)]))
+        if not 0 < n < ENTERED_VELOCITIES:
+            return ()
+        return (
+            f"{n} distinct velocit{'y' if n == 1 else 'ies'}: the file looks entered, not played, and this model "
+            "reads velocity as played loudness (its answer may follow that loudness)",
+        )
 
     def predict(self, src: MidiSource) -> Prediction:
         """Labels for one piece (every note of a note-level task gets exactly one)."""

@@ -86,6 +86,8 @@ def _classify(args: argparse.Namespace) -> int:
 
     def classify(file: str) -> None:
         res = clf.predict(file)
+        for caveat in res.caveats:
+            print(f"{file}: {caveat}", file=sys.stderr)
         if args.line:
             res = res.line()
         if args.out:

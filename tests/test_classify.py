@@ -194,6 +194,26 @@ def test_a_model_reading_pieces_in_c_ignores_their_key(tmp_path):
         assert np.allclose(in_g, in_c, atol=1e-6) == key_to_c
 
 
+def test_velocities_that_look_entered_are_a_caveat(tmp_path):
+    """A model that reads velocity says when a file's velocities look entered, not played (a
+    handful of values), in the prediction, its JSON and on the CLI's stderr; with played ones, or a
+    model that reads no velocity, it says nothing."""
+    entered = [(i * 240, 240, 60 + i % 12, 80 + 20 * (i % 2)) for i in range(48)]  # two loudnesses
+    played = [(t, d, p, 30 + (7 * i) % 90) for i, (t, d, p, _) in enumerate(entered)]  # 48 of them
+    quadrants = dict(enumerate("Q1 Q2 Q3 Q4".split()))
+    bundle = make_bundle(tmp_path / "perf", "emotion", "sequence", quadrants, spec="cp-performance")
+    clf = Classifier.from_pretrained(bundle)
+    said = clf.predict(make_score({"Piano": entered}))
+    assert len(said.caveats) == 1 and said.caveats[0].startswith("2 distinct velocities: the file looks entered")
+    assert json.loads(said.to_json())["caveats"] == list(said.caveats)
+    assert clf.predict(make_score({"Piano": played})).caveats == ()
+    score_model = Classifier.from_pretrained(make_bundle(tmp_path / "score", "emotion", "sequence", quadrants))
+    assert score_model.predict(make_score({"Piano": entered})).caveats == ()
+    make_score({"Piano": entered}).dump_midi(str(tmp_path / "entered.mid"))
+    out = run("classify", str(tmp_path / "entered.mid"), "--model", str(bundle))
+    assert out.returncode == 0 and f"{tmp_path / 'entered.mid'}: 2 distinct velocities" in out.stderr
+
+
 def test_style_gives_one_label_per_piece(tmp_path, pieces):
     files = pieces[:2]
     bundle = make_bundle(tmp_path / "style", "style", "sequence", STYLE)
