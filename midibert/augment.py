@@ -11,6 +11,9 @@ Score in one of those ways, keeping every note's track (so labels read from trac
     jitter    each onset moved by up to an eighth of a beat: timing off the sixteenth grid
     register  each track moved by -1, 0 or +1 octave (within the piano's range): the
               accompaniment may sit above the tune
+    octave    the whole piece an octave up, every track together, where it fits under the
+              piano's top: the voices keep their order, and part music's top voice sings in a
+              violin's register rather than a voice's
     harmony   a second voice a third or a sixth under the tune, in the piece's scale, holding a
               note now and then where the tune moves: a line that sings like the tune and is not
               it, as a chorale's alto or a quartet's second violin
@@ -98,6 +101,15 @@ def register(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
     return out
 
 
+def octave(score: symusic.Score, rng: np.random.Generator) -> symusic.Score:
+    out = score.copy()
+    tracks = [t for t in out.tracks if not t.is_drum and len(t.notes)]
+    if tracks and max(int(t.notes.numpy()["pitch"].max()) for t in tracks) + 12 <= PIANO[1]:
+        for track in tracks:
+            track.shift_pitch(12, inplace=True)
+    return out
+
+
 def _scale(score: symusic.Score) -> np.ndarray:
     """(12,) bool: the piece's seven pitch classes that sound longest, the scale its key most likely has."""
     weight = np.zeros(12)
@@ -147,6 +159,7 @@ AUGMENTATIONS: dict[str, Callable[[symusic.Score, np.random.Generator], symusic.
     "tempo": tempo,
     "jitter": jitter,
     "register": register,
+    "octave": octave,
     "harmony": harmony,
 }
 

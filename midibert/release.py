@@ -393,10 +393,11 @@ def _card(
         f"training saw ({measured['n']:,} {unit}). Classes: {', '.join(ft['task']['class_names'])}.",
     ]
     for extra in _extra_datasets(ft):
-        copies = data["options"].get("extra_copies", 1)
+        copies, augmented = data["options"].get("extra_copies", 1), data["options"].get("extra_augment")
+        how = f"half of them through `{'`, `'.join(augmented)}` (`midibert.augment`)" if augmented else "as its file is"
         lines.append(
             f"- Its training split also held **{extra}**, every piece {copies} time{'s' * (copies > 1)} "
-            "(read as its file is), with validation and test still the first dataset's only."
+            f"(read {how}), with validation and test still the first dataset's only."
         )
     if _refit(ft):
         lines.append(

@@ -34,7 +34,7 @@ def _notes(score: symusic.Score) -> list[dict]:
     return [t.notes.numpy() for t in score.tracks]
 
 
-@pytest.mark.parametrize("name", [n for n in aug.AUGMENTATIONS if n != "harmony"])
+@pytest.mark.parametrize("name", [n for n in aug.AUGMENTATIONS if n not in ("harmony", "octave")])
 def test_every_augmentation_keeps_tracks_and_notes_and_is_reproducible(name):
     src = _score()
     out = aug.augment(src, [name], aug.rng_for("song@aug1"))
@@ -127,6 +127,19 @@ def test_register_keeps_notes_on_the_keyboard():
     for seed in range(10):
         top = aug.register(s, aug.rng_for(str(seed))).tracks[0].notes.numpy()["pitch"]
         assert top.max() <= aug.PIANO[1]
+
+
+def test_octave_moves_the_whole_piece_up_where_it_fits():
+    src = _score()
+    out = aug.augment(src, ["octave"], aug.rng_for("x"))
+    assert [t.name for t in out.tracks] == ["MELODY", "PIANO"]
+    for a, b in zip(_notes(out), _notes(src)):
+        assert np.array_equal(a["time"], b["time"]) and (a["pitch"].astype(int) - b["pitch"] == 12).all()
+    high = _score()
+    n = high.tracks[1].notes.numpy()
+    n["pitch"][0] = 100  # an octave up would leave the keyboard: the piece stays where it is
+    high.tracks[1].notes = symusic.Note.from_numpy(**n)
+    assert all(np.array_equal(a["pitch"], b["pitch"]) for a, b in zip(_notes(aug.octave(high, None)), _notes(high)))
 
 
 def test_unknown_augmentation_is_refused_naming_the_known_ones():

@@ -152,6 +152,14 @@ def test_pop909_extra_training_pieces_join_its_training_split_only(tmp_path):
         read("pop909", tmp_path, extra_train="pop1k7", extra_path=str(tmp_path))
     with pytest.raises(ValueError, match="extra_copies must be at least 1"):
         read("pop909", tmp_path, extra_train="sample", extra_path=str(tmp_path / "sample"), extra_copies=0)
+    # with extra_augment, as many copies, half of each piece's read through the augmentation
+    octave = dict(extra_train="sample", extra_path=str(tmp_path / "sample"), extra_augment=["octave"])
+    mixed = [p for p in read("pop909", tmp_path, extra_copies=4, **octave) if p.id.startswith("sample/")]
+    assert len(mixed) == 4 * len(train) and sorted({p.augment for p in mixed}) == [(), ("octave",)]
+    assert sum(p.augment == ("octave",) for p in mixed) == 2 * len(train)
+    assert {p.group for p in mixed} == {f"sample/{p.group or p.id}" for p in train}  # a copy stays in its piece's group
+    with pytest.raises(ValueError, match="extra_copies=3 is odd"):
+        read("pop909", tmp_path, extra_copies=3, **octave)
 
 
 def test_data_a_reader_makes_goes_to_the_cache_unless_it_is_beside_the_datasets(tmp_path, monkeypatch):

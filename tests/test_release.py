@@ -149,12 +149,13 @@ def test_extra_training_data_is_on_the_card_and_in_the_licence(released, tmp_pat
     note features its head read are in the card's recipe."""
 
     def extra(config, run):
-        config.task.data.options = {"extra_train": "madrigals", "extra_copies": 8, "extra_path": str(tmp_path / "m")}
+        config.task.data.options = {"extra_train": "madrigals", "extra_copies": 8, "extra_path": str(tmp_path / "m"),
+                                    "extra_augment": ["octave"]}  # fmt: skip
         config.task.note_features = ["top_line"]
 
     _, index, models = _exported_copy(released, tmp_path, "melody-bert", "melody-bert", extra)
     entry, card = index["midibert-tiny-melody"], _card_of(models, index, "midibert-tiny-melody")
-    assert "Its training split also held **madrigals**, every piece 8 times" in card
+    assert "Its training split also held **madrigals**, every piece 8 times (read half of them through `octave`" in card
     assert "- madrigals (fine-tuning): public-domain music" in card
     assert "for each note, the answer of the rule top_line (1 or 0, computed from the tokens)" in card
     assert entry["data"].startswith("sample + madrigals") and entry["licence"] == "research use only"

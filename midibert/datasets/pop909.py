@@ -8,6 +8,7 @@ the raw file too (`timing="raw"` or `"both"`) trains and tests a model on what i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def read(
     extra_train: str | None = None,
     extra_path: str | None = None,
     extra_copies: int = 1,
+    extra_augment: Sequence[str] = (),
 ) -> list[Piece]:
     """The songs (the 865 qualified ones by default) with MidiBERT-Piano's split.
 
@@ -39,7 +41,8 @@ def read(
     extra_train: another dataset with melody labels in its track names (e.g. "madrigals", read
     from `extra_path`, by default where `datasets.base.dataset_dir` finds it) whose training
     pieces join POP909's training split, `extra_copies` times each (ids "<dataset>/<id>@<k>"),
-    read as they are; validation and test stay POP909's.
+    read as they are, or, with `extra_augment` (names from `midibert.augment`), half of the copies
+    read through those augmentations; validation and test stay POP909's.
     """
     if timing not in TIMINGS:
         raise ValueError(f"pop909: timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
@@ -50,7 +53,7 @@ def read(
         else sorted(p.name for p in (root / "POP909").iterdir() if p.is_dir())
     )
     readings = ["beats", "raw"] if timing == "both" else [timing]
-    return _extra(extra_train, extra_path, seed, extra_copies) + [
+    return _extra(extra_train, extra_path, seed, extra_copies, extra_augment) + [
         Piece(
             id=sid if reading == "beats" else f"{sid}@raw",
             path=root / "POP909" / sid / f"{sid}.mid",
@@ -64,7 +67,7 @@ def read(
     ]
 
 
-def _extra(name: str | None, path: str | None, seed: int, copies: int) -> list[Piece]:
+def _extra(name: str | None, path: str | None, seed: int, copies: int, augment: Sequence[str] = ()) -> list[Piece]:
     """The training pieces of dataset `name` as extra POP909 training pieces (`read`)."""
     if name is None:
         return []
@@ -75,11 +78,16 @@ def _extra(name: str | None, path: str | None, seed: int, copies: int) -> list[P
         raise ValueError(f"pop909: extra_train={name!r} has no melody labels in its MIDI files")
     if copies < 1:
         raise ValueError(f"pop909: extra_copies must be at least 1, got {copies}")
-    train = [p for p in read_dataset(name, path, seed=seed) if p.split == "train"]
+    if augment and copies % 2:
+        raise ValueError(
+            f"pop909: extra_augment reads half of the extra copies augmented; extra_copies={copies} is odd"
+        )
+    # with augment, each piece once as it is and once augmented (base.read's "@aug1" copy), each copies/2 times
+    train = [p for p in read_dataset(name, path, seed=seed, augment=augment) if p.split == "train"]
     return [
         replace(p, id=f"{name}/{p.id}@{k}", group=f"{name}/{p.group or p.id}", reading="raw")
         for p in train
-        for k in range(copies)
+        for k in range(copies // 2 if augment else copies)
     ]
 
 
