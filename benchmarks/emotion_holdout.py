@@ -30,14 +30,7 @@ from omegaconf import OmegaConf
 
 from midibert.classify import Classifier
 from midibert.datasets.emopia import HOLDOUT
-from midibert.evaluate import score_predictions, split_sources, statistics_metrics
-from midibert.tokenize import Tokenizer
-
-
-def vgmidi_sources(path: Path) -> tuple[list, list]:
-    """(pieces, sources) of every labelled VGMIDI phrase, whatever split its reader puts it in."""
-    parts = [split_sources("vgmidi", path, kind="performance", split=s) for s in ("train", "valid", "test")]
-    return [p for pieces, _ in parts for p in pieces], [f for _, files in parts for f in files]
+from midibert.evaluate import score_predictions, split_sources, statistics_scorer
 
 
 def evaluate_run(run: Path, shipped: str | None = None, vgmidi: Path | None = None) -> list[dict]:
@@ -47,7 +40,8 @@ def evaluate_run(run: Path, shipped: str | None = None, vgmidi: Path | None = No
     refit = run / "emotion-bert-refit"
     stages = sorted(run.glob("emotion-bert-seed*")) + ([refit] if refit.is_dir() else [])
     source = refit if refit.is_dir() else run / "emotion-bert-seed1"
-    other = [("VGMIDI", vgmidi_sources(vgmidi))] if vgmidi else []
+    # every labelled phrase, whatever split its reader puts it in
+    other = [("VGMIDI", split_sources("vgmidi", vgmidi, kind="performance", split=None))] if vgmidi else []
     for stage in stages:
         cfg = OmegaConf.load(stage / "config.yaml")
         data = cfg.task.data
@@ -56,17 +50,15 @@ def evaluate_run(run: Path, shipped: str | None = None, vgmidi: Path | None = No
             raise SystemExit(f"{stage}: trained without a held-out share (task.data.options.holdout); nothing to score")
         read = dict(path=data.path, kind="performance", split_seed=cfg.split_seed, **options)
         held = split_sources("emopia", split="test" if options.get("refit") else HOLDOUT, **read)
-        tokenizer = Tokenizer.load(stage / "bundle")
         train = split_sources("emopia", split="train", **read)
-        models = [(stage.name, stage / "bundle", {"device": "cpu", "quantize": False})]
+        models = [(stage.name, Classifier.from_pretrained(stage / "bundle", device="cpu", quantize=False))]
         if shipped and stage == source:
-            models.append((f"{shipped} (shipped, CPU default)", shipped, {"device": "cpu"}))
+            models.append((f"{shipped} (shipped, CPU default)", Classifier.from_pretrained(shipped, device="cpu")))
+        statistics = statistics_scorer(train, models[0][1].tokenizer, data.label_key, list(cfg.task.class_names))
         for test_set, test in [("EMOPIA held-out", held), *other]:
-            stats = statistics_metrics(train, test, tokenizer, data.label_key, list(cfg.task.class_names))
-            for name, bundle, how in models:
-                m = score_predictions(
-                    Classifier.from_pretrained(bundle, **how).predict_batch(test[1]), test[0], data.label_key
-                )
+            stats = statistics(test)
+            for name, clf in models:
+                m = score_predictions(clf.predict_batch(test[1]), test[0], data.label_key)
                 rows.append({"model": name, "test": test_set, "split_seed": cfg.split_seed, "refit": bool(options.get("refit")),
                              "clips": len(test[0]), "songs": len({p.group for p in test[0]}),
                              "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],

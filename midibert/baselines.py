@@ -162,11 +162,7 @@ def note_features(tokenizer, ids: np.ndarray, names: list[str]) -> np.ndarray:
     unknown = [n for n in names if n not in NOTE_FEATURES]
     if unknown:
         raise ValueError(f"unknown note features {unknown}; choose from {sorted(NOTE_FEATURES)}")
-    return (
-        np.stack([NOTE_FEATURES[n](tokenizer, ids) for n in names], axis=1)
-        if names
-        else np.zeros((len(ids), 0), np.float32)
-    )
+    return np.stack([NOTE_FEATURES[n](tokenizer, ids) for n in names], axis=1)
 
 
 def skyline_classes(pitch: np.ndarray, onset: np.ndarray, n_classes: int) -> np.ndarray:

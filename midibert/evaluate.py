@@ -165,13 +165,14 @@ def split_sources(
     path: str | os.PathLike | None = None,
     *,
     kind: str = "score",
-    split: str = "test",
+    split: str | None = "test",
     limit: int | None = None,
     split_seed: int = 42,
     **options,
 ) -> tuple[list, list]:
-    """(pieces, MIDI sources) of one split of a dataset, each loaded as fine-tuning read it for a
-    tokenizer of `kind` (POP909 scores realigned to their beats), for a Classifier to predict.
+    """(pieces, MIDI sources) of one split of a dataset (None: every piece), each loaded as
+    fine-tuning read it for a tokenizer of `kind` (POP909 scores realigned to their beats), for a
+    Classifier to predict.
 
     `split_seed` must be the fine-tuning run's (results.json has it): datasets without a published
     split (EMOPIA, the sample corpus) are split by it, and another would test on pieces the model
@@ -179,9 +180,9 @@ def split_sources(
     from midibert.datasets import get_info, read
 
     info = get_info(dataset)
-    pieces = [p for p in read(dataset, path, seed=split_seed, **options) if p.split == split][:limit]
+    pieces = [p for p in read(dataset, path, seed=split_seed, **options) if split is None or p.split == split][:limit]
     if not pieces:
-        raise ValueError(f"{dataset}: no pieces in the {split} split")
+        raise ValueError(f"{dataset}: no pieces" + (f" in the {split} split" if split else ""))
     return pieces, [info.load(p, kind) if info.load else p.path for p in pieces]
 
 
@@ -228,11 +229,9 @@ def skyline_metrics(preds: list, pieces: list) -> dict:
     return metrics(np.concatenate(truth), np.concatenate(guess), preds[0].class_names)
 
 
-def statistics_metrics(
-    train: tuple[list, list], test: tuple[list, list], tokenizer, label_key: str, class_names
-) -> dict:
-    """The note-statistics baseline's metrics on `test` (pieces, sources), fitted to `train`'s (the
-    release gate's rule), reading the files as `tokenizer` does."""
+def statistics_scorer(train: tuple[list, list], tokenizer, label_key: str, class_names):
+    """The note-statistics baseline (the release gate's rule) fitted to `train` (pieces, sources),
+    reading the files as `tokenizer` does: a function of test (pieces, sources) -> its metrics."""
     from midibert.baselines import statistics_classifier, statistics_matrix
 
     def features(sources):
@@ -243,7 +242,14 @@ def statistics_metrics(
 
     clf = statistics_classifier()
     clf.fit(features(train[1]), classes(train[0]))
-    return metrics(classes(test[0]), clf.predict(features(test[1])), class_names)
+    return lambda test: metrics(classes(test[0]), clf.predict(features(test[1])), class_names)
+
+
+def statistics_metrics(
+    train: tuple[list, list], test: tuple[list, list], tokenizer, label_key: str, class_names
+) -> dict:
+    """The note-statistics baseline's metrics on `test` (pieces, sources), fitted to `train`'s."""
+    return statistics_scorer(train, tokenizer, label_key, class_names)(test)
 
 
 def agreement(a: Sequence, b: Sequence) -> float:
